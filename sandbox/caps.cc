@@ -1,0 +1,45 @@
+#include "sandbox/caps.h"
+
+#include <linux/securebits.h>
+#include <sys/prctl.h>
+
+#include <cerrno>
+
+namespace packvisor::sandbox {
+
+Result<CapabilityPlan> CapabilityPlan::Create() {
+  cap_t empty = cap_init();
+  if (empty == nullptr) return ErrnoError("cap_init");
+  return CapabilityPlan(empty, static_cast<int>(cap_max_bits()) - 1);
+}
+
+CapabilityPlan::CapabilityPlan(CapabilityPlan&& other) noexcept
+    : empty_(other.empty_), last_cap_(other.last_cap_) {
+  other.empty_ = nullptr;
+}
+
+CapabilityPlan::~CapabilityPlan() {
+  if (empty_ != nullptr) cap_free(empty_);
+}
+
+int CapabilityPlan::DropAll(SetupStep* step) const {
+  *step = SetupStep::kSecurebits;
+  constexpr unsigned long kLockedBits =
+      SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
+      SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE |
+      SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+  if (prctl(PR_SET_SECUREBITS, kLockedBits, 0, 0, 0) != 0) return errno;
+
+  // The bounding set first: dropping from it needs CAP_SETPCAP, which the last step removes.
+  *step = SetupStep::kDropBoundingCaps;
+  for (int cap = 0; cap <= last_cap_; ++cap) {
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) return errno;
+  }
+  *step = SetupStep::kClearAmbientCaps;
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) return errno;
+  *step = SetupStep::kDropCaps;
+  if (cap_set_proc(empty_) != 0) return errno;
+  return 0;
+}
+
+}  // namespace packvisor::sandbox

@@ -1,0 +1,30 @@
+// Capabilities and securebits. The parent prepares an empty capability set (libcap allocates);
+// the child applies it without allocating.
+#pragma once
+
+#include <sys/capability.h>
+
+#include "sandbox/os/error.h"
+#include "sandbox/report.h"
+
+namespace packvisor::sandbox {
+
+class CapabilityPlan {
+ public:
+  static Result<CapabilityPlan> Create();
+  CapabilityPlan(CapabilityPlan&& other) noexcept;
+  CapabilityPlan& operator=(CapabilityPlan&&) = delete;
+  ~CapabilityPlan();
+
+  // Child side. Locks securebits (no root privileges for uid 0, no setuid fixups, no keep-caps,
+  // no ambient raise, all locked), then drops the bounding, ambient, inheritable, permitted and
+  // effective sets. Returns 0 or an errno and sets *step to the step that failed.
+  int DropAll(SetupStep* step) const;
+
+ private:
+  CapabilityPlan(cap_t empty, int last_cap) : empty_(empty), last_cap_(last_cap) {}
+  cap_t empty_;
+  int last_cap_;
+};
+
+}  // namespace packvisor::sandbox

@@ -1,0 +1,51 @@
+// The child side of a launch: one linear, allocation-free setup function. Everything it uses was
+// computed by the parent before clone; it only makes system calls and, on failure, reports
+// {step, errno} on the report pipe and exits.
+#pragma once
+
+#include <linux/filter.h>
+#include <sys/types.h>
+
+#include "sandbox/caps.h"
+#include "sandbox/mounts.h"
+#include "sandbox/rlimits.h"
+
+namespace packvisor::sandbox {
+
+struct ChildPlan {
+  // Descriptors as numbered in the parent (the clone child has a copy of its table).
+  int stdin_fd = -1;   // read end of the stdin pipe
+  int stdout_fd = -1;  // write ends of the output pipes
+  int stderr_fd = -1;
+  int report_fd = -1;   // write end: ChildMessage records
+  int id_maps_fd = -1;  // read end: one byte once the parent has written the id maps
+  int release_fd = -1;  // read end: one byte once the parent has verified the action
+  // The parent's ends of those pipes; the child closes its copies first, so that EOF on the
+  // go-ahead pipes really means the parent is gone.
+  int parent_fds[6] = {-1, -1, -1, -1, -1, -1};
+
+  uid_t uid = 0;
+  gid_t gid = 0;
+  const char* staging_tmpfs_options = nullptr;
+  const MountPlan* mounts = nullptr;
+  const char* working_dir = nullptr;
+  const char* hostname = nullptr;
+  bool new_network = true;
+  const CapabilityPlan* caps = nullptr;
+  const RlimitPlan* rlimits = nullptr;
+  sock_fprog seccomp{};
+
+  const char* const* argv = nullptr;  // null-terminated
+  const char* const* envp = nullptr;  // null-terminated
+  // Absolute paths to try, in order, for argv[0] (the parent resolved it against PATH).
+  const char* const* exec_candidates = nullptr;
+};
+
+// Exit status the action process uses when exec fails: 127 for "not found", 126 otherwise.
+inline constexpr int kExitNotFound = 127;
+inline constexpr int kExitCannotExecute = 126;
+
+// Runs as PID 1 of the new pid namespace. Never returns.
+[[noreturn]] void RunChild(const ChildPlan& plan);
+
+}  // namespace packvisor::sandbox

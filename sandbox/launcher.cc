@@ -1,0 +1,425 @@
+#include "sandbox/launcher.h"
+
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "sandbox/caps.h"
+#include "sandbox/child.h"
+#include "sandbox/mounts.h"
+#include "sandbox/os/syscalls.h"
+#include "sandbox/os/unique_fd.h"
+#include "sandbox/rlimits.h"
+#include "sandbox/seccomp_policy.h"
+#include "sandbox/userns.h"
+#include "sandbox/verify.h"
+
+namespace packvisor::sandbox {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Pipe {
+  unique_fd read;
+  unique_fd write;
+};
+
+Result<Pipe> MakePipe(const char* what) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return ErrnoError("pipe2", what);
+  return Pipe{unique_fd(fds[0]), unique_fd(fds[1])};
+}
+
+// The compiled filter depends only on the options; compile each variant once per process.
+Result<const SeccompProgram*> CachedSeccompProgram(const SeccompOptions& options) {
+  static std::mutex mutex;
+  static std::map<bool, SeccompProgram> cache;
+  std::lock_guard lock(mutex);
+  auto it = cache.find(options.allow_io_uring);
+  if (it == cache.end()) {
+    auto program = CompileSeccompPolicy(options);
+    if (!program) return program.error();
+    it = cache.emplace(options.allow_io_uring, std::move(*program)).first;
+  }
+  return &it->second;
+}
+
+std::vector<std::string> ExecCandidates(const std::string& command, const std::string& path) {
+  if (command.find('/') != std::string::npos) return {command};
+  std::vector<std::string> candidates;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find(':', start);
+    if (end == std::string::npos) end = path.size();
+    std::string dir = path.substr(start, end - start);
+    if (!dir.empty() && dir[0] == '/') candidates.push_back(dir + "/" + command);
+    start = end + 1;
+  }
+  return candidates;
+}
+
+std::vector<const char*> CStrings(const std::vector<std::string>& strings) {
+  std::vector<const char*> pointers;
+  pointers.reserve(strings.size() + 1);
+  for (const std::string& s : strings) pointers.push_back(s.c_str());
+  pointers.push_back(nullptr);
+  return pointers;
+}
+
+void IgnoreSigpipeOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { signal(SIGPIPE, SIG_IGN); });
+}
+
+// Reaps the init behind `pidfd`, collecting the resource usage of the whole tree it reaped.
+Result<int> ReapInit(int pidfd, struct rusage* usage) {
+  siginfo_t info{};
+  for (;;) {
+    if (syscall(SYS_waitid, P_PIDFD, pidfd, &info, WEXITED, usage) == 0) break;
+    if (errno != EINTR) return ErrnoError("waitid", "sandbox init");
+  }
+  return info.si_code == CLD_EXITED ? (info.si_status << 8) : info.si_status;
+}
+
+class Monitor {
+ public:
+  Monitor(const SandboxSpec& spec, LaunchIo& io, int pidfd, pid_t init_pid, Pipe& stdin_pipe,
+          Pipe& stdout_pipe, Pipe& stderr_pipe, Pipe& report_pipe, Pipe& release_pipe)
+      : spec_(spec), io_(io), pidfd_(pidfd), init_pid_(init_pid), stdin_(std::move(stdin_pipe.write)),
+        stdout_(std::move(stdout_pipe.read)), stderr_(std::move(stderr_pipe.read)),
+        report_(std::move(report_pipe.read)), release_(std::move(release_pipe.write)) {}
+
+  Result<SandboxResult> Run(Clock::time_point start);
+
+ private:
+  void FeedStdin();
+  bool Drain(unique_fd& fd, OutputSink* sink);
+  void ReadReports();
+  void HandleMessage(const ChildMessage& message);
+  void Kill(int signal);
+
+  const SandboxSpec& spec_;
+  LaunchIo& io_;
+  int pidfd_;
+  pid_t init_pid_;
+  unique_fd stdin_, stdout_, stderr_, report_, release_;
+  size_t stdin_offset_ = 0;
+  std::string report_buffer_;
+  SandboxResult result_;
+  bool setup_failed_ = false;
+  bool exec_failed_ = false;
+  bool have_action_status_ = false;
+  int action_status_ = 0;
+  bool stop_requested_ = false;
+  Outcome stop_outcome_ = Outcome::kTimedOut;
+};
+
+void Monitor::FeedStdin() {
+  while (stdin_ && stdin_offset_ < io_.stdin_data.size()) {
+    size_t chunk = std::min<size_t>(io_.stdin_data.size() - stdin_offset_, 65536);
+    ssize_t n = write(stdin_.get(), io_.stdin_data.data() + stdin_offset_, chunk);
+    if (n > 0) {
+      stdin_offset_ += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return;
+    stdin_.reset();  // EPIPE: the action closed stdin early; it simply gets no more
+    return;
+  }
+  stdin_.reset();  // everything written: EOF
+}
+
+bool Monitor::Drain(unique_fd& fd, OutputSink* sink) {
+  char buffer[65536];
+  ssize_t n = read(fd.get(), buffer, sizeof(buffer));
+  if (n > 0) {
+    if (sink != nullptr) sink->Consume(std::string_view(buffer, static_cast<size_t>(n)));
+    return true;
+  }
+  if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
+  fd.reset();
+  return false;
+}
+
+void Monitor::HandleMessage(const ChildMessage& message) {
+  switch (message.kind) {
+    case MessageKind::kSetupFailed:
+      if (message.step == SetupStep::kExec) {
+        exec_failed_ = true;
+      } else {
+        setup_failed_ = true;
+      }
+      if (result_.failed_step == SetupStep::kNone) {
+        result_.failed_step = message.step;
+        result_.failed_errno = message.err;
+        result_.failure_detail = std::to_string(message.detail);
+      }
+      break;
+    case MessageKind::kActionReady: {
+      // The action is fully confined and waits; check it from outside before letting it exec.
+      auto verified = VerifyConfinedAction(init_pid_, spec_);
+      if (!verified) {
+        setup_failed_ = true;
+        result_.failed_step = SetupStep::kWaitForRelease;
+        result_.failed_errno = verified.error().err;
+        result_.failure_detail = "verification: " + verified.error().message();
+        Kill(SIGKILL);
+        break;
+      }
+      char go = 1;
+      if (write(release_.get(), &go, 1) != 1) Kill(SIGKILL);
+      release_.reset();
+      break;
+    }
+    case MessageKind::kActionExited:
+      have_action_status_ = true;
+      action_status_ = message.detail;
+      break;
+  }
+}
+
+void Monitor::ReadReports() {
+  char buffer[sizeof(ChildMessage) * 8];
+  ssize_t n = read(report_.get(), buffer, sizeof(buffer));
+  if (n <= 0) {
+    if (n == 0 || (errno != EINTR && errno != EAGAIN)) report_.reset();
+    return;
+  }
+  report_buffer_.append(buffer, static_cast<size_t>(n));
+  while (report_buffer_.size() >= sizeof(ChildMessage)) {
+    ChildMessage message;
+    std::memcpy(&message, report_buffer_.data(), sizeof(message));
+    report_buffer_.erase(0, sizeof(message));
+    HandleMessage(message);
+  }
+}
+
+void Monitor::Kill(int signal) { os::PidfdSendSignal(pidfd_, signal); }
+
+Result<SandboxResult> Monitor::Run(Clock::time_point start) {
+  if (stdin_) fcntl(stdin_.get(), F_SETFL, O_NONBLOCK);
+  if (io_.stdin_data.empty()) stdin_.reset();
+  Clock::time_point deadline = start + spec_.timeout;
+  Clock::time_point kill_deadline{};
+  bool term_sent = false;
+  bool init_exited = false;
+  int init_status = 0;
+  struct rusage usage {};
+
+  while (!init_exited || stdout_ || stderr_ || report_) {
+    struct pollfd fds[6];
+    int count = 0;
+    auto add = [&](int fd, short events) {
+      fds[count] = {fd, events, 0};
+      return count++;
+    };
+    int stdin_index = stdin_ ? add(stdin_.get(), POLLOUT) : -1;
+    int stdout_index = stdout_ ? add(stdout_.get(), POLLIN) : -1;
+    int stderr_index = stderr_ ? add(stderr_.get(), POLLIN) : -1;
+    int report_index = report_ ? add(report_.get(), POLLIN) : -1;
+    int pidfd_index = !init_exited ? add(pidfd_, POLLIN) : -1;
+    int cancel_index = (!stop_requested_ && io_.cancel_fd >= 0) ? add(io_.cancel_fd, POLLIN) : -1;
+
+    int wait_ms = -1;
+    if (!init_exited) {
+      auto now = Clock::now();
+      auto until = term_sent ? kill_deadline : deadline;
+      wait_ms = until <= now ? 0
+                             : static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(
+                                                    until - now)
+                                                    .count());
+    }
+    int ready = poll(fds, static_cast<nfds_t>(count), wait_ms);
+    if (ready < 0 && errno != EINTR) return ErrnoError("poll", "sandbox pipes");
+
+    if (stdin_index >= 0 && fds[stdin_index].revents != 0) FeedStdin();
+    if (stdout_index >= 0 && fds[stdout_index].revents != 0) Drain(stdout_, io_.stdout_sink);
+    if (stderr_index >= 0 && fds[stderr_index].revents != 0) Drain(stderr_, io_.stderr_sink);
+    if (report_index >= 0 && fds[report_index].revents != 0) ReadReports();
+    if (cancel_index >= 0 && fds[cancel_index].revents != 0) {
+      stop_requested_ = true;
+      stop_outcome_ = Outcome::kCancelled;
+      deadline = Clock::now();
+    }
+    if (pidfd_index >= 0 && fds[pidfd_index].revents != 0) {
+      auto status = ReapInit(pidfd_, &usage);
+      if (!status) return status.error();
+      init_status = *status;
+      init_exited = true;
+      stdin_.reset();
+      release_.reset();
+      continue;
+    }
+    if (!init_exited && Clock::now() >= (term_sent ? kill_deadline : deadline)) {
+      if (!term_sent) {
+        if (!stop_requested_) {
+          stop_requested_ = true;
+          stop_outcome_ = Outcome::kTimedOut;
+        }
+        Kill(SIGTERM);  // init forwards it to every process of the sandbox
+        term_sent = true;
+        kill_deadline = Clock::now() + spec_.kill_grace;
+      } else {
+        Kill(SIGKILL);  // PID 1 dies, and the kernel kills the whole namespace with it
+        kill_deadline = Clock::now() + std::chrono::hours(1);
+      }
+    }
+  }
+
+  result_.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+  result_.cpu_ms = (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000 +
+                   (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000;
+  result_.max_rss_kb = usage.ru_maxrss;
+
+  if (setup_failed_) {
+    result_.outcome = Outcome::kSetupFailed;
+  } else if (stop_requested_ && !have_action_status_) {
+    result_.outcome = stop_outcome_;
+  } else if (exec_failed_) {
+    result_.outcome = Outcome::kExecFailed;
+    result_.exit_code = result_.failed_errno == ENOENT ? kExitNotFound : kExitCannotExecute;
+  } else if (have_action_status_) {
+    if (stop_requested_) {
+      result_.outcome = stop_outcome_;
+    } else if (WIFSIGNALED(action_status_)) {
+      result_.outcome = Outcome::kSignaled;
+      result_.signal = WTERMSIG(action_status_);
+    } else {
+      result_.outcome = Outcome::kExited;
+      result_.exit_code = WEXITSTATUS(action_status_);
+    }
+  } else {
+    // Init died without a report: treat as a setup failure with init's own status.
+    result_.outcome = Outcome::kSetupFailed;
+    result_.failure_detail = "sandbox init ended unexpectedly (status " +
+                             std::to_string(init_status) + ")";
+  }
+  return result_;
+}
+
+}  // namespace
+
+const char* OutcomeName(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kExited: return "exited";
+    case Outcome::kSignaled: return "signaled";
+    case Outcome::kTimedOut: return "timed_out";
+    case Outcome::kCancelled: return "cancelled";
+    case Outcome::kSetupFailed: return "setup_failed";
+    case Outcome::kExecFailed: return "exec_failed";
+  }
+  return "unknown";
+}
+
+std::string SandboxResult::FailureMessage() const {
+  if (outcome != Outcome::kSetupFailed && outcome != Outcome::kExecFailed) return {};
+  std::string text = std::string("setup step '") + SetupStepName(failed_step) + "' failed";
+  if (!failure_detail.empty()) text += " (" + failure_detail + ")";
+  if (failed_errno != 0) text += std::string(": ") + std::strerror(failed_errno);
+  return text;
+}
+
+Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io) {
+  PV_TRY(spec.Validate());
+  IgnoreSigpipeOnce();
+
+  // Everything the child needs is computed here, before clone.
+  auto host = ProbeHostLayout(spec);
+  if (!host) return host.error();
+  MountPlan mounts = BuildMountPlan(spec, *host);
+  auto caps = CapabilityPlan::Create();
+  if (!caps) return caps.error();
+  RlimitPlan rlimits = BuildRlimitPlan(spec.limits);
+  auto seccomp = CachedSeccompProgram(SeccompOptions{});
+  if (!seccomp) return seccomp.error();
+  std::vector<std::string> candidates = ExecCandidates(spec.argv[0], SandboxPath(spec.env));
+  std::vector<const char*> argv = CStrings(spec.argv);
+  std::vector<const char*> envp = CStrings(spec.env);
+  std::vector<const char*> candidate_ptrs = CStrings(candidates);
+  std::string working_dir = spec.pack_dir.empty() && spec.working_dir == kPackMountPoint
+                                ? std::string("/")
+                                : spec.working_dir;
+
+  auto stdin_pipe = MakePipe("stdin");
+  auto stdout_pipe = MakePipe("stdout");
+  auto stderr_pipe = MakePipe("stderr");
+  auto report_pipe = MakePipe("report");
+  auto id_maps_pipe = MakePipe("id maps");
+  auto release_pipe = MakePipe("release");
+  for (auto* p : {&stdin_pipe, &stdout_pipe, &stderr_pipe, &report_pipe, &id_maps_pipe,
+                  &release_pipe}) {
+    if (!*p) return p->error();
+  }
+
+  ChildPlan plan;
+  plan.stdin_fd = stdin_pipe->read.get();
+  plan.stdout_fd = stdout_pipe->write.get();
+  plan.stderr_fd = stderr_pipe->write.get();
+  plan.report_fd = report_pipe->write.get();
+  plan.id_maps_fd = id_maps_pipe->read.get();
+  plan.release_fd = release_pipe->read.get();
+  int parent_fds[6] = {stdin_pipe->write.get(),  stdout_pipe->read.get(),
+                       stderr_pipe->read.get(),  report_pipe->read.get(),
+                       id_maps_pipe->write.get(), release_pipe->write.get()};
+  std::memcpy(plan.parent_fds, parent_fds, sizeof(parent_fds));
+  plan.uid = spec.ids.inside_uid;
+  plan.gid = spec.ids.inside_gid;
+  plan.staging_tmpfs_options = "mode=0755,size=4m,nr_inodes=4096";
+  plan.mounts = &mounts;
+  plan.working_dir = working_dir.c_str();
+  plan.hostname = spec.hostname.c_str();
+  plan.new_network = spec.network == NetworkMode::kNone;
+  plan.caps = &*caps;
+  plan.rlimits = &rlimits;
+  plan.seccomp = (*seccomp)->AsFprog();
+  plan.argv = argv.data();
+  plan.envp = envp.data();
+  plan.exec_candidates = candidate_ptrs.data();
+
+  uint64_t flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
+                   CLONE_NEWCGROUP | CLONE_PIDFD | CLONE_CLEAR_SIGHAND;
+  if (spec.network == NetworkMode::kNone) flags |= CLONE_NEWNET;
+  int pidfd_raw = -1;
+  auto start = Clock::now();
+  pid_t pid = os::Clone3({.flags = flags, .pidfd = &pidfd_raw, .exit_signal = SIGCHLD});
+  if (pid < 0) return ErrnoError("clone3", "sandbox");
+  if (pid == 0) RunChild(plan);
+  unique_fd pidfd(pidfd_raw);
+
+  // Close our copies of the child's ends, so that EOF on them means the sandbox is done.
+  stdin_pipe->read.reset();
+  stdout_pipe->write.reset();
+  stderr_pipe->write.reset();
+  report_pipe->write.reset();
+  id_maps_pipe->read.reset();
+  release_pipe->read.reset();
+
+  auto maps = WriteIdMaps(pid, spec.ids);
+  if (!maps) {
+    os::PidfdSendSignal(pidfd.get(), SIGKILL);
+    struct rusage ignored {};
+    (void)ReapInit(pidfd.get(), &ignored);
+    return maps.error();
+  }
+  char go = 1;
+  // A failed write means the child is already gone; the monitor collects its report.
+  (void)!write(id_maps_pipe->write.get(), &go, 1);
+  id_maps_pipe->write.reset();
+
+  Monitor monitor(spec, io, pidfd.get(), pid, *stdin_pipe, *stdout_pipe, *stderr_pipe,
+                  *report_pipe, *release_pipe);
+  return monitor.Run(start);
+}
+
+}  // namespace packvisor::sandbox

@@ -1,0 +1,74 @@
+// Parent side of a launch: prepares the child's plan from a validated SandboxSpec, clones the
+// sandbox, writes its id maps, feeds stdin, drains stdout/stderr, enforces the timeout and
+// reports how it ended.
+//
+// Thread-safety: RunSandbox may be called from several threads at once. The calling thread must
+// outlive the call (PR_SET_PDEATHSIG fires when the creating thread exits). The launcher ignores
+// SIGPIPE process-wide (a child that closes stdin early must not kill the supervisor).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "sandbox/os/error.h"
+#include "sandbox/report.h"
+#include "sandbox/spec.h"
+
+namespace packvisor::sandbox {
+
+// Receives a stream's bytes as they arrive. Called on the launching thread only.
+class OutputSink {
+ public:
+  virtual ~OutputSink() = default;
+  virtual void Consume(std::string_view chunk) = 0;
+};
+
+// Keeps everything (tests, small outputs).
+class StringSink : public OutputSink {
+ public:
+  void Consume(std::string_view chunk) override { data.append(chunk); }
+  std::string data;
+};
+
+struct LaunchIo {
+  std::string_view stdin_data;  // written, then stdin is closed
+  OutputSink* stdout_sink = nullptr;
+  OutputSink* stderr_sink = nullptr;
+  int cancel_fd = -1;  // when readable: SIGTERM, grace, SIGKILL, outcome kCancelled
+};
+
+enum class Outcome {
+  kExited,       // the action exited; exit_code
+  kSignaled,     // the action was killed by a signal; signal
+  kTimedOut,     // the timeout expired and the sandbox was killed
+  kCancelled,    // cancel_fd fired and the sandbox was killed
+  kSetupFailed,  // a setup step failed: failed_step, failed_errno; the action never ran
+  kExecFailed,   // everything was set up but the command could not be executed (ENOENT, EACCES)
+};
+
+const char* OutcomeName(Outcome outcome);
+
+struct SandboxResult {
+  Outcome outcome = Outcome::kSetupFailed;
+  int exit_code = -1;
+  int signal = 0;
+  SetupStep failed_step = SetupStep::kNone;
+  int failed_errno = 0;
+  std::string failure_detail;  // e.g. the mount op that failed
+  std::chrono::milliseconds duration{0};
+  int64_t cpu_ms = 0;       // user + system time of the whole sandbox tree
+  int64_t max_rss_kb = 0;   // largest resident set of any process in it
+
+  // "setup step 'pivot_root' failed: Operation not permitted" and the like.
+  std::string FailureMessage() const;
+};
+
+// Runs one sandbox to completion. An Error means the launch itself could not be attempted
+// (invalid spec, resources exhausted); everything that happens to the sandbox is in the result.
+Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io);
+
+}  // namespace packvisor::sandbox

@@ -1,0 +1,85 @@
+// The sandbox's root filesystem. The parent turns a SandboxSpec into a MountPlan (pure data, unit
+// tested); the child, after pivot_root onto a fresh tmpfs, carries the plan out op by op. Host
+// paths in the plan are prefixed with the old root ("/oldroot/usr"), where the host's tree sits
+// until the child detaches it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sandbox/os/error.h"
+#include "sandbox/spec.h"
+
+namespace packvisor::sandbox {
+
+inline constexpr const char* kOldRoot = "/oldroot";
+// Where the child mounts its new root tmpfs before pivot_root (inside its own mount namespace).
+inline constexpr const char* kStagingRoot = "/tmp";
+
+enum class MountOpKind {
+  kMakeDir,    // mkdir target (mode)
+  kBindDir,    // mkdir target, bind source (recursive), then apply attributes recursively
+  kBindFile,   // create target file, bind source, then apply attributes
+  kTmpfs,      // mount tmpfs at target with data, attributes
+  kProc,       // mount a fresh proc at target
+  kSymlink,    // symlink(source, target)
+  kWriteFile,  // create target (mode) with content `source`
+  kSetAttr,    // mount_setattr on target (recursive) without mounting anything
+};
+
+struct MountOp {
+  MountOp(MountOpKind kind_, std::string source_, std::string target_, uint64_t attr_set_ = 0,
+          uint64_t attr_clr_ = 0, std::string data_ = {}, mode_t mode_ = 0755)
+      : kind(kind_), source(std::move(source_)), target(std::move(target_)), attr_set(attr_set_),
+        attr_clr(attr_clr_), data(std::move(data_)), mode(mode_) {}
+
+  MountOpKind kind;
+  std::string source;  // bind source under kOldRoot, symlink target, or file content
+  std::string target;  // path in the new root
+  uint64_t attr_set = 0;
+  uint64_t attr_clr = 0;
+  std::string data;  // tmpfs options
+  mode_t mode = 0755;
+
+  std::string Describe() const;
+};
+
+// What the host looks like, gathered once by ProbeHostLayout(); a parameter so that plan building
+// is a pure function.
+struct HostLayout {
+  struct Entry {
+    std::string path;            // absolute host path, e.g. "/lib64" or "/etc/ssl"
+    enum { kDir, kFile, kSymlink } type;
+    std::string symlink_target;  // for kSymlink
+  };
+  std::vector<Entry> root_entries;  // /usr, /bin, /lib*, /sbin
+  std::vector<Entry> etc_entries;   // the /etc files the sandbox needs, where present
+  std::vector<std::string> devices;  // /dev nodes present on the host (null, zero, ...)
+  std::vector<std::string> proc_read_only;  // /proc subtrees to cover read-only
+  std::vector<Entry> extra_binds;  // spec.extra_ro_binds, typed
+};
+
+Result<HostLayout> ProbeHostLayout(const SandboxSpec& spec);
+
+struct MountPlan {
+  std::vector<MountOp> ops;
+};
+
+MountPlan BuildMountPlan(const SandboxSpec& spec, const HostLayout& host);
+
+// The contents of the synthesized /etc/passwd and /etc/group.
+std::string SyntheticPasswd(const IdMapping& ids);
+std::string SyntheticGroup(const IdMapping& ids);
+
+// Child side. Each returns 0 or an errno; *failed_op gets the index of the op that failed.
+// Allocation-free: only system calls on strings the parent prepared.
+int MakeMountsPrivate();
+int MountStagingRootAndPivot(const char* tmpfs_options, int* failed_step);
+int ApplyMountPlan(const MountPlan& plan, int* failed_op);
+int DetachOldRoot();
+int MakeRootReadOnly();
+
+}  // namespace packvisor::sandbox

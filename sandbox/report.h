@@ -1,0 +1,57 @@
+// The child-to-parent protocol: fixed-size messages on the report pipe. Every message is smaller
+// than PIPE_BUF, so each write is atomic and needs no allocation.
+#pragma once
+
+#include <cstdint>
+
+namespace packvisor::sandbox {
+
+// Every setup step the child performs, in order. A failure names one of these and an errno.
+enum class SetupStep : int32_t {
+  kNone = 0,
+  kParentDeathSignal,
+  kWaitForIdMaps,
+  kSetGid,
+  kSetGroups,
+  kSetUid,
+  kMountPrivate,
+  kMountStagingRoot,
+  kPivotRoot,
+  kMountPlan,  // detail = index of the failed MountOp
+  kDetachOldRoot,
+  kRootReadOnly,
+  kChdir,
+  kSetHostname,
+  kLoopbackUp,
+  kSetsid,
+  kSecurebits,
+  kDropBoundingCaps,
+  kClearAmbientCaps,
+  kDropCaps,
+  kNoNewPrivs,
+  kCloseFds,
+  kBlockSignals,
+  kForkAction,
+  kResetSignals,
+  kRlimits,  // detail = resource
+  kSeccomp,
+  kWaitForRelease,
+  kExec,
+};
+
+const char* SetupStepName(SetupStep step);
+
+enum class MessageKind : int32_t {
+  kSetupFailed = 1,   // step, err, detail
+  kActionReady = 2,   // the action is fully set up and waits for release
+  kActionExited = 3,  // detail = the action's wait status
+};
+
+struct ChildMessage {
+  MessageKind kind;
+  SetupStep step;
+  int32_t err;
+  int32_t detail;
+};
+
+}  // namespace packvisor::sandbox

@@ -1,0 +1,168 @@
+#include "sandbox/seccomp_policy.h"
+
+#include <linux/sched.h>
+#include <linux/seccomp.h>
+#include <seccomp.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <memory>
+
+#include "sandbox/os/unique_fd.h"
+
+#ifndef TIOCLINUX
+#define TIOCLINUX 0x541C
+#endif
+
+namespace packvisor::sandbox {
+namespace {
+
+// Calls that are denied whatever their arguments.
+constexpr const char* kDeniedAlways[] = {
+    // Mount table and root changes (catalog 6, 7).
+    "mount", "umount", "umount2", "pivot_root", "chroot", "fsopen", "fsconfig", "fsmount", "fspick",
+    "open_tree", "move_mount", "mount_setattr",
+    // Namespaces (catalog 4, 5): setns always; unshare/clone with CLONE_NEW* below.
+    "setns",
+    // Kernel keyrings (catalog 17).
+    "keyctl", "add_key", "request_key",
+    // Exploit primitives and cross-process access (catalog 8, 16).
+    "bpf", "perf_event_open", "userfaultfd", "ptrace", "process_vm_readv", "process_vm_writev",
+    "pidfd_getfd", "kcmp",
+    // Host-wide, privileged and obsolete calls (catalog 18).
+    "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
+    "create_module", "reboot", "swapon", "swapoff", "acct", "syslog", "settimeofday",
+    "clock_settime", "adjtimex", "clock_adjtime", "open_by_handle_at", "name_to_handle_at",
+    "quotactl", "quotactl_fd", "lookup_dcookie", "nfsservctl", "vhangup", "iopl", "ioperm",
+    "fanotify_init", "sethostname", "setdomainname", "uselib", "_sysctl", "get_kernel_syms",
+    "query_module", "vm86", "vm86old",
+};
+constexpr const char* kIoUring[] = {"io_uring_setup", "io_uring_enter", "io_uring_register"};
+
+constexpr uint64_t kNamespaceFlags[] = {CLONE_NEWNS,  CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC,
+                                        CLONE_NEWUSER, CLONE_NEWPID,   CLONE_NEWNET, CLONE_NEWTIME};
+
+struct CtxDeleter {
+  void operator()(void* ctx) const { seccomp_release(ctx); }
+};
+using ScopedCtx = std::unique_ptr<void, CtxDeleter>;
+
+Result<void> Check(int rc, const std::string& what) {
+  if (rc < 0) return Error{-rc, "seccomp rule", what};
+  return Ok{};
+}
+
+// Adds a rule unless the syscall does not exist on this architecture.
+Result<void> Deny(scmp_filter_ctx ctx, const char* name, int err,
+                  std::initializer_list<scmp_arg_cmp> args = {}) {
+  int nr = seccomp_syscall_resolve_name(name);
+  if (nr == __NR_SCMP_ERROR) return Ok{};
+  return Check(seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(static_cast<uint32_t>(err)), nr,
+                                      static_cast<unsigned>(args.size()), args.begin()),
+               name);
+}
+
+}  // namespace
+
+std::vector<int> AllowedSocketFamilies() { return {AF_UNIX, AF_INET, AF_INET6, AF_NETLINK}; }
+
+std::vector<DeniedSyscall> DeniedSyscalls(const SeccompOptions& options) {
+  std::vector<DeniedSyscall> denied;
+  for (const char* name : kDeniedAlways) denied.push_back({name, EPERM, false});
+  if (!options.allow_io_uring) {
+    for (const char* name : kIoUring) denied.push_back({name, EPERM, false});
+  }
+  denied.push_back({"clone3", ENOSYS, false});
+  denied.push_back({"clone", EPERM, true});
+  denied.push_back({"unshare", EPERM, true});
+  denied.push_back({"ioctl", EPERM, true});
+  denied.push_back({"personality", EPERM, true});
+  denied.push_back({"mknod", EPERM, true});
+  denied.push_back({"mknodat", EPERM, true});
+  denied.push_back({"socket", EAFNOSUPPORT, true});
+  denied.push_back({"socketpair", EAFNOSUPPORT, true});
+  return denied;
+}
+
+sock_fprog SeccompProgram::AsFprog() const {
+  return sock_fprog{static_cast<unsigned short>(instructions.size()),
+                    const_cast<sock_filter*>(instructions.data())};
+}
+
+Result<SeccompProgram> CompileSeccompPolicy(const SeccompOptions& options) {
+  ScopedCtx ctx(seccomp_init(SCMP_ACT_ALLOW));
+  if (!ctx) return Failure("seccomp_init", "", "libseccomp could not create a filter");
+  scmp_filter_ctx c = ctx.get();
+  // Native architecture only: an i386 (int 0x80) or x32 call kills the process (catalog 14).
+  PV_TRY(Check(seccomp_attr_set(c, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS), "badarch"));
+  PV_TRY(Check(seccomp_attr_set(c, SCMP_FLTATR_CTL_NNP, 0), "nnp"));
+
+  for (const char* name : kDeniedAlways) PV_TRY(Deny(c, name, EPERM));
+  if (!options.allow_io_uring) {
+    for (const char* name : kIoUring) PV_TRY(Deny(c, name, EPERM));
+  }
+  // seccomp cannot read clone3's flags (they are in memory): ENOSYS makes libc fall back to
+  // clone, whose flags it can check.
+  PV_TRY(Deny(c, "clone3", ENOSYS));
+  for (uint64_t flag : kNamespaceFlags) {
+    // clone's flags and unshare's are compared on single bits, so high garbage bits cannot hide one.
+    if (flag != CLONE_NEWTIME) {  // CLONE_NEWTIME overlaps CSIGNAL for clone
+      PV_TRY(Deny(c, "clone", EPERM, {SCMP_A0(SCMP_CMP_MASKED_EQ, flag, flag)}));
+    }
+    PV_TRY(Deny(c, "unshare", EPERM, {SCMP_A0(SCMP_CMP_MASKED_EQ, flag, flag)}));
+  }
+  // Terminal injection, compared on the low 32 bits as the kernel does (CVE-2019-10063).
+  for (uint64_t request : {uint64_t{TIOCSTI}, uint64_t{TIOCLINUX}}) {
+    PV_TRY(Deny(c, "ioctl", EPERM, {SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, request)}));
+  }
+  // Only the query form of personality(2) is allowed.
+  PV_TRY(Deny(c, "personality", EPERM, {SCMP_A0(SCMP_CMP_NE, 0xffffffffu)}));
+  // Device nodes; fifos and regular files stay possible.
+  for (uint64_t type : {uint64_t{S_IFCHR}, uint64_t{S_IFBLK}}) {
+    PV_TRY(Deny(c, "mknod", EPERM, {SCMP_A1(SCMP_CMP_MASKED_EQ, S_IFMT, type)}));
+    PV_TRY(Deny(c, "mknodat", EPERM, {SCMP_A2(SCMP_CMP_MASKED_EQ, S_IFMT, type)}));
+  }
+  // Socket families (catalog 19): everything but the allowed ones, including values with high
+  // bits set (caught by the >= AF_MAX rule on the full 64-bit argument).
+  std::vector<int> allowed = AllowedSocketFamilies();
+  for (const char* call : {"socket", "socketpair"}) {
+    for (int family = 0; family < AF_MAX; ++family) {
+      bool ok = false;
+      for (int a : allowed) ok = ok || a == family;
+      if (!ok) PV_TRY(Deny(c, call, EAFNOSUPPORT, {SCMP_A0(SCMP_CMP_EQ, uint64_t(family))}));
+    }
+    PV_TRY(Deny(c, call, EAFNOSUPPORT, {SCMP_A0(SCMP_CMP_GE, uint64_t{AF_MAX})}));
+  }
+  PV_TRY(Deny(c, "socket", EAFNOSUPPORT,
+              {SCMP_A0(SCMP_CMP_EQ, uint64_t{AF_NETLINK}), SCMP_A2(SCMP_CMP_NE, 0)}));
+
+  unique_fd memfd(memfd_create("packvisor-seccomp", MFD_CLOEXEC));
+  if (!memfd) return ErrnoError("memfd_create", "seccomp export");
+  PV_TRY(Check(seccomp_export_bpf(c, memfd.get()), "export"));
+  off_t size = lseek(memfd.get(), 0, SEEK_END);
+  if (size <= 0 || size % static_cast<off_t>(sizeof(sock_filter)) != 0) {
+    return Failure("seccomp export", "", "unexpected BPF size " + std::to_string(size));
+  }
+  SeccompProgram program;
+  program.instructions.resize(static_cast<size_t>(size) / sizeof(sock_filter));
+  if (pread(memfd.get(), program.instructions.data(), static_cast<size_t>(size), 0) != size) {
+    return ErrnoError("read", "exported seccomp filter");
+  }
+  if (program.instructions.size() > BPF_MAXINSNS) {
+    return Failure("seccomp export", "", "filter exceeds BPF_MAXINSNS");
+  }
+  return program;
+}
+
+int LoadSeccompProgram(const sock_fprog& program) {
+  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) != 0) return errno;
+  return 0;
+}
+
+}  // namespace packvisor::sandbox

@@ -1,0 +1,45 @@
+// The seccomp profile, as code. Compiled with libseccomp in the parent and exported to classic BPF
+// before clone; the child only loads the program (the last step before exec).
+#pragma once
+
+#include <linux/filter.h>
+
+#include <string>
+#include <vector>
+
+#include "sandbox/os/error.h"
+
+namespace packvisor::sandbox {
+
+struct SeccompOptions {
+  bool allow_io_uring = false;  // a runtime may opt in
+};
+
+// One entry of the deny list: the syscall and the errno it fails with. When `conditional`, the
+// call is denied only for some arguments (namespace flags, TIOCSTI, device nodes, ...).
+struct DeniedSyscall {
+  std::string name;
+  int err;
+  bool conditional;
+};
+
+// The deny list for these options, in the order the rules are added.
+std::vector<DeniedSyscall> DeniedSyscalls(const SeccompOptions& options);
+
+// Socket families that stay allowed; every other family fails with EAFNOSUPPORT.
+// AF_NETLINK is allowed only with protocol NETLINK_ROUTE (the namespace's own interfaces).
+std::vector<int> AllowedSocketFamilies();
+
+struct SeccompProgram {
+  std::vector<sock_filter> instructions;
+  sock_fprog AsFprog() const;
+};
+
+// Builds the filter for the native architecture only (any other arch kills the process; on
+// x86_64 the x32 ABI counts as another arch) and exports it to BPF.
+Result<SeccompProgram> CompileSeccompPolicy(const SeccompOptions& options);
+
+// Child side: installs the program (no_new_privs must already be set). Returns 0 or an errno.
+int LoadSeccompProgram(const sock_fprog& program);
+
+}  // namespace packvisor::sandbox

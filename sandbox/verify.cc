@@ -1,0 +1,174 @@
+#include "sandbox/verify.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <climits>
+#include <sstream>
+#include <vector>
+
+#include "sandbox/os/syscalls.h"
+
+namespace packvisor::sandbox {
+namespace {
+
+std::string StatusField(const std::string& status, const std::string& name) {
+  std::string key = "\n" + name + ":";
+  size_t pos = status.find(key);
+  if (pos == std::string::npos) {
+    if (status.rfind(name + ":", 0) != 0) return {};
+    pos = 0;
+  } else {
+    pos += 1;
+  }
+  size_t begin = pos + name.size() + 1;
+  size_t end = status.find('\n', begin);
+  std::string value = status.substr(begin, end == std::string::npos ? end : end - begin);
+  size_t first = value.find_first_not_of(" \t");
+  return first == std::string::npos ? std::string() : value.substr(first);
+}
+
+Result<void> Expect(bool condition, const std::string& what, const std::string& seen) {
+  if (!condition) return Failure("sandbox verification", what, "found '" + seen + "'");
+  return Ok{};
+}
+
+std::vector<std::string> Split(const std::string& text, char sep) {
+  std::vector<std::string> parts;
+  std::string part;
+  std::istringstream in(text);
+  while (std::getline(in, part, sep)) {
+    if (!part.empty()) parts.push_back(part);
+  }
+  return parts;
+}
+
+Result<ino_t> NamespaceInode(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return ErrnoError("stat", path);
+  return st.st_ino;
+}
+
+}  // namespace
+
+Result<void> CheckStatusText(const std::string& status, const IdMapping& ids) {
+  std::string nnp = StatusField(status, "NoNewPrivs");
+  PV_TRY(Expect(nnp == "1", "NoNewPrivs", nnp));
+  std::string seccomp = StatusField(status, "Seccomp");
+  PV_TRY(Expect(seccomp == "2", "Seccomp", seccomp));
+  for (const char* cap : {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"}) {
+    std::string value = StatusField(status, cap);
+    PV_TRY(Expect(value == "0000000000000000", cap, value));
+  }
+  std::string uid = std::to_string(ids.host_uid);
+  std::string gid = std::to_string(ids.host_gid);
+  std::string uids = StatusField(status, "Uid");
+  for (const std::string& part : Split(uids, '\t')) PV_TRY(Expect(part == uid, "Uid", uids));
+  std::string gids = StatusField(status, "Gid");
+  for (const std::string& part : Split(gids, '\t')) PV_TRY(Expect(part == gid, "Gid", gids));
+  std::string groups = StatusField(status, "Groups");
+  PV_TRY(Expect(groups.empty(), "Groups", groups));
+  return Ok{};
+}
+
+Result<void> CheckMountinfoText(const std::string& mountinfo, bool has_pack, bool has_env) {
+  bool saw_pack = false, saw_env = false, saw_root = false;
+  for (const std::string& line : Split(mountinfo, '\n')) {
+    // id parent major:minor root mount_point options [optional...] - fstype source super_options
+    std::vector<std::string> fields = Split(line, ' ');
+    if (fields.size() < 6) return Failure("sandbox verification", "mountinfo", "malformed line");
+    const std::string& mount_point = fields[4];
+    std::vector<std::string> options = Split(fields[5], ',');
+    auto has = [&](const char* option) {
+      for (const std::string& o : options) {
+        if (o == option) return true;
+      }
+      return false;
+    };
+    PV_TRY(Expect(has("nosuid"), "nosuid on " + mount_point, fields[5]));
+    if (mount_point.rfind("/oldroot", 0) == 0) {
+      return Failure("sandbox verification", "mountinfo", "old root still mounted");
+    }
+    if (mount_point == "/") {
+      saw_root = true;
+      PV_TRY(Expect(has("ro"), "read-only /", fields[5]));
+    } else if (mount_point == kPackMountPoint) {
+      saw_pack = true;
+      PV_TRY(Expect(has("ro") && has("nodev"), "ro,nodev on /pack", fields[5]));
+    } else if (mount_point == kEnvMountPoint) {
+      saw_env = true;
+      PV_TRY(Expect(has("rw") && has("nodev"), "rw,nodev on /env", fields[5]));
+    } else if (mount_point == "/usr" || mount_point == "/tmp" || mount_point == "/dev/shm") {
+      PV_TRY(Expect(has("nodev"), "nodev on " + mount_point, fields[5]));
+    }
+  }
+  PV_TRY(Expect(saw_root, "mount of /", "none"));
+  PV_TRY(Expect(saw_pack == has_pack, "mount of /pack", saw_pack ? "present" : "absent"));
+  PV_TRY(Expect(saw_env == has_env, "mount of /env", saw_env ? "present" : "absent"));
+  return Ok{};
+}
+
+Result<void> VerifyConfinedAction(pid_t init_pid, const SandboxSpec& spec) {
+  std::string init_proc = "/proc/" + std::to_string(init_pid);
+  auto children = os::ReadFile(init_proc + "/task/" + std::to_string(init_pid) + "/children");
+  if (!children) return children.error();
+  std::vector<std::string> pids = Split(*children, ' ');
+  if (pids.size() != 1 || pids[0] == "\n") {
+    return Failure("sandbox verification", "action process", "expected one child of init");
+  }
+  std::string proc = "/proc/" + pids[0];
+
+  auto status = os::ReadFile(proc + "/status");
+  if (!status) return status.error();
+  PV_TRY(CheckStatusText(*status, spec.ids));
+
+  auto mountinfo = os::ReadFile(proc + "/mountinfo");
+  if (!mountinfo) return mountinfo.error();
+  PV_TRY(CheckMountinfoText(*mountinfo, !spec.pack_dir.empty(), !spec.env_dir.empty()));
+
+  std::vector<const char*> namespaces = {"user", "mnt", "pid", "ipc", "uts", "cgroup"};
+  if (spec.network == NetworkMode::kNone) namespaces.push_back("net");
+  for (const char* ns : namespaces) {
+    auto inside = NamespaceInode(proc + "/ns/" + ns);
+    if (!inside) return inside.error();
+    auto outside = NamespaceInode(std::string("/proc/self/ns/") + ns);
+    if (!outside) return outside.error();
+    if (*inside == *outside) {
+      return Failure("sandbox verification", std::string("namespace ") + ns, "shared with host");
+    }
+  }
+
+  // Only 0, 1 and 2 may survive exec: every other descriptor must be close-on-exec.
+  std::string fd_dir = proc + "/fdinfo";
+  DIR* dir = opendir(fd_dir.c_str());
+  if (dir == nullptr) return ErrnoError("opendir", fd_dir);
+  Result<void> fds_ok = Ok{};
+  while (struct dirent* entry = readdir(dir)) {
+    std::string name = entry->d_name;
+    if (name == "." || name == ".." || name == "0" || name == "1" || name == "2") continue;
+    auto info = os::ReadFile(fd_dir + "/" + name);
+    if (!info) continue;  // closed meanwhile
+    std::string flags = StatusField(*info, "flags");
+    unsigned long value = std::strtoul(flags.c_str(), nullptr, 8);
+    if ((value & O_CLOEXEC) == 0) {
+      fds_ok = Failure("sandbox verification", "fd " + name, "would survive exec");
+      break;
+    }
+  }
+  closedir(dir);
+  PV_TRY(fds_ok);
+
+  char cwd[PATH_MAX];
+  ssize_t n = readlink((proc + "/cwd").c_str(), cwd, sizeof(cwd) - 1);
+  if (n < 0) return ErrnoError("readlink", proc + "/cwd");
+  std::string expected = spec.pack_dir.empty() && spec.working_dir == kPackMountPoint
+                             ? std::string("/")
+                             : spec.working_dir;
+  PV_TRY(Expect(std::string(cwd, static_cast<size_t>(n)) == expected, "cwd",
+                std::string(cwd, static_cast<size_t>(n))));
+  return Ok{};
+}
+
+}  // namespace packvisor::sandbox

@@ -1,0 +1,71 @@
+// packvisor's configuration (SPEC §3): one typed struct, loaded and validated once.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sandbox/os/error.h"
+
+namespace packvisor {
+
+struct ExecutionConfig {
+  int64_t default_timeout_seconds = 600;
+  int64_t kill_grace_seconds = 5;
+  uint64_t max_stdout_bytes = 10ull << 20;
+  uint64_t max_stderr_bytes = 10ull << 20;
+};
+
+struct SandboxConfig {
+  uid_t uid_range_first = 100000;  // inclusive
+  uid_t uid_range_last = 165535;   // inclusive
+  uint64_t memory_max_mb = 512;
+  uint64_t pids_max = 256;
+  uint64_t cpu_max_percent = 100;
+  uint64_t tmp_size_mb = 64;
+  uint64_t nofile = 1024;
+  uint64_t fsize_mb = 1024;
+  std::vector<std::string> host_network_packs;
+  bool install_network = true;
+  std::vector<std::string> extra_ro_binds;  // absolute
+  std::vector<std::string> passthrough_env;
+};
+
+struct EnvsConfig {
+  uint64_t max_size_mb = 2048;
+  std::map<std::string, std::string> install_env;
+  int64_t build_timeout_seconds = 900;
+};
+
+struct ServerConfig {
+  std::string socket = "/run/packvisor/packvisor.sock";
+  std::vector<uid_t> allowed_uids = {0};
+  std::vector<gid_t> allowed_gids;
+  uint64_t max_concurrent = 4;
+};
+
+struct Config {
+  std::string source;  // the file it came from, or "built-in defaults"
+  std::string packs_base_dir = "/opt/packvisor/packs";
+  std::string runtime_envs_dir = "/opt/packvisor/runtime_envs";
+  std::string state_dir = "/var/lib/packvisor";
+  std::optional<std::string> runtimes_dir;  // extra runtime definitions; built-ins otherwise
+  ExecutionConfig execution;
+  SandboxConfig sandbox;
+  EnvsConfig envs;
+  ServerConfig server;
+};
+
+// Lookup order: explicit path (--config), else $PACKVISOR_CONFIG, else
+// /etc/packvisor/packvisor.toml if it exists, else built-in defaults.
+Result<Config> LoadConfig(const std::optional<std::string>& explicit_path);
+
+// Parses one TOML file. Unknown keys, wrong types and impossible values are errors naming the
+// file, the line and the key. Relative paths are resolved against the file's directory.
+Result<Config> LoadConfigFile(const std::string& path);
+
+}  // namespace packvisor

@@ -1,0 +1,80 @@
+#include "supervisor/exec_command.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+
+#include "sandbox/launcher.h"
+#include "supervisor/cli.h"
+#include "supervisor/execution_result.h"
+#include "supervisor/output.h"
+#include "supervisor/sandbox_defaults.h"
+
+namespace packvisor {
+namespace {
+
+void PrintHuman(const ExecutionResult& result) {
+  std::fwrite(result.stdout_text.data(), 1, result.stdout_text.size(), stdout);
+  std::fflush(stdout);
+  std::fwrite(result.stderr_text.data(), 1, result.stderr_text.size(), stderr);
+  if (result.error) std::fprintf(stderr, "packvisor: %s\n", result.error->c_str());
+}
+
+}  // namespace
+
+int RunExecCommand(const Config& config, const ExecOptions& options) {
+  sandbox::SandboxSpec spec = BaseSandboxSpec(config);
+  if (options.network == "host") {
+    spec.network = sandbox::NetworkMode::kHost;
+  } else if (options.network != "none") {
+    std::fprintf(stderr, "packvisor: error: --network must be 'none' or 'host', got '%s'\n",
+                 options.network.c_str());
+    return kExitOwnError;
+  }
+  if (options.timeout_seconds) {
+    if (!(*options.timeout_seconds > 0) || !std::isfinite(*options.timeout_seconds)) {
+      std::fprintf(stderr, "packvisor: error: --timeout must be a positive number of seconds\n");
+      return kExitOwnError;
+    }
+    spec.timeout = std::chrono::milliseconds(
+        static_cast<int64_t>(std::ceil(*options.timeout_seconds * 1000.0)));
+  }
+  if (options.pids) spec.limits.nproc = *options.pids;
+  spec.pack_dir = options.pack_dir;
+  spec.env_dir = options.env_dir;
+  spec.argv = options.command;
+  std::string execution_id = NewExecutionId();
+  spec.env = SandboxEnvironment(config, spec.env_dir, {{"PACKVISOR_EXEC_ID", execution_id}});
+  if (auto valid = spec.Validate(); !valid) {
+    std::fprintf(stderr, "packvisor: error: %s\n", valid.error().message().c_str());
+    return kExitOwnError;
+  }
+
+  CappedOutput out(config.execution.max_stdout_bytes, "stdout");
+  CappedOutput err(config.execution.max_stderr_bytes, "stderr");
+  sandbox::LaunchIo io;
+  io.stdout_sink = &out;
+  io.stderr_sink = &err;
+  spdlog::debug("exec {}: launching {}", execution_id, spec.argv[0]);
+  auto launched = sandbox::RunSandbox(spec, io);
+  if (!launched) {
+    std::fprintf(stderr, "packvisor: error: %s\n", launched.error().message().c_str());
+    return kExitOwnError;
+  }
+  int64_t timeout_seconds = std::chrono::ceil<std::chrono::seconds>(spec.timeout).count();
+  ExecutionResult result =
+      ResultFromSandbox(*launched, out, err, execution_id, "exec", timeout_seconds);
+  spdlog::debug("exec {}: {} in {} ms", execution_id, ExecutionStatusName(result.status),
+                result.duration_ms);
+  if (options.json) {
+    std::cout << result.ToJson().dump() << std::endl;
+  } else {
+    PrintHuman(result);
+  }
+  return result.ExitStatus();
+}
+
+}  // namespace packvisor

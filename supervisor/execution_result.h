@@ -1,0 +1,55 @@
+// The result object of SPEC §7 (the --json output and the API body) and the exit statuses of §8.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "sandbox/launcher.h"
+#include "supervisor/output.h"
+
+namespace packvisor {
+
+enum class ExecutionStatus { kSucceeded, kFailed, kTimedOut, kCancelled, kSetupFailed, kRejected };
+
+const char* ExecutionStatusName(ExecutionStatus status);
+
+struct ExecutionResult {
+  std::string execution_id;
+  std::string action_ref;
+  ExecutionStatus status = ExecutionStatus::kFailed;
+  std::optional<int> exit_code;
+  std::optional<int> signal;
+  nlohmann::json result;  // null unless parsed
+  std::string stdout_text;
+  std::string stderr_text;
+  bool stdout_truncated = false;
+  bool stderr_truncated = false;
+  uint64_t stdout_bytes_truncated = 0;
+  uint64_t stderr_bytes_truncated = 0;
+  bool timed_out = false;
+  int64_t duration_ms = 0;
+  std::optional<std::string> error;
+  int64_t cpu_ms = 0;
+  int64_t max_rss_kb = 0;
+  // Set when the command could not be executed at all (126/127).
+  std::optional<int> start_failure_exit;
+
+  nlohmann::json ToJson() const;
+  // SPEC §8: the action's code; 124 timeout; 125 packvisor's error; 126 not startable;
+  // 127 not found; 128+N signal.
+  int ExitStatus() const;
+};
+
+// A fresh random execution id (UUID v4 text).
+std::string NewExecutionId();
+
+// Combines how the sandbox ended with the captured output.
+ExecutionResult ResultFromSandbox(const sandbox::SandboxResult& sandbox_result,
+                                  const CappedOutput& out, const CappedOutput& err,
+                                  std::string execution_id, std::string action_ref,
+                                  int64_t timeout_seconds);
+
+}  // namespace packvisor

@@ -1,0 +1,49 @@
+#include "supervisor/sandbox_defaults.h"
+
+#include <sys/stat.h>
+
+#include <cstdlib>
+
+namespace packvisor {
+
+sandbox::SandboxSpec BaseSandboxSpec(const Config& config) {
+  sandbox::SandboxSpec spec;
+  spec.ids.host_uid = config.sandbox.uid_range_first;
+  spec.ids.host_gid = config.sandbox.uid_range_first;
+  spec.limits.nofile = config.sandbox.nofile;
+  spec.limits.nproc = config.sandbox.pids_max;
+  spec.limits.fsize_bytes = config.sandbox.fsize_mb << 20;
+  spec.limits.tmp_size_bytes = config.sandbox.tmp_size_mb << 20;
+  spec.timeout = std::chrono::seconds(config.execution.default_timeout_seconds);
+  spec.kill_grace = std::chrono::seconds(config.execution.kill_grace_seconds);
+  spec.extra_ro_binds = config.sandbox.extra_ro_binds;
+  return spec;
+}
+
+std::vector<std::string> SandboxEnvironment(
+    const Config& config, const std::string& env_dir,
+    const std::vector<std::pair<std::string, std::string>>& extra) {
+  std::map<std::string, std::string> values;
+  std::vector<std::string> order;
+  auto set = [&](const std::string& name, const std::string& value) {
+    if (!values.count(name)) order.push_back(name);
+    values[name] = value;
+  };
+  struct stat st {};
+  bool env_has_bin = !env_dir.empty() && stat((env_dir + "/bin").c_str(), &st) == 0 &&
+                     S_ISDIR(st.st_mode);
+  set("PATH", std::string(env_has_bin ? "/env/bin:" : "") + "/usr/local/bin:/usr/bin:/bin");
+  set("HOME", "/tmp");
+  set("LANG", "C.UTF-8");
+  set("TMPDIR", "/tmp");
+  for (const auto& [name, value] : extra) set(name, value);
+  for (const std::string& name : config.sandbox.passthrough_env) {
+    if (const char* value = std::getenv(name.c_str())) set(name, value);
+  }
+  std::vector<std::string> env;
+  env.reserve(order.size());
+  for (const std::string& name : order) env.push_back(name + "=" + values[name]);
+  return env;
+}
+
+}  // namespace packvisor
