@@ -337,7 +337,9 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io) {
   // Everything the child needs is computed here, before clone.
   auto host = ProbeHostLayout(spec);
   if (!host) return host.error();
-  MountPlan mounts = BuildMountPlan(spec, *host);
+  auto trees = DetachedTreeSet::Open(spec);
+  if (!trees) return trees.error();
+  MountPlan mounts = BuildMountPlan(spec, *host, trees->fds());
   auto caps = CapabilityPlan::Create();
   if (!caps) return caps.error();
   RlimitPlan rlimits = BuildRlimitPlan(spec.limits);

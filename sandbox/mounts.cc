@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -150,7 +151,37 @@ std::string SyntheticGroup(const IdMapping& ids) {
   return "root:x:0:\naction:x:" + std::to_string(ids.inside_gid) + ":\nnogroup:x:65534:\n";
 }
 
-MountPlan BuildMountPlan(const SandboxSpec& spec, const HostLayout& host) {
+namespace {
+
+Result<unique_fd> CloneTree(const std::string& path) {
+  auto dir = os::OpenNoSymlinks(AT_FDCWD, path, O_PATH | O_DIRECTORY);
+  if (!dir) return dir.error();
+  int fd = static_cast<int>(syscall(SYS_open_tree, dir->get(), "",
+                                    OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH |
+                                        AT_RECURSIVE));
+  if (fd < 0) return ErrnoError("open_tree", path);
+  return unique_fd(fd);
+}
+
+}  // namespace
+
+Result<DetachedTreeSet> DetachedTreeSet::Open(const SandboxSpec& spec) {
+  DetachedTreeSet set;
+  if (!spec.pack_dir.empty()) {
+    auto pack = CloneTree(spec.pack_dir);
+    if (!pack) return pack.error();
+    set.pack_ = std::move(*pack);
+  }
+  if (!spec.env_dir.empty()) {
+    auto env = CloneTree(spec.env_dir);
+    if (!env) return env.error();
+    set.env_ = std::move(*env);
+  }
+  return set;
+}
+
+MountPlan BuildMountPlan(const SandboxSpec& spec, const HostLayout& host,
+                         const DetachedTrees& trees) {
   std::vector<MountOp> ops;
   std::vector<std::string> made;
   for (const auto& entry : host.root_entries) AddEntry(ops, entry);
@@ -173,11 +204,12 @@ MountPlan BuildMountPlan(const SandboxSpec& spec, const HostLayout& host) {
     AddEntry(ops, entry);
   }
   if (!spec.pack_dir.empty()) {
-    ops.push_back({MountOpKind::kBindDir, Old(spec.pack_dir), kPackMountPoint, kReadOnlyAttrs});
+    ops.push_back({MountOpKind::kBindDir, Old(spec.pack_dir), kPackMountPoint, kReadOnlyAttrs, 0,
+                   {}, 0755, trees.pack});
   }
   if (!spec.env_dir.empty()) {
     ops.push_back({MountOpKind::kBindDir, Old(spec.env_dir), kEnvMountPoint,
-                   MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, MOUNT_ATTR_RDONLY});
+                   MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, MOUNT_ATTR_RDONLY, {}, 0755, trees.env});
   }
   std::string tmp_options = "mode=1777,size=" + std::to_string(spec.limits.tmp_size_bytes);
   ops.push_back({MountOpKind::kTmpfs, {}, "/tmp", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0,
@@ -253,7 +285,14 @@ int ApplyOne(const MountOp& op) {
       return MkdirIfMissing(target, op.mode);
     case MountOpKind::kBindDir:
       if ((err = MkdirIfMissing(target, 0755)) != 0) return err;
-      if (mount(op.source.c_str(), target, nullptr, MS_BIND | MS_REC, nullptr) != 0) return errno;
+      if (op.source_fd >= 0) {
+        if (syscall(SYS_move_mount, op.source_fd, "", AT_FDCWD, target,
+                    MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+          return errno;
+        }
+      } else if (mount(op.source.c_str(), target, nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+        return errno;
+      }
       return SetAttrs(op, true);
     case MountOpKind::kBindFile:
       if ((err = CreateFile(target, 0644)) != 0 && err != EEXIST) return err;

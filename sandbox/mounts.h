@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "sandbox/os/error.h"
+#include "sandbox/os/unique_fd.h"
 #include "sandbox/spec.h"
 
 namespace packvisor::sandbox {
@@ -32,9 +33,9 @@ enum class MountOpKind {
 
 struct MountOp {
   MountOp(MountOpKind kind_, std::string source_, std::string target_, uint64_t attr_set_ = 0,
-          uint64_t attr_clr_ = 0, std::string data_ = {}, mode_t mode_ = 0755)
+          uint64_t attr_clr_ = 0, std::string data_ = {}, mode_t mode_ = 0755, int source_fd_ = -1)
       : kind(kind_), source(std::move(source_)), target(std::move(target_)), attr_set(attr_set_),
-        attr_clr(attr_clr_), data(std::move(data_)), mode(mode_) {}
+        attr_clr(attr_clr_), data(std::move(data_)), mode(mode_), source_fd(source_fd_) {}
 
   MountOpKind kind;
   std::string source;  // bind source under kOldRoot, symlink target, or file content
@@ -43,6 +44,9 @@ struct MountOp {
   uint64_t attr_clr = 0;
   std::string data;  // tmpfs options
   mode_t mode = 0755;
+  // kBindDir only: a detached mount tree (open_tree(OPEN_TREE_CLONE)) made by the parent, moved
+  // into place with move_mount instead of binding `source` by path.
+  int source_fd = -1;
 
   std::string Describe() const;
 };
@@ -68,7 +72,27 @@ struct MountPlan {
   std::vector<MountOp> ops;
 };
 
-MountPlan BuildMountPlan(const SandboxSpec& spec, const HostLayout& host);
+// The pack and env trees, cloned by the parent as root from paths it resolved without following
+// any symlink (so host directories the sandbox ids cannot traverse still work, and nothing the
+// sandbox could have written redirects them). -1: none.
+struct DetachedTrees {
+  int pack = -1;
+  int env = -1;
+};
+
+// Parent side: clones the spec's pack and env directories into detached mount trees.
+class DetachedTreeSet {
+ public:
+  static Result<DetachedTreeSet> Open(const SandboxSpec& spec);
+  DetachedTrees fds() const { return {pack_.get(), env_.get()}; }
+
+ private:
+  unique_fd pack_;
+  unique_fd env_;
+};
+
+MountPlan BuildMountPlan(const SandboxSpec& spec, const HostLayout& host,
+                         const DetachedTrees& trees = {});
 
 // The contents of the synthesized /etc/passwd and /etc/group.
 std::string SyntheticPasswd(const IdMapping& ids);

@@ -60,9 +60,18 @@ struct Config {
   ServerConfig server;
 };
 
+inline constexpr char kSystemConfigPath[] = "/etc/packvisor/packvisor.toml";
+inline constexpr char kBuiltinConfigSource[] = "built-in defaults";
+
 // Lookup order: explicit path (--config), else $PACKVISOR_CONFIG, else
 // /etc/packvisor/packvisor.toml if it exists, else built-in defaults.
 Result<Config> LoadConfig(const std::optional<std::string>& explicit_path);
+
+// The same lookup with its inputs spelled out (for tests): env_path is the value of
+// $PACKVISOR_CONFIG (nullopt or empty = unset), system_path replaces kSystemConfigPath.
+Result<Config> LoadConfigFrom(const std::optional<std::string>& explicit_path,
+                              const std::optional<std::string>& env_path,
+                              const std::string& system_path);
 
 // Parses one TOML file. Unknown keys, wrong types and impossible values are errors naming the
 // file, the line and the key. Relative paths are resolved against the file's directory.
