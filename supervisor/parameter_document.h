@@ -1,0 +1,34 @@
+// How parameters ∪ secrets reach an action (SPEC §7): one document in the action's format, or
+// for inline shell with helpers, non-exported shell variables. Pure functions; the caller owns
+// (and wipes) the returned text, which may hold secrets.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace packvisor {
+
+enum class ParameterFormat { kJson, kDotenv, kYaml };
+
+// json: one compact line plus "\n". dotenv: sorted key='value' lines, nested keys joined with
+// '.', arrays as compact JSON, null empty, "'" escaped as '\'' (plus a final "\n"). yaml: a YAML
+// document.
+std::string FormatParameterDocument(const nlohmann::json& inputs, ParameterFormat format);
+
+// The shell wrapper of an inline shell action with helpers: "#!/bin/bash", "set -e", then for
+// every input PARAM_<IDENT_UPPER>='...' and <ident>='...' (never exported), then the code.
+std::string ShellHelpersScript(const nlohmann::json& inputs, const std::string& code);
+
+// A key made into a shell identifier: every character outside [A-Za-z0-9_] and a leading digit
+// become '_'; an empty key becomes "_".
+std::string ShellIdentifier(const std::string& key);
+
+// value as the text the shell/dotenv forms use: strings raw, numbers/bools as JSON text, null
+// empty, arrays/objects compact JSON.
+std::string ScalarText(const nlohmann::json& value);
+
+// 'value' with ' escaped as '\''.
+std::string SingleQuote(const std::string& value);
+
+}  // namespace packvisor
