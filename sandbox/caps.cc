@@ -22,24 +22,25 @@ CapabilityPlan::~CapabilityPlan() {
   if (empty_ != nullptr) cap_free(empty_);
 }
 
-int CapabilityPlan::DropAll(SetupStep* step) const {
-  *step = SetupStep::kSecurebits;
+int CapabilityPlan::LockSecurebits() const {
   constexpr unsigned long kLockedBits =
       SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
       SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE |
       SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
-  if (prctl(PR_SET_SECUREBITS, kLockedBits, 0, 0, 0) != 0) return errno;
+  return prctl(PR_SET_SECUREBITS, kLockedBits, 0, 0, 0) == 0 ? 0 : errno;
+}
 
-  // The bounding set first: dropping from it needs CAP_SETPCAP, which the last step removes.
-  *step = SetupStep::kDropBoundingCaps;
+int CapabilityPlan::DropBounding() const {
   for (int cap = 0; cap <= last_cap_; ++cap) {
     if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) return errno;
   }
-  *step = SetupStep::kClearAmbientCaps;
-  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) return errno;
-  *step = SetupStep::kDropCaps;
-  if (cap_set_proc(empty_) != 0) return errno;
   return 0;
 }
+
+int CapabilityPlan::ClearAmbient() const {
+  return prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) == 0 ? 0 : errno;
+}
+
+int CapabilityPlan::DropSets() const { return cap_set_proc(empty_) == 0 ? 0 : errno; }
 
 }  // namespace packvisor::sandbox

@@ -16,10 +16,15 @@ class CapabilityPlan {
   CapabilityPlan& operator=(CapabilityPlan&&) = delete;
   ~CapabilityPlan();
 
-  // Child side. Locks securebits (no root privileges for uid 0, no setuid fixups, no keep-caps,
-  // no ambient raise, all locked), then drops the bounding, ambient, inheritable, permitted and
-  // effective sets. Returns 0 or an errno and sets *step to the step that failed.
-  int DropAll(SetupStep* step) const;
+  // Child side, in this order; each returns 0 or an errno.
+  // Securebits: no root privileges for uid 0, no setuid fixups, no keep-caps, no ambient raise,
+  // all locked. Needs CAP_SETPCAP.
+  int LockSecurebits() const;
+  // The bounding set: needs CAP_SETPCAP, so before DropSets.
+  int DropBounding() const;
+  int ClearAmbient() const;
+  // Inheritable, permitted and effective sets to empty.
+  int DropSets() const;
 
  private:
   CapabilityPlan(cap_t empty, int last_cap) : empty_(empty), last_cap_(last_cap) {}

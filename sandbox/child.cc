@@ -31,14 +31,28 @@ void Send(int fd, MessageKind kind, SetupStep step, int err, int detail) {
   _exit(kSetupFailedExit);
 }
 
+// 0, or the errno of the call that just returned `rc`.
+int Errno(long rc) { return rc < 0 ? errno : 0; }
+
+// Runs one setup step, `op` returning 0 or an errno; any failure ends the child after reporting
+// {step, errno, *detail}. Test builds may make the step fail or skip it (sandbox/fault_injection.h).
+template <typename Op>
+void Do(const ChildPlan& plan, SetupStep step, Op&& op, const int* detail = nullptr) {
+#ifdef PACKVISOR_TEST_HOOKS
+  if (plan.faults.skip_step == step) return;
+  if (plan.faults.fail_step == step) Fail(plan, step, EPERM);
+#endif
+  if (int err = op(); err != 0) Fail(plan, step, err, detail != nullptr ? *detail : 0);
+}
+
 // Reads the one-byte go-ahead; EOF means the parent died (or gave up), so the child must not go on.
-bool WaitForByte(int fd) {
+int WaitForByte(int fd, int err_on_eof) {
   char byte = 0;
   ssize_t n;
   do {
     n = read(fd, &byte, 1);
   } while (n < 0 && errno == EINTR);
-  return n == 1;
+  return n == 1 ? 0 : err_on_eof;
 }
 
 // Closes every descriptor >= 3 except `keep_a` and `keep_b`.
@@ -53,32 +67,31 @@ int CloseAllExcept(unsigned keep_a, unsigned keep_b) {
   return 0;
 }
 
-[[noreturn]] void RunAction(const ChildPlan& plan) {
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) Fail(plan, SetupStep::kParentDeathSignal, errno);
+int ResetSignals() {
   // Dispositions the supervisor set (SIG_IGN survives exec) and init's blocked mask must not
   // reach the action.
   for (int sig = 1; sig < NSIG; ++sig) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
     struct sigaction action {};
     action.sa_handler = SIG_DFL;
-    if (sigaction(sig, &action, nullptr) != 0 && errno != EINVAL) {
-      Fail(plan, SetupStep::kResetSignals, errno, sig);
-    }
+    if (sigaction(sig, &action, nullptr) != 0 && errno != EINVAL) return errno;
   }
   sigset_t empty;
   sigemptyset(&empty);
-  if (sigprocmask(SIG_SETMASK, &empty, nullptr) != 0) Fail(plan, SetupStep::kResetSignals, errno);
+  return Errno(sigprocmask(SIG_SETMASK, &empty, nullptr));
+}
 
+[[noreturn]] void RunAction(const ChildPlan& plan) {
+  Do(plan, SetupStep::kParentDeathSignal, [] { return Errno(prctl(PR_SET_PDEATHSIG, SIGKILL)); });
+  Do(plan, SetupStep::kResetSignals, [] { return ResetSignals(); });
   int resource = 0;
-  if (int err = ApplyRlimits(*plan.rlimits, &resource); err != 0) {
-    Fail(plan, SetupStep::kRlimits, err, resource);
-  }
+  Do(plan, SetupStep::kRlimits, [&] { return ApplyRlimits(*plan.rlimits, &resource); }, &resource);
   // The report and release pipes stay usable until exec, which closes them.
-  if (os::CloseRange(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) Fail(plan, SetupStep::kCloseFds, errno);
-  // seccomp last: after it only read, write and execve are needed.
-  if (int err = LoadSeccompProgram(plan.seccomp); err != 0) Fail(plan, SetupStep::kSeccomp, err);
+  Do(plan, SetupStep::kCloseFds, [] { return Errno(os::CloseRange(3, ~0U, CLOSE_RANGE_CLOEXEC)); });
+  // seccomp last: after it only write, read and execve are needed.
+  Do(plan, SetupStep::kSeccomp, [&] { return LoadSeccompProgram(plan.seccomp); });
   Send(plan.report_fd, MessageKind::kActionReady, SetupStep::kNone, 0, 0);
-  if (!WaitForByte(plan.release_fd)) Fail(plan, SetupStep::kWaitForRelease, ECANCELED);
+  Do(plan, SetupStep::kWaitForRelease, [&] { return WaitForByte(plan.release_fd, ECANCELED); });
 
   int err = ENOENT;
   for (const char* const* candidate = plan.exec_candidates; *candidate != nullptr; ++candidate) {
@@ -99,63 +112,59 @@ void RunChild(const ChildPlan& plan) {
     if (fd >= 0) os::CloseRange(static_cast<unsigned>(fd), static_cast<unsigned>(fd), 0);
   }
   // Before anything else, so that a supervisor dying from here on takes the sandbox with it.
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) Fail(plan, SetupStep::kParentDeathSignal, errno);
+  Do(plan, SetupStep::kParentDeathSignal, [] { return Errno(prctl(PR_SET_PDEATHSIG, SIGKILL)); });
   // The parent may have died before PDEATHSIG was armed; the go-ahead byte tells. Until it
   // arrives our uid is unmapped and we may not change ids.
-  if (!WaitForByte(plan.id_maps_fd)) Fail(plan, SetupStep::kWaitForIdMaps, ECHILD);
+  Do(plan, SetupStep::kWaitForIdMaps, [&] { return WaitForByte(plan.id_maps_fd, ECHILD); });
 
   // Ids first: everything after, mounts included, runs as the unprivileged mapped ids. The
   // namespace's uid 0 is unmapped, so changing ids keeps our capabilities in this namespace.
-  if (setresgid(plan.gid, plan.gid, plan.gid) != 0) Fail(plan, SetupStep::kSetGid, errno);
+  Do(plan, SetupStep::kSetGid, [&] { return Errno(setresgid(plan.gid, plan.gid, plan.gid)); });
   // Drop root's supplementary groups while CAP_SETGID is still held.
-  if (setgroups(0, nullptr) != 0) Fail(plan, SetupStep::kSetGroups, errno);
-  if (setresuid(plan.uid, plan.uid, plan.uid) != 0) Fail(plan, SetupStep::kSetUid, errno);
+  Do(plan, SetupStep::kSetGroups, [] { return Errno(setgroups(0, nullptr)); });
+  Do(plan, SetupStep::kSetUid, [&] { return Errno(setresuid(plan.uid, plan.uid, plan.uid)); });
 
   // Mounts: private first, so nothing we do propagates to the host.
-  if (int err = MakeMountsPrivate(); err != 0) Fail(plan, SetupStep::kMountPrivate, err);
-  int pivot_step = 0;
-  if (int err = MountStagingRootAndPivot(plan.staging_tmpfs_options, &pivot_step); err != 0) {
-    Fail(plan, pivot_step == 0 ? SetupStep::kMountStagingRoot : SetupStep::kPivotRoot, err);
-  }
-  int failed_op = 0;
+  Do(plan, SetupStep::kMountPrivate, [] { return MakeMountsPrivate(); });
+  Do(plan, SetupStep::kMountStagingRoot, [&] { return MountStagingRoot(plan.staging_tmpfs_options); });
+  Do(plan, SetupStep::kPivotRoot, [] { return PivotToStagingRoot(); });
   // proc is mounted inside the plan while the host's proc is still visible under the old root
   // (the kernel requires a fully visible proc before it lets a user namespace mount one).
-  if (int err = ApplyMountPlan(*plan.mounts, &failed_op); err != 0) {
-    Fail(plan, SetupStep::kMountPlan, err, failed_op);
-  }
-  if (int err = DetachOldRoot(); err != 0) Fail(plan, SetupStep::kDetachOldRoot, err);
+  int failed_op = 0;
+  Do(plan, SetupStep::kMountPlan, [&] { return ApplyMountPlan(*plan.mounts, &failed_op); },
+     &failed_op);
+  Do(plan, SetupStep::kDetachOldRoot, [] { return DetachOldRoot(); });
   // Read-only root after the old root's mount point is removed from it.
-  if (int err = MakeRootReadOnly(); err != 0) Fail(plan, SetupStep::kRootReadOnly, err);
-  if (chdir(plan.working_dir) != 0) Fail(plan, SetupStep::kChdir, errno);
+  Do(plan, SetupStep::kRootReadOnly, [] { return MakeRootReadOnly(); });
+  Do(plan, SetupStep::kChdir, [&] { return Errno(chdir(plan.working_dir)); });
 
   // Namespaced host identity and network need CAP_SYS_ADMIN / CAP_NET_ADMIN: before the drop.
-  if (sethostname(plan.hostname, strlen(plan.hostname)) != 0) {
-    Fail(plan, SetupStep::kSetHostname, errno);
-  }
-  if (plan.new_network) {
-    if (int err = BringUpLoopback(); err != 0) Fail(plan, SetupStep::kLoopbackUp, err);
-  }
+  Do(plan, SetupStep::kSetHostname,
+     [&] { return Errno(sethostname(plan.hostname, strlen(plan.hostname))); });
+  if (plan.new_network) Do(plan, SetupStep::kLoopbackUp, [] { return BringUpLoopback(); });
   // No controlling terminal: TIOCSTI and /dev/tty have nothing to reach (catalog 13).
-  if (setsid() < 0) Fail(plan, SetupStep::kSetsid, errno);
+  Do(plan, SetupStep::kSetsid, [] { return Errno(setsid()); });
 
-  SetupStep cap_step = SetupStep::kNone;
-  if (int err = plan.caps->DropAll(&cap_step); err != 0) Fail(plan, cap_step, err);
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) Fail(plan, SetupStep::kNoNewPrivs, errno);
+  Do(plan, SetupStep::kSecurebits, [&] { return plan.caps->LockSecurebits(); });
+  Do(plan, SetupStep::kDropBoundingCaps, [&] { return plan.caps->DropBounding(); });
+  Do(plan, SetupStep::kClearAmbientCaps, [&] { return plan.caps->ClearAmbient(); });
+  Do(plan, SetupStep::kDropCaps, [&] { return plan.caps->DropSets(); });
+  Do(plan, SetupStep::kNoNewPrivs, [] { return Errno(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)); });
 
   // Stdio becomes the pipes; every other inherited descriptor except the two protocol pipes goes.
-  if (dup2(plan.stdin_fd, 0) < 0 || dup2(plan.stdout_fd, 1) < 0 || dup2(plan.stderr_fd, 2) < 0) {
-    Fail(plan, SetupStep::kCloseFds, errno);
-  }
-  if (int err = CloseAllExcept(static_cast<unsigned>(plan.report_fd),
-                               static_cast<unsigned>(plan.release_fd));
-      err != 0) {
-    Fail(plan, SetupStep::kCloseFds, err);
-  }
+  Do(plan, SetupStep::kCloseFds, [&] {
+    if (dup2(plan.stdin_fd, 0) < 0 || dup2(plan.stdout_fd, 1) < 0 || dup2(plan.stderr_fd, 2) < 0) {
+      return errno;
+    }
+    return CloseAllExcept(static_cast<unsigned>(plan.report_fd),
+                          static_cast<unsigned>(plan.release_fd));
+  });
 
   // Blocked before fork so that no SIGCHLD or SIGTERM is lost between fork and sigwaitinfo.
   sigset_t init_signals;
   InitSignalSet(&init_signals);
-  if (sigprocmask(SIG_BLOCK, &init_signals, nullptr) != 0) Fail(plan, SetupStep::kBlockSignals, errno);
+  Do(plan, SetupStep::kBlockSignals,
+     [&] { return Errno(sigprocmask(SIG_BLOCK, &init_signals, nullptr)); });
   pid_t action = fork();
   if (action < 0) Fail(plan, SetupStep::kForkAction, errno);
   if (action == 0) RunAction(plan);
@@ -167,9 +176,9 @@ void RunChild(const ChildPlan& plan) {
     dup2(devnull.get(), 1);
     dup2(devnull.get(), 2);
   }
-  if (int err = LoadSeccompProgram(plan.seccomp); err != 0) {
+  if (int seccomp_err = LoadSeccompProgram(plan.seccomp); seccomp_err != 0) {
     kill(action, SIGKILL);
-    Fail(plan, SetupStep::kSeccomp, err);
+    Fail(plan, SetupStep::kSeccomp, seccomp_err);
   }
   RunInit(action, plan.report_fd);
 }

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "sandbox/caps.h"
+#include "sandbox/fault_injection.h"
 #include "sandbox/mounts.h"
 #include "sandbox/rlimits.h"
 
@@ -39,6 +40,8 @@ struct ChildPlan {
   const char* const* envp = nullptr;  // null-terminated
   // Absolute paths to try, in order, for argv[0] (the parent resolved it against PATH).
   const char* const* exec_candidates = nullptr;
+
+  FaultInjection faults;  // always empty outside the test-hooks build
 };
 
 // Exit status the action process uses when exec fails: 127 for "not found", 126 otherwise.

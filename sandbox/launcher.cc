@@ -16,6 +16,7 @@
 
 #include "sandbox/caps.h"
 #include "sandbox/child.h"
+#include "sandbox/fault_injection.h"
 #include "sandbox/mounts.h"
 #include "sandbox/os/syscalls.h"
 #include "sandbox/os/unique_fd.h"
@@ -93,9 +94,10 @@ Result<int> ReapInit(int pidfd, struct rusage* usage) {
 
 class Monitor {
  public:
-  Monitor(const SandboxSpec& spec, LaunchIo& io, int pidfd, pid_t init_pid, Pipe& stdin_pipe,
+  Monitor(const SandboxSpec& spec, const MountPlan& mounts, LaunchIo& io, int pidfd,
+          pid_t init_pid, Pipe& stdin_pipe,
           Pipe& stdout_pipe, Pipe& stderr_pipe, Pipe& report_pipe, Pipe& release_pipe)
-      : spec_(spec), io_(io), pidfd_(pidfd), init_pid_(init_pid), stdin_(std::move(stdin_pipe.write)),
+      : spec_(spec), mounts_(mounts), io_(io), pidfd_(pidfd), init_pid_(init_pid), stdin_(std::move(stdin_pipe.write)),
         stdout_(std::move(stdout_pipe.read)), stderr_(std::move(stderr_pipe.read)),
         report_(std::move(report_pipe.read)), release_(std::move(release_pipe.write)) {}
 
@@ -107,8 +109,10 @@ class Monitor {
   void ReadReports();
   void HandleMessage(const ChildMessage& message);
   void Kill(int signal);
+  std::string DescribeDetail(const ChildMessage& message) const;
 
   const SandboxSpec& spec_;
+  const MountPlan& mounts_;
   LaunchIo& io_;
   int pidfd_;
   pid_t init_pid_;
@@ -121,6 +125,7 @@ class Monitor {
   bool have_action_status_ = false;
   int action_status_ = 0;
   bool stop_requested_ = false;
+  bool skip_verification_ = FaultInjectionForLaunch().skip_verification;
   Outcome stop_outcome_ = Outcome::kTimedOut;
 };
 
@@ -163,12 +168,13 @@ void Monitor::HandleMessage(const ChildMessage& message) {
       if (result_.failed_step == SetupStep::kNone) {
         result_.failed_step = message.step;
         result_.failed_errno = message.err;
-        result_.failure_detail = std::to_string(message.detail);
+        result_.failure_detail = DescribeDetail(message);
       }
       break;
     case MessageKind::kActionReady: {
       // The action is fully confined and waits; check it from outside before letting it exec.
-      auto verified = VerifyConfinedAction(init_pid_, spec_);
+      auto verified = skip_verification_ ? Result<void>(Ok{})
+                                         : VerifyConfinedAction(init_pid_, spec_);
       if (!verified) {
         setup_failed_ = true;
         result_.failed_step = SetupStep::kWaitForRelease;
@@ -187,6 +193,15 @@ void Monitor::HandleMessage(const ChildMessage& message) {
       action_status_ = message.detail;
       break;
   }
+}
+
+std::string Monitor::DescribeDetail(const ChildMessage& message) const {
+  if (message.step == SetupStep::kMountPlan && message.detail >= 0 &&
+      static_cast<size_t>(message.detail) < mounts_.ops.size()) {
+    return mounts_.ops[static_cast<size_t>(message.detail)].Describe();
+  }
+  if (message.step == SetupStep::kRlimits) return "resource " + std::to_string(message.detail);
+  return {};
 }
 
 void Monitor::ReadReports() {
@@ -388,6 +403,7 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io) {
   plan.argv = argv.data();
   plan.envp = envp.data();
   plan.exec_candidates = candidate_ptrs.data();
+  plan.faults = FaultInjectionForLaunch();
 
   uint64_t flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
                    CLONE_NEWCGROUP | CLONE_PIDFD | CLONE_CLEAR_SIGHAND;
@@ -419,7 +435,7 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io) {
   (void)!write(id_maps_pipe->write.get(), &go, 1);
   id_maps_pipe->write.reset();
 
-  Monitor monitor(spec, io, pidfd.get(), pid, *stdin_pipe, *stdout_pipe, *stderr_pipe,
+  Monitor monitor(spec, mounts, io, pidfd.get(), pid, *stdin_pipe, *stdout_pipe, *stderr_pipe,
                   *report_pipe, *release_pipe);
   return monitor.Run(start);
 }

@@ -246,12 +246,14 @@ int MakeMountsPrivate() {
   return 0;
 }
 
-int MountStagingRootAndPivot(const char* tmpfs_options, int* failed_step) {
-  *failed_step = 0;
+int MountStagingRoot(const char* tmpfs_options) {
   if (mount("tmpfs", kStagingRoot, "tmpfs", MS_NOSUID | MS_NODEV, tmpfs_options) != 0) {
     return errno;
   }
-  *failed_step = 1;
+  return 0;
+}
+
+int PivotToStagingRoot() {
   if (chdir(kStagingRoot) != 0) return errno;
   if (mkdir("oldroot", 0700) != 0) return errno;
   // pivot_root, not chroot: the old root becomes unreachable once detached (catalog entry 7).

@@ -101,7 +101,8 @@ std::string SyntheticGroup(const IdMapping& ids);
 // Child side. Each returns 0 or an errno; *failed_op gets the index of the op that failed.
 // Allocation-free: only system calls on strings the parent prepared.
 int MakeMountsPrivate();
-int MountStagingRootAndPivot(const char* tmpfs_options, int* failed_step);
+int MountStagingRoot(const char* tmpfs_options);
+int PivotToStagingRoot();
 int ApplyMountPlan(const MountPlan& plan, int* failed_op);
 int DetachOldRoot();
 int MakeRootReadOnly();

@@ -1,5 +1,7 @@
 #include "sandbox/report.h"
 
+#include <cstring>
+
 namespace packvisor::sandbox {
 
 const char* SetupStepName(SetupStep step) {
@@ -35,6 +37,49 @@ const char* SetupStepName(SetupStep step) {
     case SetupStep::kExec: return "exec";
   }
   return "unknown step";
+}
+
+const char* SetupStepToken(SetupStep step) {
+  switch (step) {
+    case SetupStep::kNone: return "none";
+    case SetupStep::kParentDeathSignal: return "pdeathsig";
+    case SetupStep::kWaitForIdMaps: return "wait_id_maps";
+    case SetupStep::kSetGid: return "setgid";
+    case SetupStep::kSetGroups: return "setgroups";
+    case SetupStep::kSetUid: return "setuid";
+    case SetupStep::kMountPrivate: return "mount_private";
+    case SetupStep::kMountStagingRoot: return "mount_staging_root";
+    case SetupStep::kPivotRoot: return "pivot_root";
+    case SetupStep::kMountPlan: return "mount_plan";
+    case SetupStep::kDetachOldRoot: return "detach_old_root";
+    case SetupStep::kRootReadOnly: return "root_read_only";
+    case SetupStep::kChdir: return "chdir";
+    case SetupStep::kSetHostname: return "sethostname";
+    case SetupStep::kLoopbackUp: return "loopback";
+    case SetupStep::kSetsid: return "setsid";
+    case SetupStep::kSecurebits: return "securebits";
+    case SetupStep::kDropBoundingCaps: return "drop_bounding_caps";
+    case SetupStep::kClearAmbientCaps: return "clear_ambient_caps";
+    case SetupStep::kDropCaps: return "drop_caps";
+    case SetupStep::kNoNewPrivs: return "no_new_privs";
+    case SetupStep::kCloseFds: return "close_fds";
+    case SetupStep::kBlockSignals: return "block_signals";
+    case SetupStep::kForkAction: return "fork_action";
+    case SetupStep::kResetSignals: return "reset_signals";
+    case SetupStep::kRlimits: return "rlimits";
+    case SetupStep::kSeccomp: return "seccomp";
+    case SetupStep::kWaitForRelease: return "wait_release";
+    case SetupStep::kExec: return "exec";
+  }
+  return "unknown";
+}
+
+SetupStep SetupStepFromToken(const char* token) {
+  for (int i = 0; i <= static_cast<int>(SetupStep::kExec); ++i) {
+    auto step = static_cast<SetupStep>(i);
+    if (std::strcmp(SetupStepToken(step), token) == 0) return step;
+  }
+  return SetupStep::kNone;
 }
 
 }  // namespace packvisor::sandbox

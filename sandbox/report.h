@@ -40,6 +40,9 @@ enum class SetupStep : int32_t {
 };
 
 const char* SetupStepName(SetupStep step);
+// A stable identifier ("no_new_privs", "seccomp", ...), used by the test-only fault injection.
+const char* SetupStepToken(SetupStep step);
+SetupStep SetupStepFromToken(const char* token);  // kNone when unknown
 
 enum class MessageKind : int32_t {
   kSetupFailed = 1,   // step, err, detail

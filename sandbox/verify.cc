@@ -73,6 +73,28 @@ Result<void> CheckStatusText(const std::string& status, const IdMapping& ids) {
   return Ok{};
 }
 
+Result<void> CheckLimitsText(const std::string& limits, const ResourceLimits& expected) {
+  auto check = [&](const std::string& name, uint64_t value) -> Result<void> {
+    size_t pos = limits.find("\n" + name);
+    if (pos == std::string::npos) return Failure("sandbox verification", "limit " + name, "missing");
+    std::vector<std::string> fields =
+        Split(limits.substr(pos + 1 + name.size(), limits.find('\n', pos + 1) - pos - 1 - name.size()),
+              ' ');
+    std::string want = std::to_string(value);
+    if (fields.size() < 2 || fields[0] != want || fields[1] != want) {
+      std::string seen = fields.size() < 2 ? std::string("?") : fields[0] + " " + fields[1];
+      return Failure("sandbox verification", "limit " + name,
+                     "found '" + seen + "' (soft hard), want " + want + " " + want);
+    }
+    return Ok{};
+  };
+  PV_TRY(check("Max core file size", 0));
+  PV_TRY(check("Max open files", expected.nofile));
+  PV_TRY(check("Max processes", expected.nproc));
+  PV_TRY(check("Max file size", expected.fsize_bytes));
+  return Ok{};
+}
+
 Result<void> CheckMountinfoText(const std::string& mountinfo, bool has_pack, bool has_env) {
   bool saw_pack = false, saw_env = false, saw_root = false;
   for (const std::string& line : Split(mountinfo, '\n')) {
@@ -123,6 +145,21 @@ Result<void> VerifyConfinedAction(pid_t init_pid, const SandboxSpec& spec) {
   auto status = os::ReadFile(proc + "/status");
   if (!status) return status.error();
   PV_TRY(CheckStatusText(*status, spec.ids));
+
+  // setsid() took effect: the action is in init's session (init is the leader) and has no
+  // controlling terminal. Fields after the ")" of the command name: state ppid pgrp session tty_nr.
+  auto stat = os::ReadFile(proc + "/stat");
+  if (!stat) return stat.error();
+  size_t close_paren = stat->rfind(')');
+  std::vector<std::string> stat_fields =
+      Split(close_paren == std::string::npos ? std::string() : stat->substr(close_paren + 2), ' ');
+  if (stat_fields.size() < 5) return Failure("sandbox verification", proc + "/stat", "malformed");
+  PV_TRY(Expect(stat_fields[3] == std::to_string(init_pid), "session leader", stat_fields[3]));
+  PV_TRY(Expect(stat_fields[4] == "0", "no controlling terminal", stat_fields[4]));
+
+  auto limits = os::ReadFile(proc + "/limits");
+  if (!limits) return limits.error();
+  PV_TRY(CheckLimitsText(*limits, spec.limits));
 
   auto mountinfo = os::ReadFile(proc + "/mountinfo");
   if (!mountinfo) return mountinfo.error();

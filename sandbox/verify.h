@@ -17,6 +17,7 @@ Result<void> VerifyConfinedAction(pid_t init_pid, const SandboxSpec& spec);
 
 // Pure checks on /proc text, exposed for unit tests. Each returns the first problem found.
 Result<void> CheckStatusText(const std::string& status, const IdMapping& ids);
+Result<void> CheckLimitsText(const std::string& limits, const ResourceLimits& expected);
 Result<void> CheckMountinfoText(const std::string& mountinfo, bool has_pack, bool has_env);
 
 }  // namespace packvisor::sandbox

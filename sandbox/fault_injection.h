@@ -1,0 +1,21 @@
+// Test-only fault injection (catalog entry 10): make one setup step fail, or silently skip it, or
+// skip the verification from outside, so that tests can show the sandbox fails closed and that the
+// verification catches a step that did not take effect. Compiled in only with
+// PACKVISOR_TEST_HOOKS (the packvisor-test-hooks binary); in every other build it is always empty.
+#pragma once
+
+#include "sandbox/report.h"
+
+namespace packvisor::sandbox {
+
+struct FaultInjection {
+  SetupStep fail_step = SetupStep::kNone;  // reports EPERM instead of running the step
+  SetupStep skip_step = SetupStep::kNone;  // does not run the step, reports nothing
+  bool skip_verification = false;          // releases the action without checking it
+};
+
+// Test builds: PACKVISOR_TEST_FAIL_STEP=<token>, PACKVISOR_TEST_SKIP_STEP=<token>,
+// PACKVISOR_TEST_SKIP_VERIFY=1 (tokens from SetupStepToken). Other builds: no faults.
+FaultInjection FaultInjectionForLaunch();
+
+}  // namespace packvisor::sandbox
