@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/close_range.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -53,6 +54,12 @@ int WaitForByte(int fd, int err_on_eof) {
     n = read(fd, &byte, 1);
   } while (n < 0 && errno == EINTR);
   return n == 1 ? 0 : err_on_eof;
+}
+
+// True while the parent holds the write end of `fd`'s pipe.
+bool ParentAlive(int fd) {
+  struct pollfd poll_fd = {fd, 0, 0};
+  return poll(&poll_fd, 1, 0) == 0 || (poll_fd.revents & (POLLHUP | POLLERR)) == 0;
 }
 
 // Closes every descriptor >= 3 except `keep_a` and `keep_b`.
@@ -123,6 +130,12 @@ void RunChild(const ChildPlan& plan) {
   // Drop root's supplementary groups while CAP_SETGID is still held.
   Do(plan, SetupStep::kSetGroups, [] { return Errno(setgroups(0, nullptr)); });
   Do(plan, SetupStep::kSetUid, [&] { return Errno(setresuid(plan.uid, plan.uid, plan.uid)); });
+  // The kernel clears the parent-death signal when the euid/egid change: arm it again, then make
+  // sure the parent did not die in between (its end of the release pipe would have hung up).
+  Do(plan, SetupStep::kParentDeathSignal, [&] {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return errno;
+    return ParentAlive(plan.release_fd) ? 0 : ECHILD;
+  });
 
   // Mounts: private first, so nothing we do propagates to the host.
   Do(plan, SetupStep::kMountPrivate, [] { return MakeMountsPrivate(); });

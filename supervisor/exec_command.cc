@@ -66,7 +66,7 @@ int RunExecCommand(const Config& config, const ExecOptions& options) {
   }
   int64_t timeout_seconds = std::chrono::ceil<std::chrono::seconds>(spec.timeout).count();
   ExecutionResult result =
-      ResultFromSandbox(*launched, out, err, execution_id, "exec", timeout_seconds);
+      ResultFromSandbox(*launched, out, err, execution_id, "exec", timeout_seconds, spec.argv[0]);
   spdlog::debug("exec {}: {} in {} ms", execution_id, ExecutionStatusName(result.status),
                 result.duration_ms);
   if (options.json) {

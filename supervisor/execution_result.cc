@@ -72,7 +72,7 @@ int ExecutionResult::ExitStatus() const {
 ExecutionResult ResultFromSandbox(const sandbox::SandboxResult& sandbox_result,
                                   const CappedOutput& out, const CappedOutput& err,
                                   std::string execution_id, std::string action_ref,
-                                  int64_t timeout_seconds) {
+                                  int64_t timeout_seconds, const std::string& command) {
   using sandbox::Outcome;
   ExecutionResult r;
   r.execution_id = std::move(execution_id);
@@ -116,8 +116,8 @@ ExecutionResult ResultFromSandbox(const sandbox::SandboxResult& sandbox_result,
       r.exit_code = sandbox_result.exit_code;
       r.start_failure_exit = sandbox_result.exit_code;
       r.error = sandbox_result.failed_errno == ENOENT
-                    ? "command not found in the sandbox"
-                    : std::string("command could not be executed: ") +
+                    ? "command not found in the sandbox: " + command
+                    : "command could not be executed in the sandbox: " + command + ": " +
                           std::strerror(sandbox_result.failed_errno);
       break;
   }

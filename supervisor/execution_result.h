@@ -50,6 +50,6 @@ std::string NewExecutionId();
 ExecutionResult ResultFromSandbox(const sandbox::SandboxResult& sandbox_result,
                                   const CappedOutput& out, const CappedOutput& err,
                                   std::string execution_id, std::string action_ref,
-                                  int64_t timeout_seconds);
+                                  int64_t timeout_seconds, const std::string& command);
 
 }  // namespace packvisor

@@ -4,14 +4,19 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "sandbox/os/unique_fd.h"
 
@@ -24,7 +29,26 @@ std::string SourceDir() { return PACKVISOR_SOURCE_DIR; }
 
 nlohmann::json CommandResult::Json() const { return nlohmann::json::parse(stdout_text); }
 
-CommandResult RunPackvisor(const std::vector<std::string>& args, const std::string& stdin_data) {
+namespace {
+
+std::vector<std::string> EnvironmentWith(const std::vector<std::string>& extra) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) env.push_back(*e);
+  env.insert(env.end(), extra.begin(), extra.end());
+  return env;
+}
+
+std::vector<char*> Pointers(std::vector<std::string>& strings) {
+  std::vector<char*> pointers;
+  for (auto& s : strings) pointers.push_back(s.data());
+  pointers.push_back(nullptr);
+  return pointers;
+}
+
+}  // namespace
+
+CommandResult RunPackvisor(const std::vector<std::string>& args, const std::string& stdin_data,
+                           const std::vector<std::string>& extra_env) {
   int in[2], out[2], err[2];
   if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) {
     throw std::runtime_error("pipe2 failed");
@@ -40,8 +64,10 @@ CommandResult RunPackvisor(const std::vector<std::string>& args, const std::stri
   std::vector<char*> argv;
   for (auto& a : full) argv.push_back(a.data());
   argv.push_back(nullptr);
+  std::vector<std::string> env = EnvironmentWith(extra_env);
+  std::vector<char*> envp = Pointers(env);
   pid_t pid;
-  int rc = posix_spawn(&pid, full[0].c_str(), &actions, nullptr, argv.data(), environ);
+  int rc = posix_spawn(&pid, full[0].c_str(), &actions, nullptr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) throw std::runtime_error("posix_spawn failed");
   in_r.reset();
@@ -56,9 +82,18 @@ CommandResult RunPackvisor(const std::vector<std::string>& args, const std::stri
     pollfd fds[3];
     int n = 0;
     int iw = -1, io = -1, ie = -1;
-    if (in_w) { fds[n] = {in_w.get(), POLLOUT, 0}; iw = n++; }
-    if (out_r) { fds[n] = {out_r.get(), POLLIN, 0}; io = n++; }
-    if (err_r) { fds[n] = {err_r.get(), POLLIN, 0}; ie = n++; }
+    if (in_w) {
+      fds[n] = {in_w.get(), POLLOUT, 0};
+      iw = n++;
+    }
+    if (out_r) {
+      fds[n] = {out_r.get(), POLLIN, 0};
+      io = n++;
+    }
+    if (err_r) {
+      fds[n] = {err_r.get(), POLLIN, 0};
+      ie = n++;
+    }
     if (poll(fds, n, -1) < 0) continue;
     if (iw >= 0 && fds[iw].revents) {
       ssize_t w = write(in_w.get(), stdin_data.data() + written, stdin_data.size() - written);
@@ -69,8 +104,10 @@ CommandResult RunPackvisor(const std::vector<std::string>& args, const std::stri
     auto drain = [&](int idx, unique_fd& fd, std::string& sink) {
       if (idx < 0 || !fds[idx].revents) return;
       ssize_t r = read(fd.get(), buf, sizeof(buf));
-      if (r > 0) sink.append(buf, static_cast<size_t>(r));
-      else fd.reset();
+      if (r > 0)
+        sink.append(buf, static_cast<size_t>(r));
+      else
+        fd.reset();
     };
     drain(io, out_r, result.stdout_text);
     drain(ie, err_r, result.stderr_text);
@@ -79,6 +116,133 @@ CommandResult RunPackvisor(const std::vector<std::string>& args, const std::stri
   waitpid(pid, &status, 0);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return result;
+}
+
+CommandResult RunExec(const std::vector<std::string>& options,
+                      const std::vector<std::string>& command) {
+  std::vector<std::string> args = {"exec"};
+  args.insert(args.end(), options.begin(), options.end());
+  args.push_back("--");
+  args.insert(args.end(), command.begin(), command.end());
+  return RunPackvisor(args);
+}
+
+pid_t SpawnPackvisor(const std::vector<std::string>& args) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  std::vector<std::string> full = {PackvisorBinary()};
+  full.insert(full.end(), args.begin(), args.end());
+  std::vector<char*> argv = Pointers(full);
+  pid_t pid;
+  int rc = posix_spawn(&pid, full[0].c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) throw std::runtime_error("posix_spawn failed");
+  return pid;
+}
+
+std::string UniqueMarker(const std::string& prefix) {
+  unsigned char bytes[8];
+  if (getrandom(bytes, sizeof(bytes), 0) != static_cast<ssize_t>(sizeof(bytes))) {
+    throw std::runtime_error("getrandom failed");
+  }
+  std::string text = prefix + "-" + std::to_string(getpid()) + "-";
+  static const char kHex[] = "0123456789abcdef";
+  for (unsigned char b : bytes) {
+    text += kHex[b >> 4];
+    text += kHex[b & 15];
+  }
+  return text;
+}
+
+std::vector<pid_t> ProcessesWithMarker(const std::string& marker) {
+  std::vector<pid_t> found;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    pid_t pid = static_cast<pid_t>(std::stol(name));
+    if (pid == getpid()) continue;
+    std::string cmdline = ReadFileOrEmpty("/proc/" + name + "/cmdline");
+    if (cmdline.find(marker) != std::string::npos) found.push_back(pid);
+  }
+  return found;
+}
+
+std::vector<pid_t> WaitForNoProcessesWithMarker(const std::string& marker, int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    std::vector<pid_t> left = ProcessesWithMarker(marker);
+    if (left.empty() || std::chrono::steady_clock::now() >= deadline) return left;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+bool WaitForPath(const std::string& path, int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    if (access(path.c_str(), F_OK) == 0) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+std::string ReadFileOrEmpty(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string TreeFingerprint(const std::string& root) {
+  std::vector<std::string> entries;
+  std::error_code ec;
+  auto describe = [&](const std::filesystem::path& path) {
+    struct stat st {};
+    if (lstat(path.c_str(), &st) != 0) return std::string("? ") + path.string();
+    std::string line = path.lexically_relative(root).string() +
+                       " mode=" + std::to_string(st.st_mode) + " uid=" + std::to_string(st.st_uid) +
+                       " gid=" + std::to_string(st.st_gid) + " size=" + std::to_string(st.st_size) +
+                       " mtime=" + std::to_string(st.st_mtim.tv_sec) + "." +
+                       std::to_string(st.st_mtim.tv_nsec);
+    if (S_ISREG(st.st_mode)) line += " content=" + ReadFileOrEmpty(path.string());
+    if (S_ISLNK(st.st_mode)) line += " target=" + std::filesystem::read_symlink(path, ec).string();
+    return line;
+  };
+  entries.push_back(describe(root));
+  for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
+       it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    entries.push_back(describe(it->path()));
+  }
+  std::sort(entries.begin(), entries.end());
+  std::string text;
+  for (const auto& e : entries) text += e + "\n";
+  return text;
+}
+
+std::vector<std::string> EntriesContaining(const std::string& dir, const std::string& needle) {
+  std::vector<std::string> found;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.find(needle) != std::string::npos) found.push_back(name);
+  }
+  return found;
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(line);
+  return lines;
+}
+
+void TempDir::Chown(uid_t uid, gid_t gid) const {
+  if (chown(path_.c_str(), uid, gid) != 0) throw std::runtime_error("chown " + path_ + " failed");
 }
 
 TempDir::TempDir() {

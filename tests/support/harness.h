@@ -1,10 +1,11 @@
 // Runs the real packvisor binary for integration tests and captures what it did.
 #pragma once
 
-#include <string>
-#include <vector>
+#include <sys/types.h>
 
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 namespace packvisor::testing {
 
@@ -15,8 +16,18 @@ struct CommandResult {
   nlohmann::json Json() const;  // parses stdout (for --json runs); throws on bad JSON
 };
 
-// Runs `packvisor args...` (the binary built with the tests), feeding stdin_data.
-CommandResult RunPackvisor(const std::vector<std::string>& args, const std::string& stdin_data = {});
+// Runs `packvisor args...` (the binary built with the tests), feeding stdin_data. `extra_env`
+// ("NAME=value" entries) is added to the test process's environment for this run only.
+CommandResult RunPackvisor(const std::vector<std::string>& args, const std::string& stdin_data = {},
+                           const std::vector<std::string>& extra_env = {});
+
+// `packvisor exec OPTIONS... -- COMMAND...`.
+CommandResult RunExec(const std::vector<std::string>& options,
+                      const std::vector<std::string>& command);
+
+// Starts `packvisor args...` in the background with stdin, stdout and stderr on /dev/null.
+// Returns its pid (the caller waits for it).
+pid_t SpawnPackvisor(const std::vector<std::string>& args);
 
 // A directory under /tmp, mode 0755, removed (with everything in it) at destruction.
 class TempDir {
@@ -28,6 +39,9 @@ class TempDir {
   const std::string& path() const { return path_; }
   // Writes a file (creating parent directories), with the given mode.
   void Write(const std::string& relative, const std::string& content, int mode = 0644) const;
+  // Changes the owner of the directory itself (e.g. to the sandbox's host id for an env dir).
+  void Chown(uid_t uid, gid_t gid) const;
+  std::string Path(const std::string& relative) const { return path_ + "/" + relative; }
 
  private:
   std::string path_;
@@ -35,5 +49,30 @@ class TempDir {
 
 std::string PackvisorBinary();
 std::string SourceDir();
+
+// A string no other test (or run) uses: for process markers and file names.
+std::string UniqueMarker(const std::string& prefix);
+
+// Host pids (other than this process) whose /proc/<pid>/cmdline contains `marker`.
+std::vector<pid_t> ProcessesWithMarker(const std::string& marker);
+
+// Waits up to `timeout_ms` for ProcessesWithMarker(marker) to become empty; returns what is left.
+std::vector<pid_t> WaitForNoProcessesWithMarker(const std::string& marker, int timeout_ms);
+
+// Waits up to `timeout_ms` for `path` to exist.
+bool WaitForPath(const std::string& path, int timeout_ms);
+
+// The whole file, or "" when it cannot be read.
+std::string ReadFileOrEmpty(const std::string& path);
+
+// A canonical description of a directory tree (paths, types, modes, owners, sizes, contents,
+// symlink targets, mtimes): equal strings mean an unchanged tree.
+std::string TreeFingerprint(const std::string& root);
+
+// Names of the entries of `dir` whose name contains `needle`.
+std::vector<std::string> EntriesContaining(const std::string& dir, const std::string& needle);
+
+// Lines of `text` (without the newlines; no trailing empty line).
+std::vector<std::string> Lines(const std::string& text);
 
 }  // namespace packvisor::testing

@@ -1,0 +1,423 @@
+// probe: runs named syscalls with harmless bad arguments and reports what happened.
+//
+//   probe CASE...
+//
+// For every case it prints "CASE reached" (flushed) before the attempt, then "CASE errno=N" or
+// "CASE ok". The arguments are chosen so that, when the kernel really runs the call, it fails early
+// with EBADF/EFAULT/EINVAL/ESRCH/ENOTTY (or succeeds harmlessly); a seccomp denial shows up as the
+// policy's errno (EPERM/ENOSYS/EAFNOSUPPORT) or as a SIGSYS death (int80_getpid, x32_getpid).
+// A few informational cases (fds, cwd, root_inodes, proc_exe_write) print facts about the sandbox.
+//
+// Built static (-static) so that no dynamic loader adds syscalls of its own.
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/personality.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef TIOCLINUX
+#define TIOCLINUX 0x541C
+#endif
+#ifndef AF_VSOCK
+#define AF_VSOCK 40
+#endif
+#ifndef AF_ALG
+#define AF_ALG 38
+#endif
+#ifndef AF_KEY
+#define AF_KEY 15
+#endif
+#ifndef AF_PACKET
+#define AF_PACKET 17
+#endif
+#define NETLINK_AUDIT_PROTO 9
+#define X32_SYSCALL_BIT 0x40000000UL
+
+// An invalid socket type (>= SOCK_MAX, within SOCK_TYPE_MASK): the kernel rejects it with EINVAL
+// right after the family range check, before it loads or asks anything of the family.
+#define BAD_SOCK_TYPE 15
+
+#define BAD ((void*)1)
+#define NOPID 0x3fffffffL  // larger than pid_max can be: ESRCH
+
+typedef long (*CaseFn)(void);
+
+struct Case {
+  const char* name;
+  CaseFn fn;  // returns the raw syscall result (-1 with errno set on failure)
+};
+
+static long c_mount(void) { return syscall(SYS_mount, BAD, BAD, BAD, 0UL, BAD); }
+static long c_umount2(void) { return syscall(SYS_umount2, BAD, 0xffff0000UL); }
+static long c_pivot_root(void) { return syscall(SYS_pivot_root, BAD, BAD); }
+static long c_chroot(void) { return syscall(SYS_chroot, BAD); }
+static long c_fsopen(void) { return syscall(SYS_fsopen, BAD, 0xffffffffUL); }
+static long c_fsconfig(void) { return syscall(SYS_fsconfig, -1, 0xffffUL, BAD, BAD, 0); }
+static long c_fsmount(void) { return syscall(SYS_fsmount, -1, 0xffffffffUL, 0xffffffffUL); }
+static long c_fspick(void) { return syscall(SYS_fspick, -1, BAD, 0xffffffffUL); }
+static long c_open_tree(void) { return syscall(SYS_open_tree, -1, BAD, 0xffffffffUL); }
+static long c_move_mount(void) { return syscall(SYS_move_mount, -1, BAD, -1, BAD, 0xffffffffUL); }
+static long c_mount_setattr(void) {
+  return syscall(SYS_mount_setattr, -1, BAD, 0xffffffffUL, BAD, 0);
+}
+static long c_setns(void) { return syscall(SYS_setns, -1, 0); }
+// KEYCTL_DESCRIBE (6) of key 0, which never exists.
+static long c_keyctl(void) { return syscall(SYS_keyctl, 6, 0, BAD, 1, 0); }
+static long c_add_key(void) { return syscall(SYS_add_key, BAD, BAD, BAD, 1, 0); }
+static long c_request_key(void) { return syscall(SYS_request_key, BAD, BAD, BAD, 0); }
+static long c_bpf(void) { return syscall(SYS_bpf, 5 /* BPF_PROG_LOAD */, BAD, 0); }
+static long c_perf_event_open(void) { return syscall(SYS_perf_event_open, BAD, 0, -1, -1, 0); }
+static long c_userfaultfd(void) { return syscall(SYS_userfaultfd, 0xffffffffUL); }
+static long c_ptrace(void) { return syscall(SYS_ptrace, 16 /* PTRACE_ATTACH */, NOPID, 0, 0); }
+static long c_process_vm_readv(void) {
+  return syscall(SYS_process_vm_readv, NOPID, BAD, 1, BAD, 1, 1);
+}
+static long c_process_vm_writev(void) {
+  return syscall(SYS_process_vm_writev, NOPID, BAD, 1, BAD, 1, 1);
+}
+static long c_pidfd_getfd(void) { return syscall(SYS_pidfd_getfd, -1, -1, 0); }
+static long c_kcmp(void) { return syscall(SYS_kcmp, NOPID, NOPID, 0, 0, 0); }
+static long c_kexec_load(void) { return syscall(SYS_kexec_load, 0, 0, BAD, 0xffffffffUL); }
+static long c_kexec_file_load(void) {
+  return syscall(SYS_kexec_file_load, -1, -1, 0, BAD, 0xffffffffUL);
+}
+static long c_init_module(void) { return syscall(SYS_init_module, BAD, 0, BAD); }
+static long c_finit_module(void) { return syscall(SYS_finit_module, -1, BAD, 0xffffffffUL); }
+static long c_delete_module(void) { return syscall(SYS_delete_module, BAD, 0); }
+static long c_create_module(void) { return syscall(SYS_create_module, BAD, 0); }
+// Wrong magic numbers: the kernel refuses them with EINVAL (after the capability check).
+static long c_reboot(void) { return syscall(SYS_reboot, 0, 0, 0, BAD); }
+static long c_swapon(void) { return syscall(SYS_swapon, BAD, 0); }
+static long c_swapoff(void) { return syscall(SYS_swapoff, BAD); }
+static long c_acct(void) { return syscall(SYS_acct, BAD); }
+static long c_syslog(void) { return syscall(SYS_syslog, 1000, BAD, 1); }
+static long c_settimeofday(void) { return syscall(SYS_settimeofday, BAD, BAD); }
+static long c_clock_settime(void) { return syscall(SYS_clock_settime, CLOCK_REALTIME, BAD); }
+static long c_adjtimex(void) { return syscall(SYS_adjtimex, BAD); }
+static long c_clock_adjtime(void) { return syscall(SYS_clock_adjtime, CLOCK_REALTIME, BAD); }
+static long c_open_by_handle_at(void) { return syscall(SYS_open_by_handle_at, -1, BAD, 0); }
+static long c_name_to_handle_at(void) {
+  return syscall(SYS_name_to_handle_at, -1, BAD, BAD, BAD, 0xffffffffUL);
+}
+static long c_quotactl(void) { return syscall(SYS_quotactl, 0xffffffffUL, BAD, 0, BAD); }
+#ifdef SYS_quotactl_fd
+static long c_quotactl_fd(void) { return syscall(SYS_quotactl_fd, -1, 0xffffffffUL, 0, BAD); }
+#endif
+static long c_lookup_dcookie(void) { return syscall(SYS_lookup_dcookie, 0, BAD, 0); }
+static long c_nfsservctl(void) { return syscall(SYS_nfsservctl, 0, BAD, BAD); }
+static long c_uselib(void) { return syscall(SYS_uselib, BAD); }
+static long c_sysctl(void) { return syscall(SYS__sysctl, BAD); }
+static long c_get_kernel_syms(void) { return syscall(SYS_get_kernel_syms, BAD); }
+static long c_query_module(void) { return syscall(SYS_query_module, BAD, 0, BAD, 0, BAD); }
+// Inside the sandbox only: on a host terminal a successful vhangup would hang it up.
+static long c_vhangup(void) { return syscall(SYS_vhangup); }
+static long c_iopl(void) { return syscall(SYS_iopl, 4); }  // level > 3: EINVAL
+static long c_ioperm(void) { return syscall(SYS_ioperm, 0xfffffff0UL, 0x100UL, 1); }
+static long c_fanotify_init(void) { return syscall(SYS_fanotify_init, 0xffffffffUL, 0xffffffffUL); }
+static long c_sethostname(void) { return syscall(SYS_sethostname, BAD, 4096); }
+static long c_setdomainname(void) { return syscall(SYS_setdomainname, BAD, 4096); }
+static long c_io_uring_setup(void) { return syscall(SYS_io_uring_setup, 1, BAD); }
+static long c_io_uring_enter(void) { return syscall(SYS_io_uring_enter, -1, 0, 0, 0, BAD, 0); }
+static long c_io_uring_register(void) { return syscall(SYS_io_uring_register, -1, 0, BAD, 0); }
+
+// The namespace cases can really create a process or namespace if the filter lets them through:
+// a child exits at once and the parent reaps it.
+static long ReapChild(long ret) {
+  if (ret == 0) syscall(SYS_exit_group, 0);
+  if (ret > 0) {
+    int saved = errno;
+    waitpid((pid_t)ret, NULL, __WALL);
+    errno = saved;
+    return 0;
+  }
+  return ret;
+}
+static long c_clone3_newuser(void) {
+  struct clone_args args;
+  memset(&args, 0, sizeof(args));
+  args.flags = CLONE_NEWUSER;
+  args.exit_signal = SIGCHLD;
+  return ReapChild(syscall(SYS_clone3, &args, sizeof(args)));
+}
+static long c_clone_newuser(void) {
+  return ReapChild(syscall(SYS_clone, (unsigned long)(CLONE_NEWUSER | SIGCHLD), 0, 0, 0, 0));
+}
+static long c_unshare_newuser(void) { return syscall(SYS_unshare, CLONE_NEWUSER); }
+static long c_unshare_newns(void) { return syscall(SYS_unshare, CLONE_NEWNS); }
+static long c_personality_linux32(void) { return syscall(SYS_personality, PER_LINUX32); }
+static long c_personality_query(void) { return syscall(SYS_personality, 0xffffffffUL); }
+static long c_mknod_chr(void) { return syscall(SYS_mknod, BAD, S_IFCHR | 0600, makedev(1, 3)); }
+static long c_mknod_blk(void) { return syscall(SYS_mknod, BAD, S_IFBLK | 0600, makedev(7, 0)); }
+static long c_mknodat_chr(void) {
+  return syscall(SYS_mknodat, AT_FDCWD, BAD, S_IFCHR | 0600, makedev(1, 3));
+}
+static long c_ioctl_tiocsti(void) { return syscall(SYS_ioctl, 0, TIOCSTI, BAD); }
+// CVE-2019-10063: the kernel only looks at the low 32 bits of the request.
+static long c_ioctl_tiocsti_highbits(void) {
+  return syscall(SYS_ioctl, 0, (unsigned long)TIOCSTI | (1UL << 32), BAD);
+}
+static long c_ioctl_tiocsti_fdm1(void) { return syscall(SYS_ioctl, -1, TIOCSTI, BAD); }
+static long c_ioctl_tioclinux(void) { return syscall(SYS_ioctl, 0, TIOCLINUX, BAD); }
+static long Sock(unsigned long family, int protocol) {
+  long fd = syscall(SYS_socket, family, BAD_SOCK_TYPE, protocol);
+  if (fd >= 0) close((int)fd);
+  return fd < 0 ? fd : 0;
+}
+static long c_socket_packet(void) { return Sock(AF_PACKET, 0); }
+static long c_socket_vsock(void) { return Sock(AF_VSOCK, 0); }
+static long c_socket_alg(void) { return Sock(AF_ALG, 0); }
+static long c_socket_netlink_audit(void) { return Sock(AF_NETLINK, NETLINK_AUDIT_PROTO); }
+static long c_socket_key(void) { return Sock(AF_KEY, 2 /* PF_KEY_V2 */); }
+// AF_INET with bit 32 set: the kernel truncates the family to int and would see AF_INET.
+static long c_socket_highbits(void) { return Sock((1UL << 32) | AF_INET, 0); }
+static long c_socket_packet_highbits(void) { return Sock((1UL << 32) | AF_PACKET, 0); }
+static long SockPair(unsigned long family) {
+  int sv[2] = {-1, -1};
+  long ret = syscall(SYS_socketpair, family, BAD_SOCK_TYPE, 0, sv);
+  if (ret == 0) {
+    close(sv[0]);
+    close(sv[1]);
+  }
+  return ret;
+}
+static long c_socketpair_vsock(void) { return SockPair(AF_VSOCK); }
+static long c_socketpair_highbits(void) { return SockPair((1UL << 32) | AF_UNIX); }
+
+// i386 ABI from a 64-bit process: getpid is 20 there.
+static long c_int80_getpid(void) {
+  long ret = 20;
+  __asm__ volatile("int $0x80" : "+a"(ret) : : "memory", "rcx", "r11");
+  if (ret < 0 && ret > -4096) {
+    errno = (int)-ret;
+    return -1;
+  }
+  return ret >= 0 ? 0 : ret;
+}
+static long c_x32_getpid(void) {
+  long ret = syscall(X32_SYSCALL_BIT | SYS_getpid);
+  return ret < 0 ? ret : 0;
+}
+
+// --- informational cases -----------------------------------------------------------------------
+
+// Prints "fds N -> TARGET" for each open fd except the directory stream's own.
+static long c_fds(void) {
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == NULL) return -1;
+  int own = dirfd(dir);
+  struct dirent* entry;
+  while ((entry = readdir(dir)) != NULL) {
+    if (entry->d_name[0] == '.') continue;
+    int fd = atoi(entry->d_name);
+    if (fd == own) continue;
+    char path[64], target[4096];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(path, target, sizeof(target) - 1);
+    target[n < 0 ? 0 : n] = '\0';
+    printf("fds %d -> %s\n", fd, target);
+  }
+  closedir(dir);
+  return 0;
+}
+
+static long c_cwd(void) {
+  char target[4096];
+  ssize_t n = readlink("/proc/self/cwd", target, sizeof(target) - 1);
+  if (n < 0) return -1;
+  target[n] = '\0';
+  printf("cwd %s\n", target);
+  return 0;
+}
+
+static long c_root_inodes(void) {
+  struct stat root, parent, dotdot3;
+  if (stat("/", &root) != 0 || stat("/..", &parent) != 0 || stat("/../../..", &dotdot3) != 0) {
+    return -1;
+  }
+  printf("root_inodes / %lu:%lu /.. %lu:%lu /../../.. %lu:%lu\n", (unsigned long)root.st_dev,
+         (unsigned long)root.st_ino, (unsigned long)parent.st_dev, (unsigned long)parent.st_ino,
+         (unsigned long)dotdot3.st_dev, (unsigned long)dotdot3.st_ino);
+  return 0;
+}
+
+// Tries to open /proc/PID/exe of every visible process for writing, directly and through an
+// O_PATH descriptor reopened via /proc/self/fd (runc CVE-2019-5736). One line per attempt.
+static long c_proc_exe_write(void) {
+  DIR* dir = opendir("/proc");
+  if (dir == NULL) return -1;
+  struct dirent* entry;
+  long opened = 0;
+  while ((entry = readdir(dir)) != NULL) {
+    if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
+    char path[300];
+    snprintf(path, sizeof(path), "/proc/%s/exe", entry->d_name);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    printf("proc_exe_write %s direct %s\n", path, fd >= 0 ? "OPENED" : strerror(errno));
+    if (fd >= 0) {
+      ++opened;
+      close(fd);
+    }
+    int opath = open(path, O_PATH | O_CLOEXEC);
+    if (opath < 0) {
+      printf("proc_exe_write %s o_path %s\n", path, strerror(errno));
+      continue;
+    }
+    char via[64];
+    snprintf(via, sizeof(via), "/proc/self/fd/%d", opath);
+    fd = open(via, O_WRONLY | O_CLOEXEC);
+    printf("proc_exe_write %s reopen %s\n", path, fd >= 0 ? "OPENED" : strerror(errno));
+    if (fd >= 0) {
+      ++opened;
+      close(fd);
+    }
+    close(opath);
+  }
+  closedir(dir);
+  printf("proc_exe_write opened=%ld\n", opened);
+  return 0;
+}
+
+static const struct Case kCases[] = {
+    {"mount", c_mount},
+    {"umount2", c_umount2},
+    {"pivot_root", c_pivot_root},
+    {"chroot", c_chroot},
+    {"fsopen", c_fsopen},
+    {"fsconfig", c_fsconfig},
+    {"fsmount", c_fsmount},
+    {"fspick", c_fspick},
+    {"open_tree", c_open_tree},
+    {"move_mount", c_move_mount},
+    {"mount_setattr", c_mount_setattr},
+    {"setns", c_setns},
+    {"keyctl", c_keyctl},
+    {"add_key", c_add_key},
+    {"request_key", c_request_key},
+    {"bpf", c_bpf},
+    {"perf_event_open", c_perf_event_open},
+    {"userfaultfd", c_userfaultfd},
+    {"ptrace", c_ptrace},
+    {"process_vm_readv", c_process_vm_readv},
+    {"process_vm_writev", c_process_vm_writev},
+    {"pidfd_getfd", c_pidfd_getfd},
+    {"kcmp", c_kcmp},
+    {"kexec_load", c_kexec_load},
+    {"kexec_file_load", c_kexec_file_load},
+    {"init_module", c_init_module},
+    {"finit_module", c_finit_module},
+    {"delete_module", c_delete_module},
+    {"create_module", c_create_module},
+    {"reboot", c_reboot},
+    {"swapon", c_swapon},
+    {"swapoff", c_swapoff},
+    {"acct", c_acct},
+    {"syslog", c_syslog},
+    {"settimeofday", c_settimeofday},
+    {"clock_settime", c_clock_settime},
+    {"adjtimex", c_adjtimex},
+    {"clock_adjtime", c_clock_adjtime},
+    {"open_by_handle_at", c_open_by_handle_at},
+    {"name_to_handle_at", c_name_to_handle_at},
+    {"quotactl", c_quotactl},
+#ifdef SYS_quotactl_fd
+    {"quotactl_fd", c_quotactl_fd},
+#endif
+    {"lookup_dcookie", c_lookup_dcookie},
+    {"nfsservctl", c_nfsservctl},
+    {"uselib", c_uselib},
+    {"_sysctl", c_sysctl},
+    {"get_kernel_syms", c_get_kernel_syms},
+    {"query_module", c_query_module},
+    {"vhangup", c_vhangup},
+    {"iopl", c_iopl},
+    {"ioperm", c_ioperm},
+    {"fanotify_init", c_fanotify_init},
+    {"sethostname", c_sethostname},
+    {"setdomainname", c_setdomainname},
+    {"io_uring_setup", c_io_uring_setup},
+    {"io_uring_enter", c_io_uring_enter},
+    {"io_uring_register", c_io_uring_register},
+    {"clone3_newuser", c_clone3_newuser},
+    {"clone_newuser", c_clone_newuser},
+    {"unshare_newuser", c_unshare_newuser},
+    {"unshare_newns", c_unshare_newns},
+    {"personality_linux32", c_personality_linux32},
+    {"personality_query", c_personality_query},
+    {"mknod_chr", c_mknod_chr},
+    {"mknod_blk", c_mknod_blk},
+    {"mknodat_chr", c_mknodat_chr},
+    {"ioctl_tiocsti", c_ioctl_tiocsti},
+    {"ioctl_tiocsti_highbits", c_ioctl_tiocsti_highbits},
+    {"ioctl_tiocsti_fdm1", c_ioctl_tiocsti_fdm1},
+    {"ioctl_tioclinux", c_ioctl_tioclinux},
+    {"socket_packet", c_socket_packet},
+    {"socket_vsock", c_socket_vsock},
+    {"socket_alg", c_socket_alg},
+    {"socket_netlink_audit", c_socket_netlink_audit},
+    {"socket_key", c_socket_key},
+    {"socket_highbits", c_socket_highbits},
+    {"socket_packet_highbits", c_socket_packet_highbits},
+    {"socketpair_vsock", c_socketpair_vsock},
+    {"socketpair_highbits", c_socketpair_highbits},
+    {"int80_getpid", c_int80_getpid},
+    {"x32_getpid", c_x32_getpid},
+    {"fds", c_fds},
+    {"cwd", c_cwd},
+    {"root_inodes", c_root_inodes},
+    {"proc_exe_write", c_proc_exe_write},
+};
+
+static const struct Case* Find(const char* name) {
+  for (size_t i = 0; i < sizeof(kCases) / sizeof(kCases[0]); ++i) {
+    if (strcmp(kCases[i].name, name) == 0) return &kCases[i];
+  }
+  return NULL;
+}
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: probe CASE...\n       probe --list\n");
+    return 2;
+  }
+  if (strcmp(argv[1], "--list") == 0) {
+    for (size_t i = 0; i < sizeof(kCases) / sizeof(kCases[0]); ++i) puts(kCases[i].name);
+    return 0;
+  }
+  int status = 0;
+  for (int i = 1; i < argc; ++i) {
+    const struct Case* c = Find(argv[i]);
+    if (c == NULL) {
+      printf("%s unknown\n", argv[i]);
+      fflush(stdout);
+      status = 2;
+      continue;
+    }
+    printf("%s reached\n", c->name);
+    fflush(stdout);
+    errno = 0;
+    long ret = c->fn();
+    if (ret < 0) {
+      printf("%s errno=%d\n", c->name, errno);
+    } else {
+      printf("%s ok\n", c->name);
+    }
+    fflush(stdout);
+  }
+  return status;
+}
