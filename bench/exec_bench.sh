@@ -107,8 +107,8 @@ PY
 if [[ ${PHASES:-0} == 1 ]]; then
   echo
   g++ -std=c++20 -O2 -I"$SRC_DIR" -o "$OUT_DIR/phase_timer" "$SRC_DIR/bench/phase_timer.cc" \
-    "$BUILD_DIR/supervisor/libpackvisor_supervisor.a" "$BUILD_DIR/envs/libpackvisor_envs.a" "$LIB" \
-    $(pkg-config --libs libseccomp libcap tomlplusplus) -lspdlog -lfmt -lyaml-cpp -pthread
+    "$BUILD_DIR/supervisor/libpackvisor_supervisor_core.a" "$BUILD_DIR/envs/libpackvisor_envs.a" "$LIB" \
+    $(pkg-config --libs libseccomp libcap tomlplusplus) -lyaml-cpp -pthread
   "${PRIO[@]}" "$OUT_DIR/phase_timer" 200
   "${PRIO[@]}" hyperfine -N --warmup "$WARMUP" --runs 200 --export-json "$OUT_DIR/startup.json" \
     -n true /bin/true -n packvisor-help "$PV --help" >/dev/null

@@ -95,8 +95,6 @@ int ResetSignals() {
   Do(plan, SetupStep::kRlimits, [&] { return ApplyRlimits(*plan.rlimits, &resource); }, &resource);
   // The report and release pipes stay usable until exec, which closes them.
   Do(plan, SetupStep::kCloseFds, [] { return Errno(os::CloseRange(3, ~0U, CLOSE_RANGE_CLOEXEC)); });
-  // seccomp last: after it only write, read and execve are needed.
-  Do(plan, SetupStep::kSeccomp, [&] { return LoadSeccompProgram(plan.seccomp); });
   Send(plan.report_fd, MessageKind::kActionReady, SetupStep::kNone, 0, 0);
   Do(plan, SetupStep::kWaitForRelease, [&] { return WaitForByte(plan.release_fd, ECANCELED); });
 
@@ -178,6 +176,11 @@ void RunChild(const ChildPlan& plan) {
   InitSignalSet(&init_signals);
   Do(plan, SetupStep::kBlockSignals,
      [&] { return Errno(sigprocmask(SIG_BLOCK, &init_signals, nullptr)); });
+  // seccomp is the last hardening step: loaded once here, it covers init and is inherited by the
+  // action, whose remaining steps (signal dispositions, rlimits, close-on-exec, the release
+  // handshake, execve) are all calls the filter allows. One load instead of two: each load
+  // JIT-compiles the program in the kernel.
+  Do(plan, SetupStep::kSeccomp, [&] { return LoadSeccompProgram(plan.seccomp); });
   pid_t action = fork();
   if (action < 0) Fail(plan, SetupStep::kForkAction, errno);
   if (action == 0) RunAction(plan);
@@ -188,10 +191,6 @@ void RunChild(const ChildPlan& plan) {
     dup2(devnull.get(), 0);
     dup2(devnull.get(), 1);
     dup2(devnull.get(), 2);
-  }
-  if (int seccomp_err = LoadSeccompProgram(plan.seccomp); seccomp_err != 0) {
-    kill(action, SIGKILL);
-    Fail(plan, SetupStep::kSeccomp, seccomp_err);
   }
   RunInit(action, plan.report_fd);
 }

@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <map>
 #include <mutex>
 #include <vector>
 
@@ -39,20 +38,6 @@ Result<Pipe> MakePipe(const char* what) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return ErrnoError("pipe2", what);
   return Pipe{unique_fd(fds[0]), unique_fd(fds[1])};
-}
-
-// The compiled filter depends only on the options; compile each variant once per process.
-Result<const SeccompProgram*> CachedSeccompProgram(const SeccompOptions& options) {
-  static std::mutex mutex;
-  static std::map<bool, SeccompProgram> cache;
-  std::lock_guard lock(mutex);
-  auto it = cache.find(options.allow_io_uring);
-  if (it == cache.end()) {
-    auto program = CompileSeccompPolicy(options);
-    if (!program) return program.error();
-    it = cache.emplace(options.allow_io_uring, std::move(*program)).first;
-  }
-  return &it->second;
 }
 
 std::vector<std::string> ExecCandidates(const std::string& command, const std::string& path) {
@@ -358,8 +343,7 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io) {
   auto caps = CapabilityPlan::Create();
   if (!caps) return caps.error();
   RlimitPlan rlimits = BuildRlimitPlan(spec.limits);
-  auto seccomp = CachedSeccompProgram(SeccompOptions{});
-  if (!seccomp) return seccomp.error();
+  const SeccompProgram& seccomp = BuiltinSeccompProgram(SeccompOptions{});
   std::vector<std::string> candidates = ExecCandidates(spec.argv[0], SandboxPath(spec.env));
   std::vector<const char*> argv = CStrings(spec.argv);
   std::vector<const char*> envp = CStrings(spec.env);
@@ -399,7 +383,7 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io) {
   plan.new_network = spec.network == NetworkMode::kNone;
   plan.caps = &*caps;
   plan.rlimits = &rlimits;
-  plan.seccomp = (*seccomp)->AsFprog();
+  plan.seccomp = seccomp.AsFprog();
   plan.argv = argv.data();
   plan.envp = envp.data();
   plan.exec_candidates = candidate_ptrs.data();

@@ -6,8 +6,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <optional>
 
 #include "sandbox/os/syscalls.h"
 #include "sandbox/os/unique_fd.h"
@@ -17,11 +21,19 @@ namespace {
 
 constexpr uint64_t kReadOnlyAttrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
 
-// /etc entries the sandbox sees from the host (read-only), where present.
-constexpr const char* kEtcEntries[] = {
-    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "ssl", "ca-certificates",
-    "ca-certificates.conf", "localtime", "timezone", "nsswitch.conf", "hosts", "host.conf",
-    "gai.conf", "protocols", "services", "mime.types", "python3", "python3.11", "npmrc",
+// /etc entries the sandbox sees from the host, where present. Small ones are copied into the root
+// tmpfs (a write is far cheaper than a bind mount); the two large trees are bound read-only.
+struct EtcEntry {
+  const char* name;
+  bool bind;
+};
+constexpr EtcEntry kEtcEntries[] = {
+    {"ld.so.cache", false},   {"ld.so.conf", false},      {"ld.so.conf.d", false},
+    {"alternatives", true},   {"ssl", true},              {"ca-certificates", false},
+    {"localtime", false},     {"timezone", false},        {"nsswitch.conf", false},
+    {"hosts", false},         {"host.conf", false},       {"gai.conf", false},
+    {"protocols", false},     {"services", false},        {"python3", false},
+    {"python3.11", false},    {"npmrc", false},
 };
 constexpr const char* kRootEntries[] = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
                                         "/libx32"};
@@ -32,7 +44,7 @@ constexpr const char* kProcReadOnly[] = {"sys", "sysrq-trigger", "irq", "bus", "
 Result<HostLayout::Entry> ProbeEntry(const std::string& path) {
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0) return ErrnoError("stat", path);
-  HostLayout::Entry entry{path, HostLayout::Entry::kFile, {}};
+  HostLayout::Entry entry(path, HostLayout::Entry::kFile);
   if (S_ISDIR(st.st_mode)) {
     entry.type = HostLayout::Entry::kDir;
   } else if (S_ISLNK(st.st_mode)) {
@@ -45,9 +57,67 @@ Result<HostLayout::Entry> ProbeEntry(const std::string& path) {
   return entry;
 }
 
+constexpr size_t kMaxCopiedFile = 256 << 10;
+constexpr size_t kMaxCopiedDirEntries = 64;
+
+// Reads a small regular file for copying; nullopt when it is too large or unreadable.
+std::optional<std::string> SmallFileContent(const std::string& path) {
+  auto content = os::ReadFile(path);
+  if (!content || content->size() > kMaxCopiedFile) return std::nullopt;
+  return std::move(*content);
+}
+
+// Appends `dir` and its whole tree as copied entries when it is small (few entries, regular files
+// and symlinks only, small files); returns false (appending nothing) otherwise.
+bool AppendCopiedDir(const std::string& dir, std::vector<HostLayout::Entry>& out) {
+  std::vector<HostLayout::Entry> tree;
+  std::vector<std::string> pending = {dir};
+  while (!pending.empty()) {
+    std::string current = pending.front();
+    pending.erase(pending.begin());
+    auto entry = ProbeEntry(current);
+    if (!entry) return false;
+    entry->copied = true;
+    if (entry->type == HostLayout::Entry::kFile) {
+      auto content = SmallFileContent(current);
+      if (!content) return false;
+      entry->content = std::move(*content);
+    }
+    tree.push_back(std::move(*entry));
+    if (tree.back().type != HostLayout::Entry::kDir) continue;
+    DIR* handle = opendir(current.c_str());
+    if (handle == nullptr) return false;
+    std::vector<std::string> names;
+    while (struct dirent* d = readdir(handle)) {
+      std::string name = d->d_name;
+      if (name != "." && name != "..") names.push_back(name);
+      if (names.size() > kMaxCopiedDirEntries) break;
+    }
+    closedir(handle);
+    std::sort(names.begin(), names.end());
+    for (const std::string& name : names) pending.push_back(current + "/" + name);
+    if (tree.size() + pending.size() > kMaxCopiedDirEntries) return false;
+  }
+  for (const auto& e : tree) {
+    struct stat st {};
+    if (lstat(e.path.c_str(), &st) != 0) return false;
+    if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode)) return false;
+  }
+  out.insert(out.end(), tree.begin(), tree.end());
+  return true;
+}
+
 std::string Old(const std::string& host_path) { return std::string(kOldRoot) + host_path; }
 
 void AddEntry(std::vector<MountOp>& ops, const HostLayout::Entry& entry) {
+  if (entry.copied && entry.type == HostLayout::Entry::kDir) {
+    ops.push_back({MountOpKind::kMakeDir, {}, entry.path});
+    return;
+  }
+  if (entry.copied && entry.type == HostLayout::Entry::kFile) {
+    ops.push_back({MountOpKind::kWriteFile, entry.content, entry.path, 0, 0, {}, 0644});
+    return;
+  }
   switch (entry.type) {
     case HostLayout::Entry::kSymlink:
       ops.push_back({MountOpKind::kSymlink, entry.symlink_target, entry.path});
@@ -103,19 +173,29 @@ Result<HostLayout> ProbeHostLayout(const SandboxSpec& spec) {
     if (!entry) return entry.error();
     host.root_entries.push_back(*entry);
   }
-  for (const char* name : kEtcEntries) {
-    std::string path = std::string("/etc/") + name;
+  for (const EtcEntry& etc : kEtcEntries) {
+    std::string path = std::string("/etc/") + etc.name;
     struct stat st {};
     if (lstat(path.c_str(), &st) != 0) continue;
     auto entry = ProbeEntry(path);
     if (!entry) return entry.error();
-    host.etc_entries.push_back(*entry);
+    if (!etc.bind && entry->type == HostLayout::Entry::kDir &&
+        AppendCopiedDir(path, host.etc_entries)) {
+      continue;
+    }
+    if (!etc.bind && entry->type == HostLayout::Entry::kFile) {
+      if (auto content = SmallFileContent(path)) {
+        entry->copied = true;
+        entry->content = std::move(*content);
+      }
+    }
+    host.etc_entries.push_back(std::move(*entry));
   }
   if (spec.network == NetworkMode::kHost && access("/etc/resolv.conf", F_OK) == 0) {
     // Bind the resolved file: /etc/resolv.conf is often a symlink into /run.
     char resolved[PATH_MAX];
     if (realpath("/etc/resolv.conf", resolved) != nullptr) {
-      host.etc_entries.push_back({"/etc/resolv.conf", HostLayout::Entry::kFile, {}});
+      host.etc_entries.emplace_back("/etc/resolv.conf", HostLayout::Entry::kFile);
       host.etc_entries.back().symlink_target = resolved;  // the bind source
     }
   }

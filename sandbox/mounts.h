@@ -55,12 +55,23 @@ struct MountOp {
 // is a pure function.
 struct HostLayout {
   struct Entry {
-    std::string path;            // absolute host path, e.g. "/lib64" or "/etc/ssl"
-    enum { kDir, kFile, kSymlink } type;
+    enum Type { kDir, kFile, kSymlink };
+    Entry(std::string path_, Type type_, std::string symlink_target_ = {})
+        : path(std::move(path_)), type(type_), symlink_target(std::move(symlink_target_)) {}
+
+    std::string path;  // absolute host path, e.g. "/lib64" or "/etc/ssl"
+    Type type;
     std::string symlink_target;  // for kSymlink
+    // Copied into the sandbox's root tmpfs instead of bound: kFile with `content`, or kDir
+    // created empty (its copied children follow it in the list). Copies are much cheaper than a
+    // bind mount each, and the root is read-only in the end either way.
+    bool copied = false;
+    std::string content;
   };
   std::vector<Entry> root_entries;  // /usr, /bin, /lib*, /sbin
-  std::vector<Entry> etc_entries;   // the /etc files the sandbox needs, where present
+  // The /etc entries the sandbox needs, where present: small files and small directories copied,
+  // large directories (ssl, alternatives) bound read-only.
+  std::vector<Entry> etc_entries;
   std::vector<std::string> devices;  // /dev nodes present on the host (null, zero, ...)
   std::vector<std::string> proc_read_only;  // /proc subtrees to cover read-only
   std::vector<Entry> extra_binds;  // spec.extra_ro_binds, typed

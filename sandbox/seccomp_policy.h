@@ -39,6 +39,10 @@ struct SeccompProgram {
 // x86_64 the x32 ABI counts as another arch) and exports it to BPF.
 Result<SeccompProgram> CompileSeccompPolicy(const SeccompOptions& options);
 
+// The same programs, compiled at build time (sandbox/seccomp_gen.cc) and embedded: what a launch
+// loads. Thread-safe.
+const SeccompProgram& BuiltinSeccompProgram(const SeccompOptions& options);
+
 // Child side: installs the program (no_new_privs must already be set). Returns 0 or an errno.
 int LoadSeccompProgram(const sock_fprog& program);
 

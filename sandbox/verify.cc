@@ -170,7 +170,7 @@ Result<void> VerifyConfinedAction(pid_t init_pid, const SandboxSpec& spec) {
   for (const char* ns : namespaces) {
     auto inside = NamespaceInode(proc + "/ns/" + ns);
     if (!inside) return inside.error();
-    auto outside = NamespaceInode(std::string("/proc/self/ns/") + ns);
+    auto outside = NamespaceInode(std::string("/proc/self/ns/") + ns);  // the supervisor's own
     if (!outside) return outside.error();
     if (*inside == *outside) {
       return Failure("sandbox verification", std::string("namespace ") + ns, "shared with host");

@@ -302,3 +302,59 @@ TEST(MountOp, DescribesBindsWithTheHostPath) {
 
 }  // namespace
 }  // namespace packvisor::sandbox
+
+namespace packvisor::sandbox {
+namespace {
+
+TEST(MountPlanCopies, SmallEtcEntriesAreWrittenNotBound) {
+  HostLayout host;
+  HostLayout::Entry file("/etc/hosts", HostLayout::Entry::kFile);
+  file.copied = true;
+  file.content = "127.0.0.1 localhost\n";
+  HostLayout::Entry dir("/etc/python3", HostLayout::Entry::kDir);
+  dir.copied = true;
+  HostLayout::Entry child("/etc/python3/debian_config", HostLayout::Entry::kFile);
+  child.copied = true;
+  child.content = "[install]\n";
+  host.etc_entries = {file, dir, child, {"/etc/ssl", HostLayout::Entry::kDir}};
+  SandboxSpec spec;
+  spec.argv = {"/bin/true"};
+  MountPlan plan = BuildMountPlan(spec, host);
+  std::vector<std::string> order;
+  for (const MountOp& op : plan.ops) {
+    if (op.target == "/etc/hosts") {
+      EXPECT_EQ(op.kind, MountOpKind::kWriteFile);
+      EXPECT_EQ(op.source, "127.0.0.1 localhost\n");
+      EXPECT_EQ(op.mode, 0644u);
+    }
+    if (op.target == "/etc/python3") {
+      EXPECT_EQ(op.kind, MountOpKind::kMakeDir);
+    }
+    if (op.target == "/etc/python3/debian_config") {
+      EXPECT_EQ(op.kind, MountOpKind::kWriteFile);
+    }
+    if (op.target == "/etc/ssl") {
+      EXPECT_EQ(op.kind, MountOpKind::kBindDir);
+    }
+    if (op.target.rfind("/etc/python3", 0) == 0) order.push_back(op.target);
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"/etc/python3", "/etc/python3/debian_config"}));
+}
+
+TEST(MountPlanCopies, ProbeCopiesSmallFilesAndBindsLargeTrees) {
+  SandboxSpec spec;
+  spec.argv = {"/bin/true"};
+  auto host = ProbeHostLayout(spec);
+  ASSERT_TRUE(host.ok()) << host.error().message();
+  for (const auto& entry : host->etc_entries) {
+    if (entry.path == "/etc/nsswitch.conf") {
+      EXPECT_TRUE(entry.copied);
+    }
+    if (entry.path == "/etc/ssl") {
+      EXPECT_FALSE(entry.copied);  // hundreds of certificates
+    }
+  }
+}
+
+}  // namespace
+}  // namespace packvisor::sandbox

@@ -549,3 +549,25 @@ TEST(ForeignArchitecture, X32SyscallKillsTheProcess) {
 
 }  // namespace
 }  // namespace packvisor::sandbox
+
+namespace packvisor::sandbox {
+namespace {
+
+TEST(BuiltinSeccompProgram, EqualsAFreshCompilationOfThePolicy) {
+  for (bool io_uring : {false, true}) {
+    SeccompOptions options{.allow_io_uring = io_uring};
+    auto fresh = CompileSeccompPolicy(options);
+    ASSERT_TRUE(fresh.ok()) << fresh.error().message();
+    const SeccompProgram& builtin = BuiltinSeccompProgram(options);
+    ASSERT_EQ(builtin.instructions.size(), fresh->instructions.size()) << "io_uring=" << io_uring;
+    for (size_t i = 0; i < builtin.instructions.size(); ++i) {
+      const sock_filter& a = builtin.instructions[i];
+      const sock_filter& b = fresh->instructions[i];
+      EXPECT_TRUE(a.code == b.code && a.jt == b.jt && a.jf == b.jf && a.k == b.k)
+          << "instruction " << i << " differs (io_uring=" << io_uring << ")";
+    }
+  }
+}
+
+}  // namespace
+}  // namespace packvisor::sandbox
