@@ -62,6 +62,18 @@ std::vector<const char*> CStrings(const std::vector<std::string>& strings) {
   return pointers;
 }
 
+// The plan's copies of SandboxFile contents may hold secrets: wiped however the launch ends.
+struct WipeFileContents {
+  MountPlan& plan;
+  size_t first_file_op;
+  ~WipeFileContents() {
+    for (size_t i = first_file_op; i < plan.ops.size(); ++i) {
+      MountOp& op = plan.ops[i];
+      if (op.kind == MountOpKind::kWriteFile) explicit_bzero(op.source.data(), op.source.size());
+    }
+  }
+};
+
 void IgnoreSigpipeOnce() {
   static std::once_flag once;
   std::call_once(once, [] { signal(SIGPIPE, SIG_IGN); });
@@ -340,6 +352,7 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io) {
   auto trees = DetachedTreeSet::Open(spec);
   if (!trees) return trees.error();
   MountPlan mounts = BuildMountPlan(spec, *host, trees->fds());
+  WipeFileContents wipe{mounts, 0};
   auto caps = CapabilityPlan::Create();
   if (!caps) return caps.error();
   RlimitPlan rlimits = BuildRlimitPlan(spec.limits);

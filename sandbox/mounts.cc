@@ -294,6 +294,10 @@ MountPlan BuildMountPlan(const SandboxSpec& spec, const HostLayout& host,
   std::string tmp_options = "mode=1777,size=" + std::to_string(spec.limits.tmp_size_bytes);
   ops.push_back({MountOpKind::kTmpfs, {}, "/tmp", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0,
                  tmp_options});
+  for (const SandboxFile& file : spec.files) {
+    ops.push_back({MountOpKind::kWriteFile, file.content, file.path, 0, 0, {},
+                   static_cast<mode_t>(file.mode)});
+  }
 
   ops.push_back({MountOpKind::kProc, {}, "/proc"});
   for (const std::string& name : host.proc_read_only) {

@@ -66,6 +66,13 @@ Result<void> SandboxSpec::Validate() const {
       }
     }
   }
+  for (const SandboxFile& file : files) {
+    std::string name = file.path.rfind("/tmp/", 0) == 0 ? file.path.substr(5) : std::string();
+    if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
+      return Failure("invalid sandbox file", file.path, "must be /tmp/<name>");
+    }
+    if ((file.mode & ~0777u) != 0) return Failure("invalid sandbox file", file.path, "bad mode");
+  }
   if (ids.host_uid == 0 || ids.host_gid == 0) {
     return Failure("invalid id mapping", "", "host uid/gid 0 would make the sandbox root");
   }

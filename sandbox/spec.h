@@ -34,6 +34,14 @@ struct ResourceLimits {
 inline constexpr const char* kPackMountPoint = "/pack";
 inline constexpr const char* kEnvMountPoint = "/env";
 
+// A file the child writes into the sandbox's private /tmp before the action starts (a parameter
+// file, inline code). It exists only on that tmpfs, never on the host, owned by the action user.
+struct SandboxFile {
+  std::string path;     // "/tmp/<name>": one component below /tmp
+  std::string content;  // may hold secrets: the caller wipes it after the launch
+  unsigned mode = 0400;
+};
+
 struct SandboxSpec {
   // argv[0] is looked up in the sandbox's PATH (from env) unless it contains a '/'.
   std::vector<std::string> argv;
@@ -43,6 +51,7 @@ struct SandboxSpec {
   std::string env_dir;   // absolute host directory bound read-write at /env; empty: no /env
   NetworkMode network = NetworkMode::kNone;
   std::vector<std::string> extra_ro_binds;  // absolute host paths, bound read-only at the same path
+  std::vector<SandboxFile> files;           // written into the private /tmp
   IdMapping ids;
   ResourceLimits limits;
   std::chrono::milliseconds timeout{std::chrono::seconds(600)};

@@ -4,8 +4,30 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh build
-pv=./build/supervisor/packvisor
-echo
-echo "### packvisor exec: a script of the demo pack, read-only at /pack, in a fresh sandbox"
-"$pv" exec --pack-dir "$PWD/examples/packs/hello" -- /bin/sh /pack/actions/sandbox_tour.sh
-if [[ -x scripts/demo-run.sh ]]; then bash scripts/demo-run.sh "$pv"; fi
+pv=(./build/supervisor/packvisor --config examples/packvisor-demo.toml)
+step() { printf '\n\033[1m### %s\033[0m\n' "$*"; }
+
+step "packvisor check: what this host offers the sandbox"
+"${pv[@]}" check || true
+
+step "packvisor exec: a script of the demo pack, read-only at /pack, in a fresh sandbox"
+"${pv[@]}" exec --pack-dir "$PWD/examples/packs/hello" -- /bin/sh /pack/actions/sandbox_tour.sh
+
+step "packvisor pack list"
+"${pv[@]}" pack list
+
+step "packvisor run hello.greet (shell): parameters as one JSON line on stdin"
+"${pv[@]}" run hello.greet --param name=Ada --param times=2
+
+step "packvisor run hello.weather (python): a secret on stdin, never in argv or environ"
+secrets=$(mktemp)
+trap 'rm -f "$secrets"' EXIT
+chmod 600 "$secrets"
+printf '{"api_key": "demo-%s"}\n' "$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$secrets"
+"${pv[@]}" run hello.weather --param city=Paris --secrets-file "$secrets"
+
+step "packvisor run hello.count (node), as the JSON result object"
+"${pv[@]}" run hello.count --json
+
+step "bad input is refused before anything runs"
+"${pv[@]}" run hello.greet --param times=9 || echo "(exit status $?)"

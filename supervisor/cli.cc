@@ -12,7 +12,9 @@
 #include "sandbox/os/syscalls.h"
 #include "supervisor/check.h"
 #include "supervisor/config.h"
+#include "supervisor/environments.h"
 #include "supervisor/exec_command.h"
+#include "supervisor/run_command.h"
 
 namespace packvisor {
 namespace {
@@ -54,6 +56,39 @@ int RunCli(int argc, char** argv) {
 
   app.add_subcommand("check", "probe the host for the kernel features the sandbox needs");
 
+  RunOptions run;
+  CLI::App* run_cmd = app.add_subcommand("run", "run one action in a fresh sandbox");
+  run_cmd->add_option("action", run.action_ref, "PACK.ACTION")->required();
+  run_cmd->add_option("--param", run.params, "KEY=VALUE (VALUE is JSON when it parses)");
+  run_cmd->add_option("--params-json", run.params_json, "a JSON object, or @FILE");
+  run_cmd->add_option("--secrets-file", run.secrets_file, "a JSON object of secrets");
+  run_cmd->add_flag("--secrets-stdin", run.secrets_stdin, "read a JSON object of secrets on stdin");
+  run_cmd->add_option("--timeout", run.timeout_seconds, "seconds (overrides the action's)");
+  run_cmd->add_flag("--json", run.json, "print the result object");
+
+  CLI::App* pack_cmd = app.add_subcommand("pack", "inspect packs");
+  pack_cmd->require_subcommand(1);
+  CLI::App* pack_list = pack_cmd->add_subcommand("list", "packs under packs_base_dir");
+  std::string validate_dir;
+  CLI::App* pack_validate = pack_cmd->add_subcommand("validate", "report every problem of a pack");
+  pack_validate->add_option("dir", validate_dir, "pack directory")->required();
+  std::string register_dir;
+  CLI::App* pack_register =
+      pack_cmd->add_subcommand("register", "validate a pack and set up its environments");
+  pack_register->add_option("dir", register_dir, "pack directory under packs_base_dir")->required();
+
+  CLI::App* env_cmd = app.add_subcommand("env", "manage runtime environments");
+  env_cmd->require_subcommand(1);
+  std::string env_pack;
+  std::optional<std::string> env_runtime;
+  CLI::App* env_setup = env_cmd->add_subcommand("setup", "build a pack's environments");
+  env_setup->add_option("pack", env_pack, "pack ref")->required();
+  env_setup->add_option("--runtime", env_runtime, "only this runtime");
+  CLI::App* env_list = env_cmd->add_subcommand("list", "environments on disk");
+  std::string env_target;
+  CLI::App* env_rm = env_cmd->add_subcommand("rm", "remove environments");
+  env_rm->add_option("target", env_target, "PACK or PACK/RUNTIME")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -76,6 +111,13 @@ int RunCli(int argc, char** argv) {
 
   if (exec_cmd->parsed()) return RunExecCommand(*config, exec);
   if (app.got_subcommand("check")) return RunCheckCommand(*config);
+  if (run_cmd->parsed()) return RunRunCommand(*config, run);
+  if (pack_list->parsed()) return RunPackListCommand(*config);
+  if (pack_validate->parsed()) return RunPackValidateCommand(*config, validate_dir);
+  if (pack_register->parsed()) return RunPackRegisterCommand(*config, register_dir);
+  if (env_setup->parsed()) return RunEnvSetupCommand(*config, env_pack, env_runtime);
+  if (env_list->parsed()) return RunEnvListCommand(*config);
+  if (env_rm->parsed()) return RunEnvRemoveCommand(*config, env_target);
   return kExitOwnError;
 }
 

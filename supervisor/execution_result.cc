@@ -55,6 +55,7 @@ nlohmann::json ExecutionResult::ToJson() const {
 }
 
 int ExecutionResult::ExitStatus() const {
+  if (start_failure_exit) return *start_failure_exit;  // 126/127: could not start, not found
   switch (status) {
     case ExecutionStatus::kTimedOut: return 124;
     case ExecutionStatus::kSetupFailed:
@@ -63,26 +64,27 @@ int ExecutionResult::ExitStatus() const {
     case ExecutionStatus::kSucceeded:
     case ExecutionStatus::kFailed: break;
   }
-  if (start_failure_exit) return *start_failure_exit;
   if (signal) return 128 + *signal;
+  // Exit 0 but failed (its output did not parse as the declared output_format): not a success.
+  if (status == ExecutionStatus::kFailed && exit_code == 0) return 1;
   if (exit_code) return *exit_code;
   return 125;
 }
 
 ExecutionResult ResultFromSandbox(const sandbox::SandboxResult& sandbox_result,
-                                  const CappedOutput& out, const CappedOutput& err,
+                                  CappedOutput& out, CappedOutput& err,
                                   std::string execution_id, std::string action_ref,
                                   int64_t timeout_seconds, const std::string& command) {
   using sandbox::Outcome;
   ExecutionResult r;
   r.execution_id = std::move(execution_id);
   r.action_ref = std::move(action_ref);
-  r.stdout_text = out.Text();
-  r.stderr_text = err.Text();
   r.stdout_truncated = out.truncated();
   r.stderr_truncated = err.truncated();
   r.stdout_bytes_truncated = out.bytes_truncated();
   r.stderr_bytes_truncated = err.bytes_truncated();
+  r.stdout_text = out.TakeText();
+  r.stderr_text = err.TakeText();
   r.duration_ms = sandbox_result.duration.count();
   r.cpu_ms = sandbox_result.cpu_ms;
   r.max_rss_kb = sandbox_result.max_rss_kb;

@@ -47,8 +47,9 @@ struct ExecutionResult {
 std::string NewExecutionId();
 
 // Combines how the sandbox ended with the captured output.
+// Moves the captured output out of `out` and `err`.
 ExecutionResult ResultFromSandbox(const sandbox::SandboxResult& sandbox_result,
-                                  const CappedOutput& out, const CappedOutput& err,
+                                  CappedOutput& out, CappedOutput& err,
                                   std::string execution_id, std::string action_ref,
                                   int64_t timeout_seconds, const std::string& command);
 

@@ -11,9 +11,15 @@ CappedOutput::CappedOutput(uint64_t max_bytes, std::string stream_name)
 void CappedOutput::Consume(std::string_view chunk) {
   total_ += chunk.size();
   if (truncated_) return;
+  // One allocation of the whole cap (its untouched pages cost no memory) instead of doubling,
+  // which would hold up to twice the cap.
+  if (kept_.capacity() < effective_ && kept_.size() + chunk.size() > 4096) {
+    kept_.reserve(effective_ + kNoticeReserve);  // room for the marker too
+  }
   uint64_t room = effective_ - kept_.size();
   if (chunk.size() <= room) {
     kept_.append(chunk);
+    kept_bytes_ = kept_.size();
     return;
   }
   truncated_ = true;
@@ -29,6 +35,14 @@ void CappedOutput::Consume(std::string_view chunk) {
     if (cut > 0 && (static_cast<unsigned char>(kept_[cut - 1]) & 0xC0) == 0xC0) --cut;
     kept_.resize(cut);
   }
+  kept_bytes_ = kept_.size();
+}
+
+std::string CappedOutput::TakeText() {
+  std::string text = std::move(kept_);
+  kept_.clear();
+  if (truncated_) text += "\n\n[OUTPUT TRUNCATED: " + stream_ + " exceeded size limit]\n";
+  return text;
 }
 
 std::string CappedOutput::Text() const {

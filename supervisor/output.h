@@ -22,14 +22,17 @@ class CappedOutput : public sandbox::OutputSink {
 
   // The captured text, with the marker appended when truncated.
   std::string Text() const;
+  // The same, moved out (the capture is empty afterwards): no second copy of a large output.
+  std::string TakeText();
   bool truncated() const { return truncated_; }
-  uint64_t bytes_truncated() const { return total_ - kept_.size(); }
+  uint64_t bytes_truncated() const { return total_ - kept_bytes_; }
   uint64_t total_bytes() const { return total_; }
 
  private:
   uint64_t effective_;
   std::string stream_;
   std::string kept_;
+  uint64_t kept_bytes_ = 0;  // kept_.size(), also after TakeText()
   uint64_t total_ = 0;
   bool truncated_ = false;
 };

@@ -7,9 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
-namespace packvisor {
+#include "supervisor/packs.h"
 
-enum class ParameterFormat { kJson, kDotenv, kYaml };
+namespace packvisor {
 
 // json: one compact line plus "\n". dotenv: sorted key='value' lines, nested keys joined with
 // '.', arrays as compact JSON, null empty, "'" escaped as '\'' (plus a final "\n"). yaml: a YAML

@@ -67,8 +67,9 @@ Result<nlohmann::json> YamlToJson(const YAML::Node& node, int depth) {
 }  // namespace
 
 Result<nlohmann::json> ParseActionOutput(const std::string& stdout_text, OutputFormat format) {
+  if (format == OutputFormat::kText) return nlohmann::json(nullptr);  // no copy of a large text
   std::string trimmed = Trim(stdout_text);
-  if (format == OutputFormat::kText || trimmed.empty()) return nlohmann::json(nullptr);
+  if (trimmed.empty()) return nlohmann::json(nullptr);
   switch (format) {
     case OutputFormat::kJson: {
       auto whole = nlohmann::json::parse(trimmed, nullptr, false);

@@ -7,10 +7,9 @@
 #include <nlohmann/json.hpp>
 
 #include "sandbox/os/error.h"
+#include "supervisor/packs.h"
 
 namespace packvisor {
-
-enum class OutputFormat { kText, kJson, kYaml, kJsonl };
 
 // text: null. json: the whole (trimmed) stdout, else its last non-empty line. jsonl: an array of
 // every non-empty line (each must parse). yaml: the document. Empty stdout gives null. An Error

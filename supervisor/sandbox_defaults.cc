@@ -29,8 +29,9 @@ std::vector<std::string> SandboxEnvironment(
     if (!values.count(name)) order.push_back(name);
     values[name] = value;
   };
+  // lstat: the env tree is written by sandboxed code; root never follows a link planted there.
   struct stat st {};
-  bool env_has_bin = !env_dir.empty() && stat((env_dir + "/bin").c_str(), &st) == 0 &&
+  bool env_has_bin = !env_dir.empty() && lstat((env_dir + "/bin").c_str(), &st) == 0 &&
                      S_ISDIR(st.st_mode);
   set("PATH", std::string(env_has_bin ? "/env/bin:" : "") + "/usr/local/bin:/usr/bin:/bin");
   set("HOME", "/tmp");

@@ -1,0 +1,104 @@
+// Environment lifecycle (SPEC §5): one environment per (pack, runtime) at
+// {runtime_envs_dir}/{pack_ref}/{runtime}, built inside the sandbox (create, then install) in a
+// staging directory beside it, published by an atomic rename, recorded by a ready marker that the
+// sandbox cannot write. Every privileged file operation here is fd-relative and never follows a
+// symlink (envs/safe_fs.h).
+//
+// On disk, in {runtime_envs_dir}/{pack_ref}/ (root-owned 0755):
+//   {runtime}/                   the environment (owned by the sandbox's host ids, 0700)
+//   .{runtime}.ready             ready marker: digest and the identity (dev, inode) of the dir
+//   .{runtime}.used              touched by every execution that uses it (last use)
+//   .staging-{runtime}-{random}  a build in progress (or left by a dead builder)
+//   .old-{runtime}-{random}      a replaced environment still in use when it was replaced
+// and in {state_dir}/locks/: {pack}.{runtime}.build (one builder at a time, flock) and
+// {pack}.{runtime}.inuse (shared by executions; removal of an old tree needs it exclusively).
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "envs/lock.h"
+#include "envs/runtime.h"
+#include "sandbox/os/error.h"
+#include "sandbox/spec.h"
+
+namespace packvisor::envs {
+
+struct EnvironmentSettings {
+  std::string runtime_envs_dir;
+  std::string state_dir;
+  // Ids, limits, kill grace and extra binds for build sandboxes (argv, env and dirs are set here).
+  sandbox::SandboxSpec base_spec;
+  std::vector<std::pair<std::string, std::string>> base_env;  // HOME, LANG, TMPDIR, passthrough
+  std::map<std::string, std::string> install_env;             // build steps only
+  bool install_network = true;
+  uint64_t max_size_bytes = 2048ull << 20;
+  std::chrono::seconds build_timeout{900};
+  bool show_progress = false;  // a progress line on stderr while a build runs (a terminal)
+};
+
+enum class EnvironmentState { kMissing, kReady, kStale, kBroken };
+const char* EnvironmentStateName(EnvironmentState state);
+
+struct EnvironmentInfo {
+  std::string pack_ref;
+  std::string runtime;
+  std::string path;
+  EnvironmentState state = EnvironmentState::kMissing;
+  std::string digest;  // of the published environment ("" when none)
+  uint64_t size_bytes = 0;
+  std::optional<int64_t> last_used;  // unix time
+};
+
+// A ready environment held by one execution (a shared in-use lock until destroyed).
+struct EnvironmentLease {
+  std::string host_dir;  // bind it at /env
+  bool built_now = false;
+  FileLock in_use;
+};
+
+class EnvironmentManager {
+ public:
+  explicit EnvironmentManager(EnvironmentSettings settings);
+
+  // The ready environment of (pack, runtime); builds it first when it is missing or its digest
+  // changed, waiting for another process's build of the same environment if one runs. A failed
+  // build leaves any previous environment in place and returns an error naming the step, the
+  // exit status and the last lines of the step's output.
+  Result<EnvironmentLease> Ensure(const std::string& pack_ref, const std::string& pack_dir,
+                                  const RuntimeDefinition& runtime);
+
+  // State of one environment against the current pack and runtime definition.
+  Result<EnvironmentInfo> Inspect(const std::string& pack_ref, const std::string& pack_dir,
+                                  const RuntimeDefinition& runtime) const;
+
+  // Every environment on disk (state kReady or kBroken from the marker alone).
+  Result<std::vector<EnvironmentInfo>> List() const;
+
+  // Removes one environment, or every environment of the pack when runtime is empty. Refuses
+  // while an execution uses it.
+  Result<void> Remove(const std::string& pack_ref, const std::string& runtime);
+
+  // Removes staging and replaced trees that no builder or execution holds (dead builders' leftovers).
+  Result<void> CleanUpStale();
+
+  // The digest of (runtime definition, manifest bytes, interpreter identity).
+  Result<std::string> Digest(const std::string& pack_dir, const RuntimeDefinition& runtime) const;
+
+ private:
+  Result<void> Build(int pack_fd, const std::string& pack_ref, const std::string& pack_dir,
+                     const RuntimeDefinition& runtime, const std::string& digest);
+  std::string LockPath(const std::string& pack_ref, const std::string& runtime,
+                       const char* kind) const;
+
+  EnvironmentSettings settings_;
+};
+
+// Pack refs and runtime names become path components: ^[a-z0-9][a-z0-9_-]{0,63}$.
+Result<void> CheckEnvironmentNames(const std::string& pack_ref, const std::string& runtime);
+
+}  // namespace packvisor::envs

@@ -1,0 +1,171 @@
+#include "supervisor/environments.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <ctime>
+#include <set>
+
+#include "supervisor/builtin_runtimes.h"
+#include "supervisor/cli.h"
+#include "supervisor/packs.h"
+#include "supervisor/sandbox_defaults.h"
+
+namespace packvisor {
+namespace {
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "packvisor: error: %s\n", message.c_str());
+  return kExitOwnError;
+}
+
+// Runtimes used by the pack's actions that have an environment, in name order.
+std::vector<const envs::RuntimeDefinition*> RuntimesWithEnvironment(
+    const Pack& pack, const envs::RuntimeRegistry& runtimes, std::vector<std::string>* problems) {
+  std::set<std::string> seen;
+  std::vector<const envs::RuntimeDefinition*> used;
+  for (const Action& action : pack.actions) {
+    auto runtime = ChooseRuntime(action, runtimes);
+    if (!runtime) {
+      problems->push_back(runtime.error().message());
+      continue;
+    }
+    if ((*runtime)->environment && seen.insert((*runtime)->name).second) used.push_back(*runtime);
+  }
+  return used;
+}
+
+int SetUp(envs::EnvironmentManager& manager, const Pack& pack,
+          const std::vector<const envs::RuntimeDefinition*>& runtimes) {
+  int failures = 0;
+  for (const envs::RuntimeDefinition* runtime : runtimes) {
+    auto lease = manager.Ensure(pack.ref, pack.dir, *runtime);
+    if (!lease) {
+      std::fprintf(stderr, "packvisor: %s/%s: %s\n", pack.ref.c_str(), runtime->name.c_str(),
+                   lease.error().message().c_str());
+      ++failures;
+    } else {
+      std::printf("%s/%s: %s (%s)\n", pack.ref.c_str(), runtime->name.c_str(),
+                  lease->built_now ? "built" : "ready", lease->host_dir.c_str());
+    }
+  }
+  return failures;
+}
+
+}  // namespace
+
+envs::EnvironmentSettings EnvironmentSettingsFrom(const Config& config) {
+  envs::EnvironmentSettings settings;
+  settings.runtime_envs_dir = config.runtime_envs_dir;
+  settings.state_dir = config.state_dir;
+  settings.base_spec = BaseSandboxSpec(config);
+  for (const std::string& entry : SandboxEnvironment(config, "", {})) {
+    size_t eq = entry.find('=');
+    std::string name = entry.substr(0, eq);
+    if (name != "PATH") settings.base_env.emplace_back(name, entry.substr(eq + 1));
+  }
+  settings.install_env = config.envs.install_env;
+  settings.install_network = config.sandbox.install_network;
+  settings.max_size_bytes = config.envs.max_size_mb << 20;
+  settings.build_timeout = std::chrono::seconds(config.envs.build_timeout_seconds);
+  settings.show_progress = isatty(2) == 1;
+  return settings;
+}
+
+int RunEnvSetupCommand(const Config& config, const std::string& pack_ref,
+                       const std::optional<std::string>& runtime_name) {
+  auto runtimes = LoadRuntimeRegistry(config);
+  if (!runtimes) return Fail(runtimes.error().message());
+  if (!IsValidPackRef(pack_ref)) return Fail("invalid pack ref '" + pack_ref + "'");
+  auto pack = LoadPack(config.packs_base_dir + "/" + pack_ref, &*runtimes);
+  if (!pack) return Fail(pack.error().message());
+  std::vector<std::string> problems;
+  std::vector<const envs::RuntimeDefinition*> selected;
+  if (runtime_name) {
+    auto runtime = runtimes->Find(*runtime_name);
+    if (!runtime) return Fail(runtime.error().message());
+    if (!(*runtime)->environment) {
+      std::printf("%s/%s: the runtime has no environment\n", pack_ref.c_str(),
+                  (*runtime)->name.c_str());
+      return 0;
+    }
+    selected.push_back(*runtime);
+  } else {
+    selected = RuntimesWithEnvironment(*pack, *runtimes, &problems);
+  }
+  for (const std::string& problem : problems) std::fprintf(stderr, "packvisor: %s\n", problem.c_str());
+  envs::EnvironmentManager manager(EnvironmentSettingsFrom(config));
+  int failures = SetUp(manager, *pack, selected);
+  return failures == 0 && problems.empty() ? 0 : 1;
+}
+
+int RunEnvListCommand(const Config& config) {
+  envs::EnvironmentManager manager(EnvironmentSettingsFrom(config));
+  auto infos = manager.List();
+  if (!infos) return Fail(infos.error().message());
+  auto runtimes = LoadRuntimeRegistry(config);
+  std::printf("%-20s %-10s %-8s %-14s %10s  %s\n", "PACK", "RUNTIME", "STATE", "DIGEST", "SIZE",
+              "LAST USE");
+  for (envs::EnvironmentInfo& info : *infos) {
+    // Against the current pack and definition, a ready environment may be stale.
+    if (runtimes && info.state == envs::EnvironmentState::kReady) {
+      auto runtime = runtimes->Find(info.runtime);
+      auto pack_dir = config.packs_base_dir + "/" + info.pack_ref;
+      if (runtime) {
+        if (auto current = manager.Inspect(info.pack_ref, pack_dir, **runtime)) {
+          info.state = current->state;
+        }
+      }
+    }
+    char when[32] = "never";
+    if (info.last_used) {
+      time_t t = static_cast<time_t>(*info.last_used);
+      struct tm tm {};
+      gmtime_r(&t, &tm);
+      strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    }
+    std::printf("%-20s %-10s %-8s %-14s %9.1fM  %s\n", info.pack_ref.c_str(),
+                info.runtime.c_str(), envs::EnvironmentStateName(info.state),
+                info.digest.substr(0, 12).c_str(),
+                static_cast<double>(info.size_bytes) / (1 << 20), when);
+  }
+  return 0;
+}
+
+int RunEnvRemoveCommand(const Config& config, const std::string& target) {
+  size_t slash = target.find('/');
+  std::string pack_ref = target.substr(0, slash);
+  std::string runtime = slash == std::string::npos ? std::string() : target.substr(slash + 1);
+  envs::EnvironmentManager manager(EnvironmentSettingsFrom(config));
+  if (auto removed = manager.Remove(pack_ref, runtime); !removed) {
+    return Fail(removed.error().message());
+  }
+  std::printf("removed %s\n", target.c_str());
+  return 0;
+}
+
+int RunPackRegisterCommand(const Config& config, const std::string& dir) {
+  auto runtimes = LoadRuntimeRegistry(config);
+  if (!runtimes) return Fail(runtimes.error().message());
+  std::vector<std::string> problems = ValidatePackDir(dir, &*runtimes);
+  for (const std::string& problem : problems) std::printf("%s\n", problem.c_str());
+  if (!problems.empty()) return 1;
+  auto pack = LoadPack(dir, &*runtimes);
+  if (!pack) return Fail(pack.error().message());
+  // Executions find packs under packs_base_dir: registering one that is elsewhere would build an
+  // environment no execution uses.
+  std::string expected = config.packs_base_dir + "/" + pack->ref;
+  auto canonical = LoadPack(expected, &*runtimes);
+  if (!canonical || canonical->dir != pack->dir) {
+    return Fail("pack register: " + dir + " is not " + expected +
+                " (packs run from packs_base_dir; copy the pack there first)");
+  }
+  std::printf("%s: valid (%zu actions)\n", pack->ref.c_str(), pack->actions.size());
+  std::vector<std::string> runtime_problems;
+  auto used = RuntimesWithEnvironment(*pack, *runtimes, &runtime_problems);
+  envs::EnvironmentManager manager(EnvironmentSettingsFrom(config));
+  // Best effort: every runtime is attempted and reported; the exit status says whether all held.
+  return SetUp(manager, *pack, used) == 0 ? 0 : 1;
+}
+
+}  // namespace packvisor

@@ -1,0 +1,21 @@
+// The supervisor's side of environments: settings from the configuration, and the `env`
+// commands and `pack register`.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "envs/environment.h"
+#include "supervisor/config.h"
+
+namespace packvisor {
+
+envs::EnvironmentSettings EnvironmentSettingsFrom(const Config& config);
+
+int RunEnvSetupCommand(const Config& config, const std::string& pack_ref,
+                       const std::optional<std::string>& runtime);
+int RunEnvListCommand(const Config& config);
+int RunEnvRemoveCommand(const Config& config, const std::string& target);
+int RunPackRegisterCommand(const Config& config, const std::string& dir);
+
+}  // namespace packvisor

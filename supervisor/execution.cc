@@ -1,0 +1,291 @@
+#include "supervisor/execution.h"
+
+#include <spdlog/spdlog.h>
+#include <string.h>
+
+#include <cmath>
+#include <map>
+
+#include "sandbox/launcher.h"
+#include "envs/environment.h"
+#include "supervisor/environments.h"
+#include "supervisor/output.h"
+#include "supervisor/packs.h"
+#include "supervisor/parameter_document.h"
+#include "supervisor/result_parsing.h"
+#include "supervisor/sandbox_defaults.h"
+
+namespace packvisor {
+namespace {
+
+constexpr const char* kParameterFile = "/tmp/packvisor-parameters";
+constexpr size_t kMaxInputBytes = 8u << 20;  // parameters ∪ secrets, serialized
+
+ExecutionResult Rejected(const RunRequest& request, std::string error, int exit_status = 125) {
+  ExecutionResult result;
+  result.execution_id = request.execution_id;
+  result.action_ref = request.action_ref;
+  result.status = ExecutionStatus::kRejected;
+  result.error = std::move(error);
+  if (exit_status != 125) result.start_failure_exit = exit_status;
+  return result;
+}
+
+// Everything the sandbox needs for this action, computed before launch.
+struct Invocation {
+  std::vector<std::string> argv;
+  std::string stdin_document;  // may hold secrets
+  std::vector<sandbox::SandboxFile> files;
+  std::map<std::string, std::string> extra_env;  // the runtime's env_vars
+  bool parameter_file = false;
+};
+
+Result<std::string> InlineFileName(const envs::RuntimeDefinition& runtime) {
+  std::string extension = runtime.inline_code.extension.empty()
+                              ? runtime.interpreter.file_extension
+                              : runtime.inline_code.extension;
+  if (!extension.empty() && extension[0] != '.') extension = "." + extension;
+  return "/tmp/packvisor-inline" + extension;
+}
+
+Result<Invocation> BuildInvocation(const Action& action, const envs::RuntimeDefinition& runtime,
+                                   const RunRequest& request, const nlohmann::json& inputs) {
+  Invocation invocation;
+  envs::TemplateValues values;
+  values.pack_dir = std::string(envs::kSandboxPackDir);
+  if (runtime.environment) values.env_dir = std::string(envs::kSandboxEnvDir);
+  // The environment's interpreter where the runtime has one (python: /env/bin/python3).
+  auto interpreter = envs::InterpreterFor(runtime, envs::CommandPhase::kExecute);
+  if (!interpreter) return interpreter.error();
+  values.interpreter = *interpreter;
+  if (!request.inline_code) values.action_file = action.sandbox_entry_path;
+  auto interpreter_args = envs::SubstituteArgv(runtime.interpreter.args, values);
+  if (!interpreter_args) return interpreter_args.error();
+
+  bool helpers = false;
+  invocation.argv.push_back(*interpreter);
+  if (!request.inline_code) {
+    invocation.argv.insert(invocation.argv.end(), interpreter_args->begin(),
+                           interpreter_args->end());
+    invocation.argv.push_back(action.sandbox_entry_path);
+  } else if (runtime.inline_code.strategy == envs::InlineStrategy::kDirect) {
+    // As the original platform: interpreter -c CODE, without the interpreter's args.
+    invocation.argv.push_back("-c");
+    invocation.argv.push_back(*request.inline_code);
+  } else {
+    auto name = InlineFileName(runtime);
+    if (!name) return name.error();
+    helpers = runtime.inline_code.shell_helpers;
+    std::string content = helpers ? ShellHelpersScript(inputs, *request.inline_code)
+                                  : *request.inline_code;
+    invocation.files.push_back({*name, std::move(content), 0400});
+    invocation.argv.insert(invocation.argv.end(), interpreter_args->begin(),
+                           interpreter_args->end());
+    invocation.argv.push_back(*name);
+  }
+
+  std::map<std::string, std::string> env;
+  if (auto applied = envs::ApplyEnvVars(runtime, values, &env); !applied) return applied.error();
+  invocation.extra_env = std::move(env);
+
+  // With shell helpers the inputs are in the script's prelude and nothing goes to stdin.
+  if (!helpers) {
+    std::string document = FormatParameterDocument(inputs, action.parameter_format);
+    if (document.size() > kMaxInputBytes) {
+      WipeString(document);
+      return Failure("parameters", action.action_ref,
+                     "parameters and secrets exceed " + std::to_string(kMaxInputBytes >> 20) +
+                         " MiB");
+    }
+    if (action.parameter_delivery == ParameterDelivery::kFile) {
+      invocation.files.push_back({kParameterFile, std::move(document), 0400});
+      invocation.parameter_file = true;
+    } else {
+      invocation.stdin_document = std::move(document);
+    }
+  }
+  return invocation;
+}
+
+std::vector<std::string> EnvironmentList(const Config& config, const std::string& env_dir,
+                                         const std::map<std::string, std::string>& runtime_env,
+                                         const std::vector<std::pair<std::string, std::string>>&
+                                             packvisor_vars) {
+  // Base (PATH, HOME, LANG, TMPDIR, passthrough), then the runtime's env_vars applied onto it
+  // (prepend/append see the base value), then PACKVISOR_* which nothing overrides.
+  std::vector<std::string> base = SandboxEnvironment(config, env_dir, {});
+  std::vector<std::pair<std::string, std::string>> merged;
+  for (const std::string& entry : base) {
+    size_t eq = entry.find('=');
+    merged.emplace_back(entry.substr(0, eq), entry.substr(eq + 1));
+  }
+  for (const auto& [name, value] : runtime_env) {
+    bool replaced = false;
+    for (auto& [existing, old] : merged) {
+      if (existing == name) {
+        old = value;
+        replaced = true;
+      }
+    }
+    if (!replaced) merged.emplace_back(name, value);
+  }
+  for (const auto& pair : packvisor_vars) merged.push_back(pair);
+  std::vector<std::string> env;
+  for (const auto& [name, value] : merged) env.push_back(name + "=" + value);
+  return env;
+}
+
+}  // namespace
+
+void WipeString(std::string& text) { explicit_bzero(text.data(), text.size()); }
+
+void WipeJson(nlohmann::json& value) {
+  if (value.is_string()) {
+    WipeString(value.get_ref<std::string&>());
+  } else if (value.is_structured()) {
+    for (auto& child : value) WipeJson(child);
+  }
+}
+
+ExecutionResult RunExecution(const ExecutionContext& context, RunRequest request) {
+  if (request.execution_id.empty()) request.execution_id = NewExecutionId();
+  struct WipeSecrets {
+    nlohmann::json& secrets;
+    ~WipeSecrets() { WipeJson(secrets); }
+  } wipe_request{request.secrets};
+  const Config& config = context.config;
+
+  auto resolved = ResolveAction(config.packs_base_dir, request.action_ref, &context.runtimes);
+  if (!resolved) {
+    bool not_found = resolved.error().err == ENOENT;
+    return Rejected(request, resolved.error().message(), not_found ? 127 : 125);
+  }
+  const Pack& pack = resolved->pack;
+  const Action& action = resolved->action;
+  if (!action.enabled) {
+    return Rejected(request, "action " + action.action_ref + " is disabled (enabled: false in " +
+                                 action.source + ")");
+  }
+
+  bool pack_has_host_network = false;
+  for (const std::string& ref : config.sandbox.host_network_packs) {
+    pack_has_host_network = pack_has_host_network || ref == pack.ref;
+  }
+  if (action.network == NetworkMode::kHost && !pack_has_host_network) {
+    return Rejected(request, "action " + action.action_ref + " asks for network: host, but pack " +
+                                 pack.ref + " is not in sandbox.host_network_packs");
+  }
+  bool host_network = pack_has_host_network && action.network != NetworkMode::kNone;
+
+  if (!request.parameters.is_object() || !request.secrets.is_object()) {
+    return Rejected(request, "parameters and secrets must be JSON objects");
+  }
+  nlohmann::json inputs = request.parameters;
+  for (const auto& [name, value] : request.secrets.items()) {
+    if (inputs.contains(name)) {
+      return Rejected(request, "input '" + name + "' is given both as a parameter and a secret");
+    }
+    inputs[name] = value;
+  }
+  struct WipeInputs {
+    nlohmann::json& inputs;
+    ~WipeInputs() { WipeJson(inputs); }
+  } wipe_inputs{inputs};
+  auto validated = ValidateParameters(action, inputs);
+  if (!validated) return Rejected(request, validated.error().message());
+  WipeJson(inputs);
+  inputs = std::move(*validated);
+
+  auto runtime = ChooseRuntime(action, context.runtimes);
+  if (!runtime) return Rejected(request, runtime.error().message());
+
+  auto invocation = BuildInvocation(action, **runtime, request, inputs);
+  if (!invocation) return Rejected(request, invocation.error().message());
+  struct WipeInvocation {
+    Invocation& invocation;
+    ~WipeInvocation() {
+      WipeString(invocation.stdin_document);
+      for (auto& file : invocation.files) WipeString(file.content);
+    }
+  } wipe_invocation{*invocation};
+
+  // The environment, built on first use (or rebuilt when its digest changed) and held for the
+  // whole execution.
+  std::optional<envs::EnvironmentLease> environment;
+  if ((*runtime)->environment) {
+    envs::EnvironmentManager manager(EnvironmentSettingsFrom(config));
+    auto lease = manager.Ensure(pack.ref, pack.dir, **runtime);
+    if (!lease) {
+      ExecutionResult result = Rejected(request, lease.error().message());
+      result.status = ExecutionStatus::kSetupFailed;
+      return result;
+    }
+    environment = std::move(*lease);
+  }
+
+  sandbox::SandboxSpec spec = BaseSandboxSpec(config);
+  spec.pack_dir = pack.dir;
+  if (environment) spec.env_dir = environment->host_dir;
+  spec.network = host_network ? sandbox::NetworkMode::kHost : sandbox::NetworkMode::kNone;
+  double timeout_seconds = request.timeout_seconds
+                               ? *request.timeout_seconds
+                               : static_cast<double>(action.timeout_seconds.value_or(
+                                     config.execution.default_timeout_seconds));
+  if (!(timeout_seconds > 0) || !std::isfinite(timeout_seconds)) {
+    return Rejected(request, "timeout must be a positive number of seconds");
+  }
+  spec.timeout = std::chrono::milliseconds(static_cast<int64_t>(std::ceil(timeout_seconds * 1000)));
+  spec.argv = invocation->argv;
+  spec.files = invocation->files;
+  std::vector<std::pair<std::string, std::string>> packvisor_vars = {
+      {"PACKVISOR_EXEC_ID", request.execution_id},
+      {"PACKVISOR_ACTION", action.action_ref},
+      {"PACKVISOR_PACK_REF", pack.ref},
+      {"PACKVISOR_PARAMETER_DELIVERY", std::string(ParameterDeliveryName(action.parameter_delivery))},
+      {"PACKVISOR_PARAMETER_FORMAT", std::string(ParameterFormatName(action.parameter_format))}};
+  if (invocation->parameter_file) packvisor_vars.emplace_back("PACKVISOR_PARAMETER_FILE", kParameterFile);
+  spec.env = EnvironmentList(config, spec.env_dir, invocation->extra_env, packvisor_vars);
+  struct WipeSpecFiles {
+    sandbox::SandboxSpec& spec;
+    ~WipeSpecFiles() {
+      for (auto& file : spec.files) WipeString(file.content);
+    }
+  } wipe_spec{spec};
+
+  CappedOutput out(config.execution.max_stdout_bytes, "stdout");
+  CappedOutput err(config.execution.max_stderr_bytes, "stderr");
+  sandbox::LaunchIo io;
+  io.stdin_data = invocation->stdin_document;
+  io.stdout_sink = &out;
+  io.stderr_sink = &err;
+  io.cancel_fd = request.cancel_fd;
+  spdlog::debug("execution {}: {} with runtime {} ({} argv elements)", request.execution_id,
+                action.action_ref, (*runtime)->name, spec.argv.size());
+  auto launched = sandbox::RunSandbox(spec, io);
+  if (!launched) {
+    ExecutionResult result = Rejected(request, launched.error().message());
+    result.status = ExecutionStatus::kSetupFailed;
+    return result;
+  }
+  ExecutionResult result =
+      ResultFromSandbox(*launched, out, err, request.execution_id, action.action_ref,
+                        static_cast<int64_t>(std::ceil(timeout_seconds)), spec.argv[0]);
+  if (result.status == ExecutionStatus::kSucceeded) {
+    auto parsed = ParseActionOutput(result.stdout_text, action.output_format);
+    if (!parsed) {
+      result.status = ExecutionStatus::kFailed;
+      result.error = "output_format " + std::string(OutputFormatName(action.output_format)) +
+                     ": " + parsed.error().message();
+    } else if (!parsed->is_null()) {
+      result.result = std::move(*parsed);
+      result.stdout_text.clear();  // as the original platform: the result replaces stdout
+    }
+  } else if (result.status == ExecutionStatus::kFailed && !result.error && result.exit_code) {
+    result.error = FailureSummary(*result.exit_code, result.stderr_text);
+  }
+  spdlog::debug("execution {}: {} in {} ms", request.execution_id,
+                ExecutionStatusName(result.status), result.duration_ms);
+  return result;
+}
+
+}  // namespace packvisor

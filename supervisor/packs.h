@@ -1,0 +1,157 @@
+// Packs and actions (SPEC §4): loading pack.yaml and actions/*.yaml, containment of entry
+// points, the choice of runtime, and validation of an execution's parameters.
+//
+// Every function returns errors as values and never throws. Problems are one line naming the
+// file, the line and the key: `/opt/packvisor/packs/hello/pack.yaml:3: ref: "Foo" does not match
+// the directory name "hello"`. The supervisor only reads packs; nothing here writes anywhere.
+//
+// Hostile input: YAML files larger than 1 MiB, with more than one document, nested deeper than
+// 64 levels, or with more than 10,000 nodes once aliases are expanded are refused before they
+// are converted (a "billion laughs" document is refused in linear time). pack.yaml and action
+// YAML files must be regular files, not symlinks. An entry point must resolve, after symlinks,
+// to a regular file beneath the pack's actions/ directory.
+//
+// Thread-safety: free functions without shared state; a loaded Pack/Action is a plain value.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "envs/runtime.h"
+#include "sandbox/os/error.h"
+
+namespace packvisor {
+
+enum class ParamType { kString, kInteger, kNumber, kBoolean, kObject, kArray };
+std::string_view ParamTypeName(ParamType type);  // "string", "integer", ...
+
+struct ParameterSpec {
+  std::optional<ParamType> type;  // absent: any JSON value is accepted
+  bool required = false;
+  std::optional<nlohmann::json> default_value;
+  std::vector<nlohmann::json> enum_values;  // empty: unconstrained
+  bool secret = false;
+  std::optional<double> minimum;  // inclusive; numbers only
+  std::optional<double> maximum;  // inclusive; numbers only
+  std::string description;
+};
+
+enum class ParameterDelivery { kStdin, kFile };
+enum class ParameterFormat { kJson, kDotenv, kYaml };
+enum class OutputFormat { kText, kJson, kYaml, kJsonl };
+enum class NetworkMode { kNone, kHost };
+
+std::string_view ParameterDeliveryName(ParameterDelivery value);  // "stdin" | "file"
+std::string_view ParameterFormatName(ParameterFormat value);      // "json" | "dotenv" | "yaml"
+std::string_view OutputFormatName(OutputFormat value);            // "text" | "json" | ...
+std::string_view NetworkModeName(NetworkMode value);              // "none" | "host"
+
+struct Action {
+  std::string name;        // equals the YAML file's stem: actions/<name>.yaml
+  std::string action_ref;  // "<pack_ref>.<name>"
+  std::string description;
+  std::string runner_type;         // as written; empty when absent
+  std::string runtime;             // canonical runtime name; set only when loaded with a registry
+  std::string entry_point;         // as written, relative to actions/
+  std::string entry_path;          // the resolved real path on the host
+  std::string sandbox_entry_path;  // the same file inside the sandbox: /pack/actions/...
+  std::map<std::string, ParameterSpec> parameters;
+  ParameterDelivery parameter_delivery = ParameterDelivery::kStdin;
+  ParameterFormat parameter_format = ParameterFormat::kJson;
+  OutputFormat output_format = OutputFormat::kText;
+  std::optional<int64_t> timeout_seconds;  // 1 .. 604800
+  std::optional<NetworkMode> network;      // absent: the operator's per-pack default
+  bool enabled = true;                     // false: refuses to run (the caller says so)
+  std::string source;                      // path of the action YAML
+  int runner_type_line = 0;                // 1-based lines, for messages; 0 when absent
+  int entry_point_line = 0;
+  int network_line = 0;
+};
+
+struct Pack {
+  std::string ref;
+  std::string version;
+  std::string description;
+  std::vector<std::string> runtime_deps;
+  std::string dir;              // the pack directory's real path
+  std::vector<Action> actions;  // sorted by name
+
+  const Action* FindAction(std::string_view name) const;  // nullptr when absent
+};
+
+// Limits applied to every pack YAML file.
+inline constexpr size_t kMaxYamlBytes = 1 << 20;
+inline constexpr uint64_t kMaxYamlNodes = 10000;
+inline constexpr int kMaxYamlDepth = 64;
+
+// `^[a-z0-9][a-z0-9_-]{0,63}$`.
+bool IsValidPackRef(std::string_view ref);
+
+// Loads pack.yaml and every actions/*.yaml (and *.yml) of the pack in `pack_dir`. With
+// `runtimes`, every action's runtime is chosen (see ChooseRuntime) and an unknown one is an
+// error; without, Action::runtime stays empty. Fails on the first problem; the message is that
+// problem, followed by "(and N more problems)" when there are several.
+Result<Pack> LoadPack(const std::string& pack_dir, const envs::RuntimeRegistry* runtimes = nullptr);
+
+// Every problem of the pack in `dir`, one line each, in file order; empty when the pack is
+// valid. For `packvisor pack validate DIR`.
+std::vector<std::string> ValidatePackDir(const std::string& dir,
+                                         const envs::RuntimeRegistry* runtimes = nullptr);
+
+struct PackListing {
+  std::vector<Pack> packs;            // the packs that load, sorted by ref
+  std::vector<std::string> problems;  // one line per problem of the packs that do not
+};
+
+// Every directory of `packs_base_dir` (hidden entries skipped) loaded as a pack. Broken packs
+// are left out and reported in `problems`. Fails only when the base directory cannot be read.
+Result<PackListing> ListPacks(const std::string& packs_base_dir,
+                              const envs::RuntimeRegistry* runtimes = nullptr);
+
+struct ActionRef {
+  std::string pack;    // everything before the first dot
+  std::string action;  // everything after it
+};
+
+// Splits "pack.action" and checks both parts' syntax.
+Result<ActionRef> ParseActionRef(std::string_view action_ref);
+
+struct ResolvedAction {
+  Pack pack;  // pack.yaml only: `actions` is empty
+  Action action;
+};
+
+// Finds and loads one action by ref: `{packs_base_dir}/{pack}/pack.yaml` and
+// `{packs_base_dir}/{pack}/actions/{action}.yaml` (other actions are not read). When the pack
+// or the action does not exist, error().err is ENOENT (the CLI's exit 127); any other failure
+// has err 0 or another errno.
+Result<ResolvedAction> ResolveAction(const std::string& packs_base_dir, std::string_view action_ref,
+                                     const envs::RuntimeRegistry* runtimes = nullptr);
+
+// The runtime of an action: runner_type (a name or alias, case-insensitive) is authoritative;
+// only when it is absent is the runtime chosen by the entry point's extension. The error names
+// the action file and line, e.g. `.../actions/x.yaml:4: runner_type: unknown runtime "ruby"
+// (known: node, python, shell)`.
+Result<const envs::RuntimeDefinition*> ChooseRuntime(const Action& action,
+                                                     const envs::RuntimeRegistry& runtimes);
+
+// The network an execution of `action` gets (SPEC §4): packs listed in `host_network_packs`
+// (the config's sandbox.host_network_packs) get the host network unless the action says
+// `network: none`; other packs get none, and an action of theirs that says `network: host` is
+// refused with an error naming the file, the line and the config key.
+Result<NetworkMode> EffectiveNetwork(const Action& action, std::string_view pack_ref,
+                                     const std::vector<std::string>& host_network_packs);
+
+// Checks `params` (a JSON object) against the action's parameters and returns it with defaults
+// filled in. Errors name the action and the parameter, never a value: unknown parameter, missing
+// required parameter, wrong type, not in enum, below minimum, above maximum. A null value counts
+// as absent. An integer-valued float (3.0) is accepted for an integer parameter and returned
+// as an integer.
+Result<nlohmann::json> ValidateParameters(const Action& action, const nlohmann::json& params);
+
+}  // namespace packvisor

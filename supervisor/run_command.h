@@ -1,0 +1,26 @@
+// `packvisor run`, `packvisor pack list` and `packvisor pack validate`.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "supervisor/config.h"
+
+namespace packvisor {
+
+struct RunOptions {
+  std::string action_ref;
+  std::vector<std::string> params;          // K=V; V is JSON when it parses, else a string
+  std::optional<std::string> params_json;   // JSON text, or @FILE
+  std::optional<std::string> secrets_file;  // a JSON object
+  bool secrets_stdin = false;               // a JSON object on stdin
+  std::optional<double> timeout_seconds;
+  bool json = false;
+};
+
+int RunRunCommand(const Config& config, const RunOptions& options);
+int RunPackListCommand(const Config& config);
+int RunPackValidateCommand(const Config& config, const std::string& dir);
+
+}  // namespace packvisor
