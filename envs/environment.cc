@@ -113,6 +113,7 @@ std::vector<std::string> EntriesWithPrefix(int dir_fd, const std::string& prefix
   rewinddir(dir);
   while (struct dirent* entry = readdir(dir)) {
     std::string name = entry->d_name;
+    if (name == "." || name == "..") continue;
     if (name.rfind(prefix, 0) == 0) names.push_back(name);
   }
   closedir(dir);
@@ -195,6 +196,9 @@ Result<std::string> EnvironmentManager::Digest(const std::string& pack_dir,
                                                const RuntimeDefinition& runtime) const {
   Sha256 hash;
   hash.UpdateField("packvisor-env-v1");
+  // The owner: a tree built for other host ids would be unreadable (0700) to this pack's sandbox.
+  hash.UpdateField(std::to_string(settings_.base_spec.ids.host_uid) + ":" +
+                   std::to_string(settings_.base_spec.ids.host_gid));
   hash.UpdateField(runtime.name);
   hash.UpdateField(runtime.interpreter.binary);
   if (runtime.environment) {
@@ -272,12 +276,29 @@ Result<EnvironmentInfo> EnvironmentManager::Inspect(const std::string& pack_ref,
   return info;
 }
 
+void EnvironmentManager::RemoveReplacedTrees(const std::string& pack_ref,
+                                             const std::string& runtime) const {
+  auto root = OpenDirPath(settings_.runtime_envs_dir, false);
+  if (!root) return;
+  auto pack_fd = OpenDirBeneath(root->get(), pack_ref);
+  if (!pack_fd) return;
+  std::vector<std::string> old = EntriesWithPrefix(pack_fd->get(), ".old-" + runtime + "-");
+  std::vector<std::string> deep = EntriesWithPrefix(pack_fd->get(), ".packvisor-remove-");
+  if (old.empty() && deep.empty()) return;
+  // Only while no execution holds the environment (a replaced tree may still be mounted).
+  auto unused = FileLock::TryAcquire(LockPath(pack_ref, runtime, "inuse"));
+  if (!unused) return;
+  for (const std::string& name : old) (void)RemoveTreeAt(pack_fd->get(), name);
+  for (const std::string& name : deep) (void)RemoveTreeAt(pack_fd->get(), name);
+}
+
 Result<EnvironmentLease> EnvironmentManager::Ensure(const std::string& pack_ref,
                                                     const std::string& pack_dir,
                                                     const RuntimeDefinition& runtime) {
   PV_TRY(CheckEnvironmentNames(pack_ref, runtime.name));
   std::string host_dir = settings_.runtime_envs_dir + "/" + pack_ref + "/" + runtime.name;
   auto take_lease = [&](bool built_now) -> Result<EnvironmentLease> {
+    RemoveReplacedTrees(pack_ref, runtime.name);
     auto in_use = FileLock::AcquireShared(LockPath(pack_ref, runtime.name, "inuse"));
     if (!in_use) return in_use.error();
     return EnvironmentLease{host_dir, built_now, std::move(*in_use)};

@@ -94,6 +94,8 @@ class EnvironmentManager {
                      const RuntimeDefinition& runtime, const std::string& digest);
   std::string LockPath(const std::string& pack_ref, const std::string& runtime,
                        const char* kind) const;
+  // Removes replaced trees (.old-{runtime}-*) when no execution holds the environment.
+  void RemoveReplacedTrees(const std::string& pack_ref, const std::string& runtime) const;
 
   EnvironmentSettings settings_;
 };

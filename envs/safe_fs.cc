@@ -99,18 +99,58 @@ Result<unique_fd> OpenDirPath(const std::string& path, bool create, mode_t mode)
   return current;
 }
 
+namespace {
+
+constexpr int kRemoveDepth = 32;
+
+// Removes `name` beneath `dirfd` down to kRemoveDepth; deeper directories are moved up into
+// `top_fd` (same filesystem) under fresh names queued in `later`, so that a tree of any depth
+// is removed with a bounded number of open descriptors.
+Result<void> RemoveBounded(int dirfd, const std::string& name, dev_t device, int top_fd,
+                           std::vector<std::string>& later, int depth) {
+  struct stat st {};
+  if (fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return Ok{};
+    return ErrnoError("stat", name);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    if (st.st_dev != device) return Failure("remove", name, "crosses onto another filesystem");
+    if (depth >= kRemoveDepth) {
+      std::string moved = ".packvisor-remove-" + RandomSuffix();
+      if (renameat(dirfd, name.c_str(), top_fd, moved.c_str()) != 0) {
+        return ErrnoError("move up for removal", name);
+      }
+      later.push_back(moved);
+      return Ok{};
+    }
+    auto child = os::OpenNoSymlinks(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    if (!child) return child.error();
+    auto names = ListDir(child->get());
+    if (!names) return names.error();
+    for (const std::string& entry : *names) {
+      PV_TRY(RemoveBounded(child->get(), entry, device, top_fd, later, depth + 1));
+    }
+  }
+  int flags = S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0;
+  if (unlinkat(dirfd, name.c_str(), flags) != 0 && errno != ENOENT) {
+    return ErrnoError("remove", name);
+  }
+  return Ok{};
+}
+
+}  // namespace
+
 Result<void> RemoveTreeAt(int dirfd, const std::string& name) {
   if (!IsSingleComponent(name)) return Failure("remove", name, "not a single component");
   struct stat parent {};
   if (fstat(dirfd, &parent) != 0) return ErrnoError("stat", "parent directory");
-  auto remove = [](int at, const std::string& entry, const struct stat& st) -> Result<void> {
-    int flags = S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0;
-    if (unlinkat(at, entry.c_str(), flags) != 0 && errno != ENOENT) {
-      return ErrnoError("remove", entry);
-    }
-    return Ok{};
-  };
-  return WalkAt(dirfd, name, parent.st_dev, remove, 0);
+  std::vector<std::string> pending = {name};
+  while (!pending.empty()) {
+    std::string next = pending.back();
+    pending.pop_back();
+    PV_TRY(RemoveBounded(dirfd, next, parent.st_dev, dirfd, pending, 0));
+  }
+  return Ok{};
 }
 
 Result<uint64_t> TreeSizeAt(int dirfd, const std::string& name, uint64_t stop_after) {

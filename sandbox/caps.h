@@ -9,6 +9,9 @@
 
 namespace packvisor::sandbox {
 
+// The securebits LockSecurebits sets (all locked); the verification expects exactly these.
+inline constexpr int kLockedSecurebits = 0xef;
+
 class CapabilityPlan {
  public:
   static Result<CapabilityPlan> Create();

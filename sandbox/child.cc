@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -95,7 +96,9 @@ int ResetSignals() {
   Do(plan, SetupStep::kRlimits, [&] { return ApplyRlimits(*plan.rlimits, &resource); }, &resource);
   // The report and release pipes stay usable until exec, which closes them.
   Do(plan, SetupStep::kCloseFds, [] { return Errno(os::CloseRange(3, ~0U, CLOSE_RANGE_CLOEXEC)); });
-  Send(plan.report_fd, MessageKind::kActionReady, SetupStep::kNone, 0, 0);
+  // Securebits are not in /proc: the action reports them for the verification.
+  Send(plan.report_fd, MessageKind::kActionReady, SetupStep::kNone, 0,
+       prctl(PR_GET_SECUREBITS, 0, 0, 0, 0));
   Do(plan, SetupStep::kWaitForRelease, [&] { return WaitForByte(plan.release_fd, ECANCELED); });
 
   int err = ENOENT;
@@ -124,10 +127,15 @@ void RunChild(const ChildPlan& plan) {
 
   // Ids first: everything after, mounts included, runs as the unprivileged mapped ids. The
   // namespace's uid 0 is unmapped, so changing ids keeps our capabilities in this namespace.
-  Do(plan, SetupStep::kSetGid, [&] { return Errno(setresgid(plan.gid, plan.gid, plan.gid)); });
+  // Raw system calls, not glibc's wrappers: those broadcast the change to every thread of the
+  // process (nptl "setxid") and would wait forever for the supervisor's other threads, which do
+  // not exist in this single-threaded copy.
+  Do(plan, SetupStep::kSetGid,
+     [&] { return Errno(syscall(SYS_setresgid, plan.gid, plan.gid, plan.gid)); });
   // Drop root's supplementary groups while CAP_SETGID is still held.
-  Do(plan, SetupStep::kSetGroups, [] { return Errno(setgroups(0, nullptr)); });
-  Do(plan, SetupStep::kSetUid, [&] { return Errno(setresuid(plan.uid, plan.uid, plan.uid)); });
+  Do(plan, SetupStep::kSetGroups, [] { return Errno(syscall(SYS_setgroups, 0, nullptr)); });
+  Do(plan, SetupStep::kSetUid,
+     [&] { return Errno(syscall(SYS_setresuid, plan.uid, plan.uid, plan.uid)); });
   // The kernel clears the parent-death signal when the euid/egid change: arm it again, then make
   // sure the parent did not die in between (its end of the release pipe would have hung up).
   Do(plan, SetupStep::kParentDeathSignal, [&] {
@@ -181,7 +189,9 @@ void RunChild(const ChildPlan& plan) {
   // handshake, execve) are all calls the filter allows. One load instead of two: each load
   // JIT-compiles the program in the kernel.
   Do(plan, SetupStep::kSeccomp, [&] { return LoadSeccompProgram(plan.seccomp); });
-  pid_t action = fork();
+  // A raw clone, not glibc's fork(): fork() takes locks (malloc arenas, stdio) that another thread
+  // of the supervisor may have held when this process was cloned from it.
+  pid_t action = static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, 0));
   if (action < 0) Fail(plan, SetupStep::kForkAction, errno);
   if (action == 0) RunAction(plan);
 

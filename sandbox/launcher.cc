@@ -4,16 +4,20 @@
 #include <linux/sched.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
+#include <optional>
 #include <mutex>
 #include <vector>
 
 #include "sandbox/caps.h"
+#include "sandbox/cgroup.h"
 #include "sandbox/child.h"
 #include "sandbox/fault_injection.h"
 #include "sandbox/mounts.h"
@@ -74,6 +78,14 @@ struct WipeFileContents {
   }
 };
 
+std::string RandomName() {
+  unsigned char bytes[6] = {};
+  (void)!getrandom(bytes, sizeof(bytes), 0);
+  char text[13];
+  for (int i = 0; i < 6; ++i) std::snprintf(text + 2 * i, 3, "%02x", bytes[i]);
+  return text;
+}
+
 void IgnoreSigpipeOnce() {
   static std::once_flag once;
   std::call_once(once, [] { signal(SIGPIPE, SIG_IGN); });
@@ -91,10 +103,11 @@ Result<int> ReapInit(int pidfd, struct rusage* usage) {
 
 class Monitor {
  public:
-  Monitor(const SandboxSpec& spec, const MountPlan& mounts, LaunchIo& io, int pidfd,
+  Monitor(const SandboxSpec& spec, const MountPlan& mounts, const ExecutionCgroup* cgroup,
+          LaunchIo& io, int pidfd,
           pid_t init_pid, Pipe& stdin_pipe,
           Pipe& stdout_pipe, Pipe& stderr_pipe, Pipe& report_pipe, Pipe& release_pipe)
-      : spec_(spec), mounts_(mounts), io_(io), pidfd_(pidfd), init_pid_(init_pid), stdin_(std::move(stdin_pipe.write)),
+      : spec_(spec), mounts_(mounts), cgroup_(cgroup), io_(io), pidfd_(pidfd), init_pid_(init_pid), stdin_(std::move(stdin_pipe.write)),
         stdout_(std::move(stdout_pipe.read)), stderr_(std::move(stderr_pipe.read)),
         report_(std::move(report_pipe.read)), release_(std::move(release_pipe.write)) {}
 
@@ -110,6 +123,7 @@ class Monitor {
 
   const SandboxSpec& spec_;
   const MountPlan& mounts_;
+  const ExecutionCgroup* cgroup_;
   LaunchIo& io_;
   int pidfd_;
   pid_t init_pid_;
@@ -170,8 +184,15 @@ void Monitor::HandleMessage(const ChildMessage& message) {
       break;
     case MessageKind::kActionReady: {
       // The action is fully confined and waits; check it from outside before letting it exec.
-      auto verified = skip_verification_ ? Result<void>(Ok{})
-                                         : VerifyConfinedAction(init_pid_, spec_);
+      Result<void> verified = Ok{};
+      if (!skip_verification_) {
+        verified = message.detail == kLockedSecurebits
+                       ? VerifyConfinedAction(init_pid_, spec_,
+                                              cgroup_ ? cgroup_->MembershipSuffix() : "")
+                       : Failure("sandbox verification", "securebits",
+                                 "found " + std::to_string(message.detail) + ", want " +
+                                     std::to_string(kLockedSecurebits));
+      }
       if (!verified) {
         setup_failed_ = true;
         result_.failed_step = SetupStep::kWaitForRelease;
@@ -284,6 +305,7 @@ Result<SandboxResult> Monitor::Run(Clock::time_point start) {
         kill_deadline = Clock::now() + spec_.kill_grace;
       } else {
         Kill(SIGKILL);  // PID 1 dies, and the kernel kills the whole namespace with it
+        if (cgroup_ != nullptr) cgroup_->KillAll();
         kill_deadline = Clock::now() + std::chrono::hours(1);
       }
     }
@@ -293,6 +315,13 @@ Result<SandboxResult> Monitor::Run(Clock::time_point start) {
   result_.cpu_ms = (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000 +
                    (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000;
   result_.max_rss_kb = usage.ru_maxrss;
+  if (cgroup_ != nullptr) {
+    CgroupUsage group = cgroup_->ReadUsage();
+    if (group.cpu_ms > 0) result_.cpu_ms = group.cpu_ms;
+    if (group.memory_peak_kb > 0) result_.max_rss_kb = group.memory_peak_kb;
+    result_.oom_killed = group.oom_kills > 0;
+    result_.memory_limit_bytes = spec_.cgroup ? spec_.cgroup->memory_max_bytes : 0;
+  }
 
   if (setup_failed_) {
     result_.outcome = Outcome::kSetupFailed;
@@ -402,12 +431,26 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io) {
   plan.exec_candidates = candidate_ptrs.data();
   plan.faults = FaultInjectionForLaunch();
 
+  // The cgroup exists, with its limits, before the child runs its first instruction: on v2 the
+  // child is cloned into it; on v1 it is moved in before it may go on (the id-maps byte).
+  std::optional<ExecutionCgroup> cgroup;
+  if (spec.cgroup) {
+    auto created = ExecutionCgroup::Create(CgroupLayout::Probe(), spec.cgroup_parent,
+                                           std::to_string(getpid()) + "-" + RandomName(),
+                                           *spec.cgroup);
+    if (!created) return created.error();
+    cgroup.emplace(std::move(*created));
+  }
+
   uint64_t flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
                    CLONE_NEWCGROUP | CLONE_PIDFD | CLONE_CLEAR_SIGHAND;
   if (spec.network == NetworkMode::kNone) flags |= CLONE_NEWNET;
+  int cgroup_fd = cgroup ? cgroup->clone_fd() : -1;
+  if (cgroup_fd >= 0) flags |= CLONE_INTO_CGROUP;
   int pidfd_raw = -1;
   auto start = Clock::now();
-  pid_t pid = os::Clone3({.flags = flags, .pidfd = &pidfd_raw, .exit_signal = SIGCHLD});
+  pid_t pid = os::Clone3(
+      {.flags = flags, .pidfd = &pidfd_raw, .exit_signal = SIGCHLD, .cgroup_fd = cgroup_fd});
   if (pid < 0) return ErrnoError("clone3", "sandbox");
   if (pid == 0) RunChild(plan);
   unique_fd pidfd(pidfd_raw);
@@ -421,6 +464,7 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io) {
   release_pipe->read.reset();
 
   auto maps = WriteIdMaps(pid, spec.ids);
+  if (maps && cgroup) maps = cgroup->Adopt(pid);
   if (!maps) {
     os::PidfdSendSignal(pidfd.get(), SIGKILL);
     struct rusage ignored {};
@@ -432,7 +476,7 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io) {
   (void)!write(id_maps_pipe->write.get(), &go, 1);
   id_maps_pipe->write.reset();
 
-  Monitor monitor(spec, mounts, io, pidfd.get(), pid, *stdin_pipe, *stdout_pipe, *stderr_pipe,
+  Monitor monitor(spec, mounts, cgroup ? &*cgroup : nullptr, io, pidfd.get(), pid, *stdin_pipe, *stdout_pipe, *stderr_pipe,
                   *report_pipe, *release_pipe);
   return monitor.Run(start);
 }

@@ -60,8 +60,10 @@ struct SandboxResult {
   int failed_errno = 0;
   std::string failure_detail;  // e.g. the mount op that failed
   std::chrono::milliseconds duration{0};
-  int64_t cpu_ms = 0;       // user + system time of the whole sandbox tree
-  int64_t max_rss_kb = 0;   // largest resident set of any process in it
+  int64_t cpu_ms = 0;       // CPU time of the whole sandbox (cgroup, else rusage of the tree)
+  int64_t max_rss_kb = 0;   // peak memory of the cgroup (else the largest resident set)
+  bool oom_killed = false;  // the cgroup's memory limit killed a process
+  uint64_t memory_limit_bytes = 0;  // the cgroup's memory limit (0: none)
 
   // "setup step 'pivot_root' failed: Operation not permitted" and the like.
   std::string FailureMessage() const;

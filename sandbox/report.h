@@ -46,7 +46,7 @@ SetupStep SetupStepFromToken(const char* token);  // kNone when unknown
 
 enum class MessageKind : int32_t {
   kSetupFailed = 1,   // step, err, detail
-  kActionReady = 2,   // the action is fully set up and waits for release
+  kActionReady = 2,   // the action is set up and waits for release; detail = its securebits
   kActionExited = 3,  // detail = the action's wait status
 };
 

@@ -5,10 +5,12 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <optional>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "sandbox/cgroup.h"
 #include "sandbox/os/error.h"
 
 namespace packvisor::sandbox {
@@ -54,6 +56,9 @@ struct SandboxSpec {
   std::vector<SandboxFile> files;           // written into the private /tmp
   IdMapping ids;
   ResourceLimits limits;
+  // The execution's cgroup limits; nullopt only when the caller chose rlimits-only mode.
+  std::optional<CgroupLimits> cgroup;
+  std::string cgroup_parent = "packvisor";
   std::chrono::milliseconds timeout{std::chrono::seconds(600)};
   std::chrono::milliseconds kill_grace{std::chrono::seconds(5)};
   std::string hostname = "packvisor";

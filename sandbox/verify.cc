@@ -132,7 +132,8 @@ Result<void> CheckMountinfoText(const std::string& mountinfo, bool has_pack, boo
   return Ok{};
 }
 
-Result<void> VerifyConfinedAction(pid_t init_pid, const SandboxSpec& spec) {
+Result<void> VerifyConfinedAction(pid_t init_pid, const SandboxSpec& spec,
+                                  const std::string& cgroup_suffix) {
   std::string init_proc = "/proc/" + std::to_string(init_pid);
   auto children = os::ReadFile(init_proc + "/task/" + std::to_string(init_pid) + "/children");
   if (!children) return children.error();
@@ -156,6 +157,30 @@ Result<void> VerifyConfinedAction(pid_t init_pid, const SandboxSpec& spec) {
   if (stat_fields.size() < 5) return Failure("sandbox verification", proc + "/stat", "malformed");
   PV_TRY(Expect(stat_fields[3] == std::to_string(init_pid), "session leader", stat_fields[3]));
   PV_TRY(Expect(stat_fields[4] == "0", "no controlling terminal", stat_fields[4]));
+
+  if (!cgroup_suffix.empty()) {
+    auto cgroups = os::ReadFile(proc + "/cgroup");
+    if (!cgroups) return cgroups.error();
+    int matched = 0;
+    for (const std::string& line : Split(*cgroups, '\n')) {
+      size_t colon = line.find(':');
+      size_t second = line.find(':', colon + 1);
+      if (colon == std::string::npos || second == std::string::npos) continue;
+      std::string controllers = "," + line.substr(colon + 1, second - colon - 1) + ",";
+      bool relevant = line.rfind("0::", 0) == 0 || controllers.find(",memory,") != std::string::npos ||
+                      controllers.find(",pids,") != std::string::npos ||
+                      controllers.find(",cpu,") != std::string::npos;
+      if (!relevant) continue;
+      std::string path = line.substr(second + 1);
+      bool inside = path.size() >= cgroup_suffix.size() &&
+                    path.compare(path.size() - cgroup_suffix.size(), cgroup_suffix.size(),
+                                 cgroup_suffix) == 0;
+      if (line.rfind("0::", 0) == 0 && !inside) continue;  // v1 host: the unified line is unused
+      PV_TRY(Expect(inside, "cgroup membership", line));
+      ++matched;
+    }
+    PV_TRY(Expect(matched >= 1, "cgroup membership", "no memory/pids/cpu cgroup"));
+  }
 
   auto limits = os::ReadFile(proc + "/limits");
   if (!limits) return limits.error();

@@ -13,7 +13,10 @@
 namespace packvisor::sandbox {
 
 // Checks the single child of the sandbox init `init_pid` (host pid).
-Result<void> VerifyConfinedAction(pid_t init_pid, const SandboxSpec& spec);
+// `cgroup_suffix` (when not empty): every memory/pids/cpu (v1) or unified (v2) line of the
+// action's /proc/<pid>/cgroup must end with it.
+Result<void> VerifyConfinedAction(pid_t init_pid, const SandboxSpec& spec,
+                                  const std::string& cgroup_suffix);
 
 // Pure checks on /proc text, exposed for unit tests. Each returns the first problem found.
 Result<void> CheckStatusText(const std::string& status, const IdMapping& ids);

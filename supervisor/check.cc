@@ -662,9 +662,48 @@ constexpr SysctlProbe kSysctls[] = {
      [](long long v) { return v == 0; },
      "io_uring enabled for everyone (the sandbox denies io_uring_* unless a runtime opts in)",
      "io_uring restricted or disabled"},
+    {"fs.protected_hardlinks", "/proc/sys/fs/protected_hardlinks",
+     [](long long v) { return v == 0; },
+     "hard links to files one does not own are allowed (env trees could link host files)",
+     "hard links restricted to files one owns"},
+    {"fs.protected_symlinks", "/proc/sys/fs/protected_symlinks",
+     [](long long v) { return v == 0; },
+     "symlinks in sticky world-writable dirs are followed for everyone",
+     "symlinks in sticky world-writable dirs protected"},
+    {"fs.inotify.max_user_instances", "/proc/sys/fs/inotify/max_user_instances",
+     [](long long v) { return v < 1024; },
+     "inotify instances of every sandbox count against one shared budget (the user namespaces "
+     "are created by root): an action can exhaust it for the others; raise it",
+     "inotify budget shared by all sandboxes (raise it if actions use many watchers)"},
 };
 
+void ProbeCorePatternAndSwap(std::vector<CheckRow>& rows) {
+  auto pattern = ReadOptional("/proc/sys/kernel/core_pattern");
+  CheckRow core{"kernel.core_pattern", CheckStatus::kInfo, "", false};
+  if (pattern) {
+    std::string value = *pattern;
+    while (!value.empty() && value.back() == '\n') value.pop_back();
+    bool piped = !value.empty() && value[0] == '|';
+    core.status = piped ? CheckStatus::kWarn : CheckStatus::kInfo;
+    core.meaning = "= " + value + (piped ? ": core dumps go to a root helper (the sandbox sets "
+                                           "RLIMIT_CORE 0, so actions produce none)"
+                                         : ": the sandbox sets RLIMIT_CORE 0 (no core dumps)");
+  } else {
+    core.meaning = "not readable";
+  }
+  rows.push_back(std::move(core));
+  auto meminfo = ReadOptional("/proc/meminfo");
+  CheckRow swap{"swap", CheckStatus::kInfo, "", false};
+  size_t at = meminfo ? meminfo->find("SwapTotal:") : std::string::npos;
+  long long kb = at == std::string::npos ? 0 : std::atoll(meminfo->c_str() + at + 10);
+  swap.meaning = kb > 0 ? std::to_string(kb / 1024) +
+                              " MiB of swap: memory limits include swap (swap limit 0)"
+                        : "no swap";
+  rows.push_back(std::move(swap));
+}
+
 void ProbeSysctls(std::vector<CheckRow>& rows) {
+  ProbeCorePatternAndSwap(rows);
   for (const SysctlProbe& probe : kSysctls) {
     CheckRow row{probe.name, CheckStatus::kInfo, "", false};
     auto text = ReadOptional(probe.path);

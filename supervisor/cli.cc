@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "sandbox/cgroup.h"
 #include "sandbox/os/syscalls.h"
 #include "supervisor/check.h"
 #include "supervisor/config.h"
@@ -109,6 +110,12 @@ int RunCli(int argc, char** argv) {
   }
   spdlog::debug("configuration: {}", config->source);
 
+  if (exec_cmd->parsed() || run_cmd->parsed()) {
+    // Cgroups left by supervisors that died (SIGKILL, power loss): anything in them is killed.
+    int stale = sandbox::RemoveStaleCgroups(sandbox::CgroupLayout::Probe(),
+                                            config->sandbox.cgroup_parent);
+    if (stale > 0) spdlog::info("removed {} stale execution cgroup(s)", stale);
+  }
   if (exec_cmd->parsed()) return RunExecCommand(*config, exec);
   if (app.got_subcommand("check")) return RunCheckCommand(*config);
   if (run_cmd->parsed()) return RunRunCommand(*config, run);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstdlib>
 #include <exception>
@@ -533,6 +534,26 @@ const std::vector<Field>& SandboxFields() {
        }},
       {"extra_ro_binds", ReadExtraRoBinds},
       {"passthrough_env", ReadPassthroughEnv},
+      {"allow_rlimits_only",
+       [](Loader& l, const toml::node& n, const std::string& key) -> Result<void> {
+         auto value = l.Bool(n, key);
+         if (!value) return value.error();
+         l.config().sandbox.allow_rlimits_only = *value;
+         return Ok{};
+       }},
+      {"cgroup_parent",
+       [](Loader& l, const toml::node& n, const std::string& key) -> Result<void> {
+         auto value = l.String(n, key);
+         if (!value) return value.error();
+         bool ok = !value->empty() && value->size() <= 64 && *value != "." && *value != "..";
+         for (char c : *value) {
+           ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ||
+                       c == '.');
+         }
+         if (!ok) return l.Bad(n, key, "expected one cgroup directory name ([A-Za-z0-9._-])");
+         l.config().sandbox.cgroup_parent = *value;
+         return Ok{};
+       }},
   };
   return fields;
 }

@@ -33,6 +33,11 @@ struct SandboxConfig {
   bool install_network = true;
   std::vector<std::string> extra_ro_binds;  // absolute
   std::vector<std::string> passthrough_env;
+  // Without a usable cgroup back end executions refuse to run, unless this is true (then only
+  // rlimits bound them, and every run logs that).
+  bool allow_rlimits_only = false;
+  // Execution cgroups live in {the supervisor's own cgroup}/{cgroup_parent}/ in each hierarchy.
+  std::string cgroup_parent = "packvisor";
 };
 
 struct EnvsConfig {

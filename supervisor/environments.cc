@@ -10,6 +10,7 @@
 #include "supervisor/cli.h"
 #include "supervisor/packs.h"
 #include "supervisor/sandbox_defaults.h"
+#include "supervisor/tenancy.h"
 
 namespace packvisor {
 namespace {
@@ -72,6 +73,15 @@ envs::EnvironmentSettings EnvironmentSettingsFrom(const Config& config) {
   return settings;
 }
 
+Result<envs::EnvironmentSettings> EnvironmentSettingsForPack(const Config& config,
+                                                             const std::string& pack_ref) {
+  auto ids = HostIdsForPack(config, pack_ref);
+  if (!ids) return ids.error();
+  envs::EnvironmentSettings settings = EnvironmentSettingsFrom(config);
+  settings.base_spec.ids = *ids;
+  return settings;
+}
+
 int RunEnvSetupCommand(const Config& config, const std::string& pack_ref,
                        const std::optional<std::string>& runtime_name) {
   auto runtimes = LoadRuntimeRegistry(config);
@@ -94,7 +104,9 @@ int RunEnvSetupCommand(const Config& config, const std::string& pack_ref,
     selected = RuntimesWithEnvironment(*pack, *runtimes, &problems);
   }
   for (const std::string& problem : problems) std::fprintf(stderr, "packvisor: %s\n", problem.c_str());
-  envs::EnvironmentManager manager(EnvironmentSettingsFrom(config));
+  auto settings = EnvironmentSettingsForPack(config, pack->ref);
+  if (!settings) return Fail(settings.error().message());
+  envs::EnvironmentManager manager(std::move(*settings));
   int failures = SetUp(manager, *pack, selected);
   return failures == 0 && problems.empty() ? 0 : 1;
 }
@@ -111,8 +123,10 @@ int RunEnvListCommand(const Config& config) {
     if (runtimes && info.state == envs::EnvironmentState::kReady) {
       auto runtime = runtimes->Find(info.runtime);
       auto pack_dir = config.packs_base_dir + "/" + info.pack_ref;
-      if (runtime) {
-        if (auto current = manager.Inspect(info.pack_ref, pack_dir, **runtime)) {
+      auto settings = EnvironmentSettingsForPack(config, info.pack_ref);
+      if (runtime && settings) {
+        envs::EnvironmentManager pack_manager(std::move(*settings));
+        if (auto current = pack_manager.Inspect(info.pack_ref, pack_dir, **runtime)) {
           info.state = current->state;
         }
       }
@@ -163,7 +177,9 @@ int RunPackRegisterCommand(const Config& config, const std::string& dir) {
   std::printf("%s: valid (%zu actions)\n", pack->ref.c_str(), pack->actions.size());
   std::vector<std::string> runtime_problems;
   auto used = RuntimesWithEnvironment(*pack, *runtimes, &runtime_problems);
-  envs::EnvironmentManager manager(EnvironmentSettingsFrom(config));
+  auto settings = EnvironmentSettingsForPack(config, pack->ref);
+  if (!settings) return Fail(settings.error().message());
+  envs::EnvironmentManager manager(std::move(*settings));
   // Best effort: every runtime is attempted and reported; the exit status says whether all held.
   return SetUp(manager, *pack, used) == 0 ? 0 : 1;
 }

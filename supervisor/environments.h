@@ -11,6 +11,9 @@
 namespace packvisor {
 
 envs::EnvironmentSettings EnvironmentSettingsFrom(const Config& config);
+// The same, with the pack's own host ids (builds run as the pack; its environments are its own).
+Result<envs::EnvironmentSettings> EnvironmentSettingsForPack(const Config& config,
+                                                             const std::string& pack_ref);
 
 int RunEnvSetupCommand(const Config& config, const std::string& pack_ref,
                        const std::optional<std::string>& runtime);

@@ -42,7 +42,36 @@ int RunExecCommand(const Config& config, const ExecOptions& options) {
     spec.timeout = std::chrono::milliseconds(
         static_cast<int64_t>(std::ceil(*options.timeout_seconds * 1000.0)));
   }
-  if (options.pids) spec.limits.nproc = *options.pids;
+  // The limit flags may lower the configured limits, never raise them.
+  auto lower = [](const char* flag, uint64_t value, uint64_t ceiling, uint64_t* out) {
+    if (value == 0 || value > ceiling) {
+      std::fprintf(stderr, "packvisor: error: %s %llu: must be between 1 and the configured %llu\n",
+                   flag, static_cast<unsigned long long>(value),
+                   static_cast<unsigned long long>(ceiling));
+      return false;
+    }
+    *out = value;
+    return true;
+  };
+  if (options.pids) {
+    if (!lower("--pids", *options.pids, config.sandbox.pids_max, &spec.limits.nproc)) {
+      return kExitOwnError;
+    }
+    if (spec.cgroup) spec.cgroup->pids_max = *options.pids;
+  }
+  if (options.memory_mb && spec.cgroup) {
+    uint64_t mb = 0;
+    if (!lower("--memory-mb", *options.memory_mb, config.sandbox.memory_max_mb, &mb)) {
+      return kExitOwnError;
+    }
+    spec.cgroup->memory_max_bytes = mb << 20;
+  }
+  if (options.cpu_percent && spec.cgroup) {
+    if (!lower("--cpu-percent", *options.cpu_percent, config.sandbox.cpu_max_percent,
+               &spec.cgroup->cpu_max_percent)) {
+      return kExitOwnError;
+    }
+  }
   spec.pack_dir = options.pack_dir;
   spec.env_dir = options.env_dir;
   spec.argv = options.command;
@@ -70,7 +99,7 @@ int RunExecCommand(const Config& config, const ExecOptions& options) {
   spdlog::debug("exec {}: {} in {} ms", execution_id, ExecutionStatusName(result.status),
                 result.duration_ms);
   if (options.json) {
-    std::cout << result.ToJson().dump() << std::endl;
+    std::cout << result.ToJsonLine() << std::endl;
   } else {
     PrintHuman(result);
   }

@@ -14,6 +14,7 @@
 #include "supervisor/parameter_document.h"
 #include "supervisor/result_parsing.h"
 #include "supervisor/sandbox_defaults.h"
+#include "supervisor/tenancy.h"
 
 namespace packvisor {
 namespace {
@@ -177,6 +178,14 @@ ExecutionResult RunExecution(const ExecutionContext& context, RunRequest request
   }
   bool host_network = pack_has_host_network && action.network != NetworkMode::kNone;
 
+  for (const std::string& name : request.parameters_from_argv) {
+    auto declared = action.parameters.find(name);
+    if (declared != action.parameters.end() && declared->second.secret) {
+      return Rejected(request, "parameter \"" + name + "\" of " + action.action_ref +
+                                   " is secret: give it with --secrets-file or --secrets-stdin, "
+                                   "never on the command line");
+    }
+  }
   if (!request.parameters.is_object() || !request.secrets.is_object()) {
     return Rejected(request, "parameters and secrets must be JSON objects");
   }
@@ -211,9 +220,17 @@ ExecutionResult RunExecution(const ExecutionContext& context, RunRequest request
 
   // The environment, built on first use (or rebuilt when its digest changed) and held for the
   // whole execution.
+  auto ids = HostIdsForPack(config, pack.ref);
+  if (!ids) {
+    ExecutionResult result = Rejected(request, ids.error().message());
+    result.status = ExecutionStatus::kSetupFailed;
+    return result;
+  }
   std::optional<envs::EnvironmentLease> environment;
   if ((*runtime)->environment) {
-    envs::EnvironmentManager manager(EnvironmentSettingsFrom(config));
+    envs::EnvironmentSettings settings = EnvironmentSettingsFrom(config);
+    settings.base_spec.ids = *ids;
+    envs::EnvironmentManager manager(std::move(settings));
     auto lease = manager.Ensure(pack.ref, pack.dir, **runtime);
     if (!lease) {
       ExecutionResult result = Rejected(request, lease.error().message());
@@ -224,6 +241,7 @@ ExecutionResult RunExecution(const ExecutionContext& context, RunRequest request
   }
 
   sandbox::SandboxSpec spec = BaseSandboxSpec(config);
+  spec.ids = *ids;
   spec.pack_dir = pack.dir;
   if (environment) spec.env_dir = environment->host_dir;
   spec.network = host_network ? sandbox::NetworkMode::kHost : sandbox::NetworkMode::kNone;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <optional>
+#include <set>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -22,6 +23,9 @@ struct RunRequest {
   std::optional<std::string> inline_code;               // runs instead of the entry point
   std::string execution_id;                             // generated when empty
   int cancel_fd = -1;                                   // readable: cancel the execution
+  // Names of parameters that came from the command line (visible in `ps`): a parameter the
+  // action declares `secret: true` is refused among them.
+  std::set<std::string> parameters_from_argv;
 };
 
 struct ExecutionContext {

@@ -54,6 +54,10 @@ nlohmann::json ExecutionResult::ToJson() const {
   return j;
 }
 
+std::string ExecutionResult::ToJsonLine() const {
+  return ToJson().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 int ExecutionResult::ExitStatus() const {
   if (start_failure_exit) return *start_failure_exit;  // 126/127: could not start, not found
   switch (status) {
@@ -122,6 +126,12 @@ ExecutionResult ResultFromSandbox(const sandbox::SandboxResult& sandbox_result,
                     : "command could not be executed in the sandbox: " + command + ": " +
                           std::strerror(sandbox_result.failed_errno);
       break;
+  }
+  if (sandbox_result.oom_killed &&
+      (r.status == ExecutionStatus::kFailed || r.status == ExecutionStatus::kSucceeded)) {
+    r.status = ExecutionStatus::kFailed;
+    r.error = "out of memory (limit " + std::to_string(sandbox_result.memory_limit_bytes >> 20) +
+              " MiB)";
   }
   return r;
 }

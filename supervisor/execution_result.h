@@ -38,6 +38,9 @@ struct ExecutionResult {
   std::optional<int> start_failure_exit;
 
   nlohmann::json ToJson() const;
+  // ToJson() as one line. The action's output may be any bytes: invalid UTF-8 is replaced by
+  // U+FFFD rather than failing the whole result.
+  std::string ToJsonLine() const;
   // SPEC §8: the action's code; 124 timeout; 125 packvisor's error; 126 not startable;
   // 127 not found; 128+N signal.
   int ExitStatus() const;

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <charconv>
@@ -11,13 +13,6 @@
 #include <filesystem>
 #include <set>
 #include <sstream>
-
-// GCC 12 reports a false -Wdangling-pointer inside yaml-cpp 0.7's node/impl.h.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdangling-pointer"
-#include <yaml-cpp/eventhandler.h>
-#include <yaml-cpp/yaml.h>
-#pragma GCC diagnostic pop
 
 #include "sandbox/os/unique_fd.h"
 
@@ -375,11 +370,14 @@ Result<json> ToJson(const YAML::Node& node, std::optional<ParamType> hint, int d
     }
     case YAML::NodeType::Map: {
       json object = json::object();
-      for (auto it = node.begin(); it != node.end(); ++it) {
-        if (!it->first.IsScalar()) return Failure("", "", "mapping keys must be strings");
-        Result<json> value = ToJson(it->second, std::nullopt, depth + 1, budget);
+      // yaml-cpp's iterator->first is a member of a temporary: copy the pair (cheap handles).
+      for (const auto& entry : node) {
+        YAML::Node key = entry.first;
+        YAML::Node child = entry.second;
+        if (!key.IsScalar()) return Failure("", "", "mapping keys must be strings");
+        Result<json> value = ToJson(child, std::nullopt, depth + 1, budget);
         if (!value.ok()) return value.error();
-        object[it->first.Scalar()] = std::move(*value);
+        object[key.Scalar()] = std::move(*value);
       }
       return object;
     }
@@ -480,8 +478,10 @@ template <typename Visit>
 void ForEachKey(const FileContext& ctx, const YAML::Node& map, const std::string& prefix,
                 const std::string& known, Visit visit) {
   std::set<std::string> seen;
-  for (auto it = map.begin(); it != map.end(); ++it) {
-    const YAML::Node& key_node = it->first;
+  for (const auto& entry : map) {
+    // Copies: yaml-cpp's iterator->first refers into a temporary (a dangling reference otherwise).
+    YAML::Node key_node = entry.first;
+    YAML::Node value = entry.second;
     if (!key_node.IsScalar()) {
       ctx.Add(LineOf(key_node), prefix, "mapping keys must be strings");
       continue;
@@ -492,7 +492,7 @@ void ForEachKey(const FileContext& ctx, const YAML::Node& map, const std::string
       ctx.Add(LineOf(key_node), full, "duplicate key");
       continue;
     }
-    if (!visit(key, it->second)) {
+    if (!visit(key, value)) {
       ctx.Add(LineOf(key_node), full, "unknown key (known: " + known + ")");
     }
   }

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <iostream>
+#include <set>
 
 #include "sandbox/os/syscalls.h"
 #include "supervisor/builtin_runtimes.h"
@@ -62,7 +63,9 @@ Result<nlohmann::json> ReadObjectFile(const std::string& path, const std::string
   return ParseObject(*text, what + " " + path);
 }
 
-Result<nlohmann::json> CollectParameters(const RunOptions& options) {
+// The parameters of --params-json and --param; `from_argv` gets the names that were on the
+// command line itself (not read from a file).
+Result<nlohmann::json> CollectParameters(const RunOptions& options, std::set<std::string>* from_argv) {
   nlohmann::json params = nlohmann::json::object();
   if (options.params_json) {
     const std::string& value = *options.params_json;
@@ -75,6 +78,7 @@ Result<nlohmann::json> CollectParameters(const RunOptions& options) {
       auto parsed = ParseObject(copy, "--params-json");
       if (!parsed) return parsed.error();
       params = std::move(*parsed);
+      for (const auto& [key, value] : params.items()) from_argv->insert(key);
     }
   }
   for (const std::string& param : options.params) {
@@ -84,6 +88,7 @@ Result<nlohmann::json> CollectParameters(const RunOptions& options) {
     }
     std::string key = param.substr(0, eq);
     std::string value = param.substr(eq + 1);
+    from_argv->insert(key);
     auto parsed = nlohmann::json::parse(value, nullptr, false);
     params[key] = parsed.is_discarded() ? nlohmann::json(value) : parsed;
   }
@@ -108,10 +113,10 @@ void PrintHuman(const ExecutionResult& result) {
 int RunRunCommand(const Config& config, const RunOptions& options) {
   auto runtimes = LoadRuntimeRegistry(config);
   if (!runtimes) return Fail(runtimes.error().message());
-  auto params = CollectParameters(options);
+  RunRequest request;
+  auto params = CollectParameters(options, &request.parameters_from_argv);
   if (!params) return Fail(params.error().message());
 
-  RunRequest request;
   request.action_ref = options.action_ref;
   request.parameters = std::move(*params);
   request.timeout_seconds = options.timeout_seconds;
@@ -133,7 +138,7 @@ int RunRunCommand(const Config& config, const RunOptions& options) {
   ExecutionContext context{config, *runtimes};
   ExecutionResult result = RunExecution(context, std::move(request));
   if (options.json) {
-    std::cout << result.ToJson().dump() << std::endl;
+    std::cout << result.ToJsonLine() << std::endl;
   } else {
     PrintHuman(result);
   }

@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <spdlog/spdlog.h>
+
 #include <cstdlib>
 
 namespace packvisor {
@@ -17,6 +19,18 @@ sandbox::SandboxSpec BaseSandboxSpec(const Config& config) {
   spec.timeout = std::chrono::seconds(config.execution.default_timeout_seconds);
   spec.kill_grace = std::chrono::seconds(config.execution.kill_grace_seconds);
   spec.extra_ro_binds = config.sandbox.extra_ro_binds;
+  spec.cgroup_parent = config.sandbox.cgroup_parent;
+  if (sandbox::CgroupLayout::Probe().backend != sandbox::CgroupBackend::kNone ||
+      !config.sandbox.allow_rlimits_only) {
+    // Without a back end the launch then fails closed, naming what is missing.
+    spec.cgroup = sandbox::CgroupLimits{config.sandbox.memory_max_mb << 20,
+                                        config.sandbox.pids_max,
+                                        config.sandbox.cpu_max_percent};
+  } else {
+    spdlog::warn("no usable cgroup back end ({}): running with rlimits only, as "
+                 "sandbox.allow_rlimits_only allows",
+                 sandbox::CgroupLayout::Probe().why_none);
+  }
   return spec;
 }
 

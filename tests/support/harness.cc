@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -24,8 +25,19 @@ extern char** environ;
 
 namespace packvisor::testing {
 
-std::string PackvisorBinary() { return PACKVISOR_BINARY; }
+std::string PackvisorBinary() {
+  // The installed security-test runner points the suite at an installed packvisor.
+  const char* under_test = std::getenv("PACKVISOR_UNDER_TEST");
+  if (under_test != nullptr && *under_test != '\0') return under_test;
+  return PACKVISOR_BINARY;
+}
 std::string SourceDir() { return PACKVISOR_SOURCE_DIR; }
+
+std::optional<std::string> TestConfigFromEnvironment() {
+  const char* config = std::getenv("PACKVISOR_TEST_CONFIG");
+  if (config == nullptr || *config == '\0') return std::nullopt;
+  return std::string(config);
+}
 
 nlohmann::json CommandResult::Json() const { return nlohmann::json::parse(stdout_text); }
 
@@ -36,6 +48,22 @@ std::vector<std::string> EnvironmentWith(const std::vector<std::string>& extra) 
   for (char** e = environ; *e != nullptr; ++e) env.push_back(*e);
   env.insert(env.end(), extra.begin(), extra.end());
   return env;
+}
+
+// `packvisor args...`, with `--config $PACKVISOR_TEST_CONFIG` first when that is set and the
+// arguments do not name a config of their own.
+std::vector<std::string> CommandLine(const std::vector<std::string>& args) {
+  std::vector<std::string> full = {PackvisorBinary()};
+  std::optional<std::string> config = TestConfigFromEnvironment();
+  bool has_config = std::any_of(args.begin(), args.end(), [](const std::string& a) {
+    return a == "--config" || a.rfind("--config=", 0) == 0;
+  });
+  if (config && !has_config) {
+    full.push_back("--config");
+    full.push_back(*config);
+  }
+  full.insert(full.end(), args.begin(), args.end());
+  return full;
 }
 
 std::vector<char*> Pointers(std::vector<std::string>& strings) {
@@ -59,8 +87,7 @@ CommandResult RunPackvisor(const std::vector<std::string>& args, const std::stri
   posix_spawn_file_actions_adddup2(&actions, in_r.get(), 0);
   posix_spawn_file_actions_adddup2(&actions, out_w.get(), 1);
   posix_spawn_file_actions_adddup2(&actions, err_w.get(), 2);
-  std::vector<std::string> full = {PackvisorBinary()};
-  full.insert(full.end(), args.begin(), args.end());
+  std::vector<std::string> full = CommandLine(args);
   std::vector<char*> argv;
   for (auto& a : full) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -133,8 +160,7 @@ pid_t SpawnPackvisor(const std::vector<std::string>& args) {
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-  std::vector<std::string> full = {PackvisorBinary()};
-  full.insert(full.end(), args.begin(), args.end());
+  std::vector<std::string> full = CommandLine(args);
   std::vector<char*> argv = Pointers(full);
   pid_t pid;
   int rc = posix_spawn(&pid, full[0].c_str(), &actions, nullptr, argv.data(), environ);

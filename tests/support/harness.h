@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,8 +17,10 @@ struct CommandResult {
   nlohmann::json Json() const;  // parses stdout (for --json runs); throws on bad JSON
 };
 
-// Runs `packvisor args...` (the binary built with the tests), feeding stdin_data. `extra_env`
-// ("NAME=value" entries) is added to the test process's environment for this run only.
+// Runs `packvisor args...` (the binary built with the tests, or $PACKVISOR_UNDER_TEST), feeding
+// stdin_data. When $PACKVISOR_TEST_CONFIG is set and `args` has no --config, `--config FILE` is
+// put first (SpawnPackvisor does the same). `extra_env` ("NAME=value" entries) is added to the
+// test process's environment for this run only.
 CommandResult RunPackvisor(const std::vector<std::string>& args, const std::string& stdin_data = {},
                            const std::vector<std::string>& extra_env = {});
 
@@ -47,8 +50,11 @@ class TempDir {
   std::string path_;
 };
 
+// $PACKVISOR_UNDER_TEST when set (an installed packvisor), else the binary built with the tests.
 std::string PackvisorBinary();
 std::string SourceDir();
+// $PACKVISOR_TEST_CONFIG when set (the operator's configuration for the installed suite).
+std::optional<std::string> TestConfigFromEnvironment();
 
 // A string no other test (or run) uses: for process markers and file names.
 std::string UniqueMarker(const std::string& prefix);

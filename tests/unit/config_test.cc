@@ -213,7 +213,7 @@ TEST_F(ConfigTest, ShippedExampleUncommentedGivesDefaults) {
       uncommented += line + "\n";
     }
   }
-  EXPECT_EQ(settings, 27);  // 25 keys and 2 install_env examples
+  EXPECT_EQ(settings, 29);  // 27 keys and 2 install_env examples
   auto config = LoadConfigFile(Write("uncommented.toml", uncommented));
   ASSERT_TRUE(config.ok()) << config.error().message();
   EXPECT_EQ(config->runtimes_dir, "/etc/packvisor/runtimes");

@@ -59,8 +59,9 @@ TEST(RuntimeDefinition, BuiltinPythonLoads) {
   EXPECT_EQ(def->interpreter.file_extension, ".py");
   EXPECT_EQ(def->inline_code.strategy, InlineStrategy::kDirect);
   ASSERT_TRUE(def->environment);
-  EXPECT_EQ(def->environment->create_command,
-            (std::vector<std::string>{"{interpreter}", "-m", "venv", "{env_dir}"}));
+  EXPECT_EQ(
+      def->environment->create_command,
+      (std::vector<std::string>{"{interpreter}", "-m", "venv", "--without-pip", "{env_dir}"}));
   EXPECT_EQ(def->environment->interpreter_path, "{env_dir}/bin/python3");
   ASSERT_TRUE(def->dependencies);
   EXPECT_EQ(def->dependencies->manifest_file, "requirements.txt");
@@ -186,7 +187,8 @@ TEST(RuntimeDefinition, TemplateValuesFollowThePhase) {
   Result<std::vector<std::string>> argv =
       SubstituteArgv(python->environment->create_command, create);
   ASSERT_TRUE(argv.ok());
-  EXPECT_EQ(*argv, (std::vector<std::string>{"/usr/bin/python3", "-m", "venv", "/env"}));
+  EXPECT_EQ(*argv,
+            (std::vector<std::string>{"/usr/bin/python3", "-m", "venv", "--without-pip", "/env"}));
   TemplateValues run = SandboxTemplateValues(*python, CommandPhase::kExecute, "/pack/actions/x.py");
   EXPECT_EQ(run.action_file, "/pack/actions/x.py");
 

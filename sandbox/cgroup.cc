@@ -1,0 +1,366 @@
+#include "sandbox/cgroup.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <sstream>
+#include <thread>
+
+#include "sandbox/os/syscalls.h"
+
+namespace packvisor::sandbox {
+namespace {
+
+constexpr uint64_t kCpuPeriodUs = 100000;
+
+std::vector<std::string> Split(const std::string& text, char sep) {
+  std::vector<std::string> parts;
+  std::string part;
+  std::istringstream in(text);
+  while (std::getline(in, part, sep)) parts.push_back(part);
+  return parts;
+}
+
+bool Exists(const std::string& path) { return access(path.c_str(), F_OK) == 0; }
+
+Result<void> Write(const std::string& path, const std::string& value) {
+  return os::WriteFile(path, value);
+}
+
+Result<void> MakeDir(const std::string& path) {
+  if (mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoError("mkdir", path);
+  return Ok{};
+}
+
+std::string ReadOr(const std::string& path, const std::string& fallback = {}) {
+  auto text = os::ReadFile(path);
+  return text ? *text : fallback;
+}
+
+// The value of "key N" in a flat keyed file (cpu.stat, memory.events, memory.oom_control).
+uint64_t KeyedValue(const std::string& text, const std::string& key) {
+  for (const std::string& line : Split(text, '\n')) {
+    if (line.rfind(key + " ", 0) == 0) return std::strtoull(line.c_str() + key.size() + 1, nullptr, 10);
+  }
+  return 0;
+}
+
+uint64_t NumberIn(const std::string& path) {
+  return std::strtoull(ReadOr(path, "0").c_str(), nullptr, 10);
+}
+
+std::vector<pid_t> Members(const std::string& dir) {
+  std::vector<pid_t> pids;
+  for (const std::string& line : Split(ReadOr(dir + "/cgroup.procs"), '\n')) {
+    if (!line.empty()) pids.push_back(static_cast<pid_t>(std::strtol(line.c_str(), nullptr, 10)));
+  }
+  return pids;
+}
+
+// SIGKILL to a member of `dir`, through a pidfd: the pid is re-checked as a member after the
+// pidfd pins it, so a pid reused by an unrelated process is never signalled.
+void KillMember(const std::string& dir, pid_t pid) {
+  unique_fd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd) return;
+  for (pid_t member : Members(dir)) {
+    if (member == pid) {
+      os::PidfdSendSignal(pidfd.get(), SIGKILL);
+      return;
+    }
+  }
+}
+
+// rmdir, retrying while the kernel finishes tearing the last processes down.
+void RemoveDir(const std::string& dir) {
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    if (rmdir(dir.c_str()) == 0 || errno == ENOENT) return;
+    if (errno != EBUSY) return;
+    for (pid_t pid : Members(dir)) KillMember(dir, pid);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+void KillV1(const std::string& freezer_dir, const std::vector<std::string>& dirs) {
+  bool frozen = false;
+  if (!freezer_dir.empty() && Write(freezer_dir + "/freezer.state", "FROZEN").ok()) {
+    // Frozen processes cannot fork away from the kill.
+    for (int i = 0; i < 100; ++i) {
+      if (ReadOr(freezer_dir + "/freezer.state").rfind("FROZEN", 0) == 0) {
+        frozen = true;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  for (int round = 0; round < (frozen ? 1 : 20); ++round) {
+    bool any = false;
+    for (const std::string& dir : dirs) {
+      for (pid_t pid : Members(dir)) {
+        KillMember(dir, pid);
+        any = true;
+      }
+    }
+    if (!any) break;
+  }
+  if (!freezer_dir.empty()) (void)Write(freezer_dir + "/freezer.state", "THAWED");
+}
+
+}  // namespace
+
+const char* CgroupBackendName(CgroupBackend backend) {
+  switch (backend) {
+    case CgroupBackend::kNone: return "none";
+    case CgroupBackend::kV2: return "v2";
+    case CgroupBackend::kV1: return "v1";
+  }
+  return "none";
+}
+
+CgroupLayout CgroupLayout::Parse(const std::string& mountinfo, const std::string& self_cgroup,
+                                 const std::string& v2_controllers) {
+  CgroupLayout layout;
+  std::string v2_mount, memory_mount, pids_mount, cpu_mount, cpuacct_mount, freezer_mount;
+  for (const std::string& line : Split(mountinfo, '\n')) {
+    std::vector<std::string> fields = Split(line, ' ');
+    size_t dash = 0;
+    while (dash < fields.size() && fields[dash] != "-") ++dash;
+    if (fields.size() < 5 || dash + 3 > fields.size()) continue;
+    const std::string& mount_point = fields[4];
+    const std::string& fstype = fields[dash + 1];
+    if (fstype == "cgroup2" && v2_mount.empty()) v2_mount = mount_point;
+    if (fstype != "cgroup") continue;
+    for (const std::string& option : Split(fields[dash + 3], ',')) {
+      if (option == "memory") memory_mount = mount_point;
+      if (option == "pids") pids_mount = mount_point;
+      if (option == "cpu") cpu_mount = mount_point;
+      if (option == "cpuacct") cpuacct_mount = mount_point;
+      if (option == "freezer") freezer_mount = mount_point;
+    }
+  }
+  std::string v2_path, memory_path, pids_path, cpu_path, cpuacct_path, freezer_path;
+  for (const std::string& line : Split(self_cgroup, '\n')) {
+    std::vector<std::string> fields = Split(line, ':');
+    if (fields.size() < 3) continue;
+    std::string path = fields[2] == "/" ? std::string() : fields[2];
+    if (fields[0] == "0" && fields[1].empty()) v2_path = path;
+    for (const std::string& controller : Split(fields[1], ',')) {
+      if (controller == "memory") memory_path = path;
+      if (controller == "pids") pids_path = path;
+      if (controller == "cpu") cpu_path = path;
+      if (controller == "cpuacct") cpuacct_path = path;
+      if (controller == "freezer") freezer_path = path;
+    }
+  }
+  std::vector<std::string> controllers = Split(v2_controllers, ' ');
+  auto has = [&](const char* name) {
+    for (std::string c : controllers) {
+      while (!c.empty() && (c.back() == '\n')) c.pop_back();
+      if (c == name) return true;
+    }
+    return false;
+  };
+  if (!v2_mount.empty() && has("memory") && has("pids") && has("cpu")) {
+    layout.backend = CgroupBackend::kV2;
+    layout.v2_dir = v2_mount + v2_path;
+    return layout;
+  }
+  auto join = [](const std::string& mount, const std::string& path) {
+    return mount.empty() ? std::string() : mount + path;
+  };
+  layout.v1_memory = join(memory_mount, memory_path);
+  layout.v1_pids = join(pids_mount, pids_path);
+  layout.v1_cpu = join(cpu_mount, cpu_path);
+  layout.v1_cpuacct = join(cpuacct_mount, cpuacct_path);
+  layout.v1_freezer = join(freezer_mount, freezer_path);
+  if (!layout.v1_memory.empty() && !layout.v1_pids.empty() && !layout.v1_cpu.empty()) {
+    layout.backend = CgroupBackend::kV1;
+    return layout;
+  }
+  layout.why_none = v2_mount.empty() ? "no cgroup2 mount with memory, pids and cpu"
+                                     : "cgroup2 at " + v2_mount + " lacks memory/pids/cpu";
+  layout.why_none += ", and no cgroup v1 memory, pids and cpu hierarchies";
+  return layout;
+}
+
+const CgroupLayout& CgroupLayout::Probe() {
+  static const CgroupLayout layout = [] {
+    std::string mountinfo = ReadOr("/proc/self/mountinfo");
+    std::string self = ReadOr("/proc/self/cgroup");
+    // The controllers the supervisor's own v2 cgroup offers its children.
+    std::string v2_mount;
+    for (const std::string& line : Split(mountinfo, '\n')) {
+      if (line.find(" - cgroup2 ") != std::string::npos) {
+        v2_mount = Split(line, ' ')[4];
+        break;
+      }
+    }
+    std::string v2_own;
+    for (const std::string& line : Split(self, '\n')) {
+      if (line.rfind("0::", 0) == 0) v2_own = line.substr(3) == "/" ? "" : line.substr(3);
+    }
+    std::string controllers =
+        v2_mount.empty() ? std::string() : ReadOr(v2_mount + v2_own + "/cgroup.controllers");
+    return Parse(mountinfo, self, controllers);
+  }();
+  return layout;
+}
+
+Result<ExecutionCgroup> ExecutionCgroup::Create(const CgroupLayout& layout,
+                                                const std::string& parent, const std::string& name,
+                                                const CgroupLimits& limits) {
+  if (layout.backend == CgroupBackend::kNone) {
+    return Failure("cgroup", "", "no usable cgroup back end: " + layout.why_none);
+  }
+  if (parent.empty() || parent.find('/') != std::string::npos || name.empty() ||
+      name.find('/') != std::string::npos) {
+    return Failure("cgroup", parent + "/" + name, "names must be single path components");
+  }
+  ExecutionCgroup group;
+  group.backend_ = layout.backend;
+  group.suffix_ = "/" + parent + "/" + name;
+  std::string memory_bytes = std::to_string(limits.memory_max_bytes);
+  std::string quota = std::to_string(limits.cpu_max_percent * kCpuPeriodUs / 100);
+  if (layout.backend == CgroupBackend::kV2) {
+    std::string own = layout.v2_dir;
+    std::string base = own + "/" + parent;
+    PV_TRY(MakeDir(base));
+    // Controllers must be enabled on the way down (the v2 "no internal processes" rule applies
+    // to the supervisor's own cgroup: it fails with EBUSY where the supervisor's cgroup has
+    // other members and is not the root; delegate a cgroup to packvisor then).
+    PV_TRY(Write(own + "/cgroup.subtree_control", "+memory +pids +cpu"));
+    PV_TRY(Write(base + "/cgroup.subtree_control", "+memory +pids +cpu"));
+    std::string dir = base + "/" + name;
+    if (mkdir(dir.c_str(), 0755) != 0) return ErrnoError("mkdir", dir);
+    group.dirs_.push_back(dir);
+    group.v2_dir_ = dir;
+    PV_TRY(Write(dir + "/memory.max", memory_bytes));
+    if (Exists(dir + "/memory.swap.max")) PV_TRY(Write(dir + "/memory.swap.max", "0"));
+    PV_TRY(Write(dir + "/pids.max", std::to_string(limits.pids_max)));
+    PV_TRY(Write(dir + "/cpu.max", quota + " " + std::to_string(kCpuPeriodUs)));
+    int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return ErrnoError("open", dir);
+    group.v2_fd_.reset(fd);
+    return group;
+  }
+  auto create = [&](const std::string& own) -> Result<std::string> {
+    if (own.empty()) return std::string();
+    PV_TRY(MakeDir(own + "/" + parent));
+    std::string dir = own + "/" + parent + "/" + name;
+    if (mkdir(dir.c_str(), 0755) != 0) return ErrnoError("mkdir", dir);
+    group.dirs_.push_back(dir);
+    return dir;
+  };
+  for (auto [own, target] : {std::pair{&layout.v1_memory, &group.memory_dir_},
+                             std::pair{&layout.v1_pids, &group.pids_dir_},
+                             std::pair{&layout.v1_cpu, &group.cpu_dir_},
+                             std::pair{&layout.v1_cpuacct, &group.cpuacct_dir_},
+                             std::pair{&layout.v1_freezer, &group.freezer_dir_}}) {
+    // cpu and cpuacct are often one hierarchy: create once.
+    if (!own->empty() && own == &layout.v1_cpuacct && layout.v1_cpuacct == layout.v1_cpu) {
+      *target = group.cpu_dir_;
+      continue;
+    }
+    auto dir = create(*own);
+    if (!dir) return dir.error();
+    *target = *dir;
+  }
+  PV_TRY(Write(group.memory_dir_ + "/memory.limit_in_bytes", memory_bytes));
+  // Swap 0: memory+swap limited to the same amount (where swap accounting exists).
+  if (Exists(group.memory_dir_ + "/memory.memsw.limit_in_bytes")) {
+    PV_TRY(Write(group.memory_dir_ + "/memory.memsw.limit_in_bytes", memory_bytes));
+  }
+  PV_TRY(Write(group.pids_dir_ + "/pids.max", std::to_string(limits.pids_max)));
+  PV_TRY(Write(group.cpu_dir_ + "/cpu.cfs_period_us", std::to_string(kCpuPeriodUs)));
+  PV_TRY(Write(group.cpu_dir_ + "/cpu.cfs_quota_us", quota));
+  return group;
+}
+
+ExecutionCgroup::~ExecutionCgroup() { Remove(); }
+
+void ExecutionCgroup::Remove() {
+  if (removed_ || dirs_.empty()) return;
+  removed_ = true;
+  KillAll();
+  for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it) RemoveDir(*it);
+}
+
+Result<void> ExecutionCgroup::Adopt(pid_t pid) const {
+  if (backend_ != CgroupBackend::kV1) return Ok{};
+  for (const std::string& dir : dirs_) {
+    PV_TRY(Write(dir + "/cgroup.procs", std::to_string(pid)));
+  }
+  return Ok{};
+}
+
+void ExecutionCgroup::KillAll() const {
+  if (backend_ == CgroupBackend::kV2) {
+    if (!Write(v2_dir_ + "/cgroup.kill", "1").ok()) {
+      for (pid_t pid : Members(v2_dir_)) KillMember(v2_dir_, pid);
+    }
+    return;
+  }
+  KillV1(freezer_dir_, dirs_);
+}
+
+CgroupUsage ExecutionCgroup::ReadUsage() const {
+  CgroupUsage usage;
+  if (backend_ == CgroupBackend::kV2) {
+    usage.cpu_ms = static_cast<int64_t>(KeyedValue(ReadOr(v2_dir_ + "/cpu.stat"), "usage_usec") /
+                                        1000);
+    usage.memory_peak_kb = static_cast<int64_t>(NumberIn(v2_dir_ + "/memory.peak") / 1024);
+    usage.oom_kills = KeyedValue(ReadOr(v2_dir_ + "/memory.events"), "oom_kill");
+    return usage;
+  }
+  if (!cpuacct_dir_.empty()) {
+    usage.cpu_ms = static_cast<int64_t>(NumberIn(cpuacct_dir_ + "/cpuacct.usage") / 1000000);
+  }
+  usage.memory_peak_kb =
+      static_cast<int64_t>(NumberIn(memory_dir_ + "/memory.max_usage_in_bytes") / 1024);
+  usage.oom_kills = KeyedValue(ReadOr(memory_dir_ + "/memory.oom_control"), "oom_kill");
+  return usage;
+}
+
+int RemoveStaleCgroups(const CgroupLayout& layout, const std::string& parent) {
+  std::vector<std::string> roots;
+  if (layout.backend == CgroupBackend::kV2) {
+    roots.push_back(layout.v2_dir + "/" + parent);
+  } else if (layout.backend == CgroupBackend::kV1) {
+    for (const std::string* own : {&layout.v1_memory, &layout.v1_pids, &layout.v1_cpu,
+                                   &layout.v1_cpuacct, &layout.v1_freezer}) {
+      if (!own->empty()) roots.push_back(*own + "/" + parent);
+    }
+  }
+  int removed = 0;
+  std::string freezer = layout.v1_freezer.empty() ? "" : layout.v1_freezer + "/" + parent;
+  for (const std::string& root : roots) {
+    DIR* dir = opendir(root.c_str());
+    if (dir == nullptr) continue;
+    std::vector<std::string> names;
+    while (struct dirent* entry = readdir(dir)) {
+      std::string name = entry->d_name;
+      if (entry->d_type == DT_DIR && name != "." && name != "..") names.push_back(name);
+    }
+    closedir(dir);
+    for (const std::string& name : names) {
+      pid_t owner = static_cast<pid_t>(std::strtol(name.c_str(), nullptr, 10));
+      if (owner <= 0 || name.find('-') == std::string::npos) continue;
+      if (kill(owner, 0) == 0 || errno != ESRCH) continue;  // its supervisor still runs
+      std::string path = root + "/" + name;
+      if (layout.backend == CgroupBackend::kV2) {
+        (void)Write(path + "/cgroup.kill", "1");
+      } else {
+        KillV1(freezer.empty() ? std::string() : freezer + "/" + name, {path});
+      }
+      RemoveDir(path);
+      ++removed;
+    }
+  }
+  return removed;
+}
+
+}  // namespace packvisor::sandbox

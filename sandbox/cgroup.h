@@ -1,0 +1,87 @@
+// Per-execution cgroups: memory (swap 0), pids and CPU limits, usage (CPU time, peak memory, OOM
+// kills), and killing the whole group. cgroup v2 is the primary back end (the child is cloned
+// straight into its cgroup with CLONE_INTO_CGROUP); v1 (memory, pids, cpu/cpuacct, freezer
+// hierarchies) is the fallback. Execution cgroups live under `{own cgroup}/{parent}` in each
+// hierarchy, where {own cgroup} is the supervisor's own: an outer limit (a container's, a
+// systemd unit's) keeps applying to every sandbox.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sandbox/os/error.h"
+#include "sandbox/os/unique_fd.h"
+
+namespace packvisor::sandbox {
+
+enum class CgroupBackend { kNone, kV2, kV1 };
+const char* CgroupBackendName(CgroupBackend backend);
+
+struct CgroupLimits {
+  uint64_t memory_max_bytes = 512ull << 20;
+  uint64_t pids_max = 256;
+  uint64_t cpu_max_percent = 100;  // 100 = one core
+};
+
+// Where the hierarchies are and which back end is usable, read from /proc/self/mountinfo and
+// /proc/self/cgroup. Cached by Probe(); tests build one from text with Parse().
+struct CgroupLayout {
+  CgroupBackend backend = CgroupBackend::kNone;
+  std::string v2_dir;  // the supervisor's own cgroup in the unified hierarchy (absolute)
+  // v1: the supervisor's own cgroup directory in each hierarchy (absolute), empty if missing.
+  std::string v1_memory, v1_pids, v1_cpu, v1_cpuacct, v1_freezer;
+  std::string why_none;  // when kNone: what is missing
+
+  static const CgroupLayout& Probe();
+  static CgroupLayout Parse(const std::string& mountinfo, const std::string& self_cgroup,
+                            const std::string& v2_controllers);
+};
+
+struct CgroupUsage {
+  int64_t cpu_ms = 0;
+  int64_t memory_peak_kb = 0;
+  uint64_t oom_kills = 0;
+};
+
+// One execution's cgroup. Removed (after killing anything left in it) on destruction.
+class ExecutionCgroup {
+ public:
+  // Creates `{own}/{parent}/{name}` in every hierarchy of `layout` and writes the limits.
+  static Result<ExecutionCgroup> Create(const CgroupLayout& layout, const std::string& parent,
+                                        const std::string& name, const CgroupLimits& limits);
+  ExecutionCgroup(ExecutionCgroup&&) = default;
+  ExecutionCgroup& operator=(ExecutionCgroup&&) = delete;
+  ~ExecutionCgroup();
+
+  // v2: the directory fd for clone3's CLONE_INTO_CGROUP; -1 on v1.
+  int clone_fd() const { return v2_fd_.get(); }
+  // v1: moves `pid` into every hierarchy (before it runs untrusted code). No-op on v2.
+  Result<void> Adopt(pid_t pid) const;
+  // "/{parent}/{name}": how every relevant line of /proc/<pid>/cgroup of a member ends (the
+  // verification before exec checks it).
+  const std::string& MembershipSuffix() const { return suffix_; }
+  // Kills every process in the group (v2 cgroup.kill; v1 freeze, SIGKILL each, thaw).
+  void KillAll() const;
+  CgroupUsage ReadUsage() const;
+
+ private:
+  ExecutionCgroup() = default;
+  void Remove();
+
+  CgroupBackend backend_ = CgroupBackend::kNone;
+  std::vector<std::string> dirs_;  // every directory created (v1: one per hierarchy)
+  std::string memory_dir_, pids_dir_, cpu_dir_, cpuacct_dir_, freezer_dir_, v2_dir_;
+  std::string suffix_;
+  unique_fd v2_fd_;
+  bool removed_ = false;
+};
+
+// Removes execution cgroups under `{own}/{parent}` whose creating supervisor (the pid in their
+// name, "<pid>-<suffix>") no longer runs, killing anything left in them. Returns how many.
+int RemoveStaleCgroups(const CgroupLayout& layout, const std::string& parent);
+
+}  // namespace packvisor::sandbox

@@ -1,0 +1,463 @@
+// Catalog group E (resource exhaustion), through the real `packvisor exec` / `packvisor run`:
+// output flooding, file descriptors and kernel objects, environment builds that never end.
+// Entries that need per-execution cgroup limits or per-pack host ids (fork bomb at pids.max,
+// memory.max, cpu.max, disk quotas) are registered and skipped until those exist.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/inotify.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "supervisor/config.h"
+#include "tests/support/harness.h"
+
+namespace packvisor {
+namespace {
+
+using testing::CommandResult;
+using testing::RunPackvisor;
+using testing::TempDir;
+
+constexpr char kNeedsCgroups[] = "needs cgroup limits (next issue)";
+
+// --- helpers shared by the files of this suite (each file keeps its own copy) -----------------
+
+// Scripts of the hostile actions: $PACKVISOR_SECURITY_SCRIPTS_DIR, else scripts/ next to the
+// test binary (the installed layout), else the source tree.
+[[maybe_unused]] std::string ScriptsDir() {
+  const char* dir = std::getenv("PACKVISOR_SECURITY_SCRIPTS_DIR");
+  if (dir != nullptr && *dir != '\0') return dir;
+  std::error_code ec;
+  std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec && std::filesystem::is_directory(exe.parent_path() / "scripts")) {
+    return (exe.parent_path() / "scripts").string();
+  }
+  return PACKVISOR_SECURITY_SCRIPTS_DIR;
+}
+
+[[maybe_unused]] std::string Script(const std::string& name) {
+  std::string text = testing::ReadFileOrEmpty(ScriptsDir() + "/" + name);
+  if (text.empty()) ADD_FAILURE() << "missing script " << ScriptsDir() << "/" << name;
+  return text;
+}
+
+// The configuration the packvisor under test loads when given no --config of the test's own.
+[[maybe_unused]] Config EffectiveConfig() {
+  auto config = LoadConfig(testing::TestConfigFromEnvironment());
+  if (!config) throw std::runtime_error("config: " + config.error().message());
+  return *config;
+}
+
+[[maybe_unused]] nlohmann::json ParseResult(const CommandResult& run) {
+  try {
+    return run.Json();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "no JSON result: " << e.what()
+                  << "\nstdout: " << run.stdout_text.substr(0, 2000)
+                  << "\nstderr: " << run.stderr_text.substr(0, 2000);
+    return nlohmann::json::object();
+  }
+}
+
+[[maybe_unused]] std::string Field(const nlohmann::json& result, const char* key) {
+  return result.contains(key) && result[key].is_string() ? result[key].get<std::string>() : "";
+}
+
+// Canaries (catalog section 0): a root-owned 0600 host file with random content, a victim pack
+// and env with a token, and the packvisor binary. ExpectUnchanged() checks none of them moved and
+// that no output shows the secrets.
+class HostGuard {
+ public:
+  HostGuard()
+      : canary_("/var/tmp/canary-" + testing::UniqueMarker("pv")),
+        canary_content_(testing::UniqueMarker("canary-content")),
+        token_(testing::UniqueMarker("victim-token")) {
+    int fd = open(canary_.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0) throw std::runtime_error("cannot create " + canary_);
+    (void)!write(fd, canary_content_.data(), canary_content_.size());
+    fchmod(fd, 0600);
+    close(fd);
+    victim_.Write("pack/pack.yaml", "ref: victim\nversion: 1.0.0\ndescription: victim\n");
+    victim_.Write("pack/actions/run.sh", "echo " + token_ + "\n");
+    victim_.Write("env/marker", token_ + "\n", 0600);
+    canary_before_ = DescribeCanary();
+    victim_before_ = testing::TreeFingerprint(victim_.path());
+    binary_before_ = DescribeBinary();
+  }
+  ~HostGuard() { unlink(canary_.c_str()); }
+  HostGuard(const HostGuard&) = delete;
+  HostGuard& operator=(const HostGuard&) = delete;
+
+  void ExpectUnchanged(const std::vector<std::string>& outputs = {}) const {
+    EXPECT_EQ(DescribeCanary(), canary_before_) << "host canary changed";
+    EXPECT_EQ(testing::TreeFingerprint(victim_.path()), victim_before_) << "victim changed";
+    EXPECT_EQ(DescribeBinary(), binary_before_) << "the packvisor binary changed";
+    for (const std::string& out : outputs) {
+      EXPECT_EQ(out.find(canary_content_), std::string::npos) << "canary content leaked";
+      EXPECT_EQ(out.find(token_), std::string::npos) << "victim token leaked";
+    }
+  }
+
+ private:
+  std::string DescribeCanary() const {
+    struct stat st {};
+    if (lstat(canary_.c_str(), &st) != 0) return "missing";
+    std::ostringstream out;
+    out << st.st_uid << ":" << st.st_gid << " " << std::oct << st.st_mode << std::dec << " "
+        << st.st_mtim.tv_sec << "." << st.st_mtim.tv_nsec << " "
+        << testing::ReadFileOrEmpty(canary_);
+    return out.str();
+  }
+  static std::string DescribeBinary() {
+    std::string path = testing::PackvisorBinary();
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0) return "missing";
+    std::string content = testing::ReadFileOrEmpty(path);
+    std::ostringstream out;
+    out << st.st_uid << " " << std::oct << st.st_mode << std::dec << " " << st.st_size << " "
+        << st.st_mtim.tv_sec << "." << st.st_mtim.tv_nsec << " "
+        << std::hash<std::string>{}(content);
+    return out.str();
+  }
+
+  std::string canary_;
+  std::string canary_content_;
+  std::string token_;
+  TempDir victim_;
+  std::string canary_before_, victim_before_, binary_before_;
+};
+
+// Sets environment variables of this process for one scope (the tests run one at a time).
+class ScopedEnv {
+ public:
+  ScopedEnv(const std::string& name, const std::string& value) : name_(name) {
+    if (const char* old = std::getenv(name.c_str())) old_ = old;
+    setenv(name.c_str(), value.c_str(), 1);
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      setenv(name_.c_str(), old_->c_str(), 1);
+    } else {
+      unsetenv(name_.c_str());
+    }
+  }
+
+ private:
+  std::string name_;
+  std::optional<std::string> old_;
+};
+
+[[maybe_unused]] std::string TestHooksBinary() {
+  const char* path = PACKVISOR_TEST_HOOKS_BINARY;
+  return access(path, X_OK) == 0 ? path : "";
+}
+
+// "KEY rest..." lines of an action's stdout: the first line for each KEY.
+[[maybe_unused]] std::map<std::string, std::string> Said(const std::string& out) {
+  std::map<std::string, std::string> said;
+  for (const std::string& line : testing::Lines(out)) {
+    size_t space = line.find(' ');
+    std::string key = line.substr(0, space);
+    if (!said.count(key)) said[key] = space == std::string::npos ? "" : line.substr(space + 1);
+  }
+  return said;
+}
+
+class ResourcesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "security tests need root (packvisor sets up namespaces)";
+  }
+  TempDir pack_;
+};
+
+// --- E45, E46, E47: need cgroups ---------------------------------------------------------------
+
+TEST_F(ResourcesTest, E45_fork_bomb_stops_at_pids_max) { GTEST_SKIP() << kNeedsCgroups; }
+TEST_F(ResourcesTest, E46_memory_exhaustion_ends_in_oom_at_memory_max) {
+  GTEST_SKIP() << kNeedsCgroups;
+}
+TEST_F(ResourcesTest, E47_cpu_burners_held_to_cpu_max) { GTEST_SKIP() << kNeedsCgroups; }
+
+// --- E48: output flooding
+// -------------------------------------------------------------------------
+
+// Peak RSS (VmHWM, kB) of `pid`, or 0 once it is gone.
+long PeakRssKb(pid_t pid) {
+  std::string status = testing::ReadFileOrEmpty("/proc/" + std::to_string(pid) + "/status");
+  size_t at = status.find("VmHWM:");
+  return at == std::string::npos ? 0 : std::atol(status.c_str() + at + 6);
+}
+
+// Runs `packvisor args` and samples the peak RSS of the packvisor process (the child of this
+// process whose command line holds `marker`) while it runs.
+CommandResult RunMeasuringRss(const std::vector<std::string>& args, const std::string& marker,
+                              long* peak_kb) {
+  CommandResult run;
+  bool done = false;
+  std::thread runner([&] {
+    run = RunPackvisor(args);
+    done = true;
+  });
+  *peak_kb = 0;
+  while (!done) {
+    for (pid_t pid : testing::ProcessesWithMarker(marker)) {
+      std::string stat = testing::ReadFileOrEmpty("/proc/" + std::to_string(pid) + "/stat");
+      size_t close = stat.rfind(')');
+      if (close == std::string::npos) continue;
+      std::istringstream fields(stat.substr(close + 2));
+      std::string state;
+      pid_t ppid = 0;
+      fields >> state >> ppid;
+      if (ppid == getpid()) *peak_kb = std::max(*peak_kb, PeakRssKb(pid));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  runner.join();
+  return run;
+}
+
+TEST_F(ResourcesTest, E48_output_flood_on_both_streams_is_capped_and_memory_stays_bounded) {
+  HostGuard guard;
+  Config config = EffectiveConfig();
+  const uint64_t out_cap = config.execution.max_stdout_bytes;
+  const uint64_t err_cap = config.execution.max_stderr_bytes;
+  const uint64_t flood = std::max<uint64_t>(200ull << 20, 4 * std::max(out_cap, err_cap));
+  const std::string marker = testing::UniqueMarker("pv-e48");
+
+  long baseline_kb = 0;
+  CommandResult small = RunMeasuringRss(
+      {"exec", "--json", "--", "/bin/sh", "-c", "echo small; sleep 0.3", marker + "-base"},
+      marker + "-base", &baseline_kb);
+  ASSERT_EQ(small.exit_code, 0) << small.stderr_text;
+  ASSERT_GT(baseline_kb, 0) << "could not sample packvisor's RSS";
+
+  // No newline anywhere: a line-based reader would buffer all of it.
+  const std::string n = std::to_string(flood);
+  const std::string script = "head -c " + n + " /dev/zero | tr '\\0' A & head -c " + n +
+                             " /dev/zero | tr '\\0' B >&2 & wait";
+  long flood_kb = 0;
+  auto start = std::chrono::steady_clock::now();
+  CommandResult run =
+      RunMeasuringRss({"exec", "--timeout", "120", "--json", "--", "/bin/sh", "-c", script, marker},
+                      marker, &flood_kb);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  nlohmann::json result = ParseResult(run);
+
+  EXPECT_EQ(result.value("status", ""), "succeeded") << run.stderr_text;
+  EXPECT_LT(seconds, 60.0) << "the flood was not drained promptly";
+  for (const auto& [stream, cap] : {std::pair<std::string, uint64_t>{"stdout", out_cap},
+                                    std::pair<std::string, uint64_t>{"stderr", err_cap}}) {
+    std::string text = Field(result, stream.c_str());
+    std::string notice = "\n\n[OUTPUT TRUNCATED: " + stream + " exceeded size limit]\n";
+    EXPECT_LE(text.size(), cap) << stream;
+    EXPECT_TRUE(text.size() >= notice.size() &&
+                text.compare(text.size() - notice.size(), notice.size(), notice) == 0)
+        << stream << " does not end with the truncation notice";
+    EXPECT_EQ(result.value(stream + "_truncated", false), true) << stream;
+    // Attempted: the action really wrote the whole flood (kept + dropped = everything).
+    uint64_t dropped = result.value(stream + "_bytes_truncated", uint64_t{0});
+    uint64_t kept = text.size() >= notice.size() ? text.size() - notice.size() : text.size();
+    EXPECT_EQ(kept + dropped, flood) << stream << ": kept " << kept << ", dropped " << dropped;
+  }
+  // Memory: bounded by a small multiple of the caps, far below the 2 x flood it was sent.
+  long allowed_kb = baseline_kb + static_cast<long>((4 * (out_cap + err_cap)) >> 10) + 16 * 1024;
+  EXPECT_GT(flood_kb, 0) << "could not sample packvisor's RSS during the flood";
+  EXPECT_LE(flood_kb, allowed_kb) << "packvisor peak RSS " << flood_kb << " kB, baseline "
+                                  << baseline_kb << " kB";
+  EXPECT_LT(flood_kb, static_cast<long>(flood >> 10));
+  guard.ExpectUnchanged({run.stdout_text, run.stderr_text});
+}
+
+// --- E49: file descriptors and kernel objects ----------------------------------------------------
+
+TEST_F(ResourcesTest, E49_fds_eventfds_and_inotify_stop_at_nofile) {
+  HostGuard guard;
+  Config config = EffectiveConfig();
+  const uint64_t nofile = config.sandbox.nofile;
+  const uint64_t target = std::max<uint64_t>(2000, nofile + 100);
+  pack_.Write("e49_fds.py", Script("e49_fds.py"));
+  CommandResult run =
+      RunPackvisor({"exec", "--pack-dir", pack_.path(), "--json", "--", "/usr/bin/python3",
+                    "/pack/e49_fds.py", std::to_string(target), "files", "eventfd", "inotify"});
+  nlohmann::json result = ParseResult(run);
+  std::string out = Field(result, "stdout");
+  ASSERT_NE(out.find("reached\n"), std::string::npos) << result.dump().substr(0, 2000);
+  std::map<std::string, std::string> said = Said(out);
+  for (const char* kind : {"files", "eventfd"}) {
+    ASSERT_TRUE(said.count(kind)) << out;
+    unsigned long opened = 0;
+    int err = -1;
+    ASSERT_EQ(std::sscanf(said[kind].c_str(), "opened %lu errno %d", &opened, &err), 2) << out;
+    EXPECT_EQ(err, EMFILE) << kind << ": " << said[kind];
+    EXPECT_LT(opened, nofile) << kind;
+    EXPECT_GE(opened + 16, nofile) << kind << " stopped far below sandbox.nofile=" << nofile;
+  }
+  ASSERT_TRUE(said.count("inotify")) << out;
+  unsigned long inotify_opened = 0;
+  int inotify_err = -1;
+  ASSERT_EQ(
+      std::sscanf(said["inotify"].c_str(), "opened %lu errno %d", &inotify_opened, &inotify_err),
+      2);
+  EXPECT_LT(inotify_opened, nofile);
+  EXPECT_TRUE(inotify_err == EMFILE || inotify_err == ENOMEM) << said["inotify"];
+  EXPECT_NE(out.find("done\n"), std::string::npos) << out;
+  guard.ExpectUnchanged({run.stdout_text, run.stderr_text});
+}
+
+// Positive control: with the rlimit step skipped (test-hooks build), the same action opens every
+// file it asks for, so the check above can fail.
+TEST_F(ResourcesTest, E49_positive_control_without_rlimits_the_files_all_open) {
+  std::string hooks = TestHooksBinary();
+  if (hooks.empty()) GTEST_SKIP() << "packvisor-test-hooks not available (installed run)";
+  const uint64_t target = 2000;
+  struct rlimit saved {};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  if (saved.rlim_max != RLIM_INFINITY && saved.rlim_max < target + 64) {
+    GTEST_SKIP() << "hard RLIMIT_NOFILE " << saved.rlim_max << " too low for the control";
+  }
+  struct rlimit raised = saved;
+  raised.rlim_cur = target + 64;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &raised), 0);
+  pack_.Write("e49_fds.py", Script("e49_fds.py"));
+  CommandResult run;
+  {
+    ScopedEnv binary("PACKVISOR_UNDER_TEST", hooks);
+    ScopedEnv skip("PACKVISOR_TEST_SKIP_STEP", "rlimits");
+    ScopedEnv verify("PACKVISOR_TEST_SKIP_VERIFY", "1");
+    run = RunPackvisor({"exec", "--pack-dir", pack_.path(), "--json", "--", "/usr/bin/python3",
+                        "/pack/e49_fds.py", std::to_string(target), "files"});
+  }
+  setrlimit(RLIMIT_NOFILE, &saved);
+  nlohmann::json result = ParseResult(run);
+  EXPECT_NE(Field(result, "stdout").find("files opened " + std::to_string(target) + " errno 0\n"),
+            std::string::npos)
+      << result.dump().substr(0, 2000);
+}
+
+// inotify instances are counted per user (fs.inotify.max_user_instances, default 128) at every
+// user-namespace level up to the initial one, where the charge goes to the namespace's owner.
+// A sandbox that takes every instance it can must not leave the host's root (or a concurrent
+// action) without any.
+TEST_F(ResourcesTest, E49_inotify_flood_does_not_starve_host_root_or_a_concurrent_action) {
+  // KNOWN GAP (docs/threat-model.md, issue 5 closing note): the sandboxes' user namespaces are
+  // created by root, so their inotify instances count against root's fs.inotify.max_user_instances.
+  // The fix is to create each user namespace from the pack's own host uid; until then
+  // `packvisor check` warns about the shared budget. Remove this skip with the fix.
+  GTEST_SKIP() << "known gap: inotify instances are charged to root's shared budget";
+  HostGuard guard;
+  const std::string marker = testing::UniqueMarker("pv-e49-hold");
+  pack_.Write("e49_fds.py", Script("e49_fds.py"));
+  CommandResult attacker_run;
+  std::thread attacker([&] {
+    attacker_run = RunPackvisor({"exec", "--pack-dir", pack_.path(), "--timeout", "30", "--json",
+                                 "--", "/usr/bin/python3", "/pack/e49_fds.py", "4096", "inotify",
+                                 "hold", "2", "marker=" + marker});
+  });
+  bool seen = false;
+  for (int i = 0; i < 200 && !seen; ++i) {
+    for (pid_t pid : testing::ProcessesWithMarker(marker)) {
+      if (testing::ReadFileOrEmpty("/proc/" + std::to_string(pid) + "/comm").rfind("python3", 0) ==
+          0) {
+        seen = true;
+      }
+    }
+    if (!seen) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // the instances are taken in ms
+  int host_fd = inotify_init1(IN_CLOEXEC);
+  int host_errno = host_fd < 0 ? errno : 0;
+  if (host_fd >= 0) close(host_fd);
+  CommandResult victim_run = RunPackvisor({"exec", "--pack-dir", pack_.path(), "--json", "--",
+                                           "/usr/bin/python3", "/pack/e49_fds.py", "1", "inotify"});
+  attacker.join();
+
+  ASSERT_TRUE(seen) << "the attacker never ran";
+  std::string attacker_out = Field(ParseResult(attacker_run), "stdout");
+  ASSERT_NE(attacker_out.find("holding\n"), std::string::npos) << attacker_out;
+  EXPECT_NE(attacker_out.find("inotify opened "), std::string::npos) << attacker_out;
+  EXPECT_EQ(host_errno, 0) << "while a sandbox held its inotify instances, root on the host got "
+                           << strerror(host_errno) << " from inotify_init1 (" << attacker_out
+                           << ")";
+  std::string victim_out = Field(ParseResult(victim_run), "stdout");
+  EXPECT_NE(victim_out.find("inotify opened 1 errno 0\n"), std::string::npos)
+      << "a concurrent action could not create one inotify instance: " << victim_out;
+  guard.ExpectUnchanged({attacker_run.stdout_text, victim_run.stdout_text});
+}
+
+// --- E50: resource exhaustion during environment builds
+// -------------------------------------------
+
+// A runtime whose create step forks a TERM-ignoring child and never ends; the build is killed at
+// envs.build_timeout_seconds, nothing is published, and no process of it survives.
+TEST_F(ResourcesTest, E50_endless_env_build_is_killed_and_not_published) {
+  HostGuard guard;
+  TempDir world;
+  const std::string marker = testing::UniqueMarker("pv-e50");
+  world.Write("packs/slowpack/pack.yaml", "ref: slowpack\nversion: 1.0.0\ndescription: e50\n");
+  world.Write("packs/slowpack/actions/a.yaml",
+              "name: a\nrunner_type: endless\nentry_point: a.sh\n");
+  world.Write("packs/slowpack/actions/a.sh", "echo the action ran\n");
+  world.Write("runtimes/endless.toml",
+              "name = \"endless\"\n[interpreter]\nbinary = \"/bin/sh\"\nfile_extension = \".sh\"\n"
+              "[environment]\ncreate_command = [\"/bin/sh\", \"-c\", \"mkdir -p {env_dir}/bin; "
+              "ln -s /bin/sh {env_dir}/bin/sh; (trap '' TERM; while :; do sleep 0.05; done) & "
+              "trap '' TERM; while :; do sleep 0.05; done\", \"" +
+                  marker + "\"]\ninterpreter_path = \"{env_dir}/bin/sh\"\n");
+  world.Write("packvisor.toml", "packs_base_dir = \"" + world.Path("packs") +
+                                    "\"\nruntime_envs_dir = \"" + world.Path("envs") +
+                                    "\"\nstate_dir = \"" + world.Path("state") +
+                                    "\"\nruntimes_dir = \"" + world.Path("runtimes") +
+                                    "\"\n[envs]\nbuild_timeout_seconds = 1\n"
+                                    "[execution]\nkill_grace_seconds = 1\n");
+  std::string before = testing::TreeFingerprint(world.Path("packs"));
+  size_t max_seen = 0;
+  CommandResult run;
+  bool done = false;
+  std::thread runner([&] {
+    run = RunPackvisor({"--config", world.Path("packvisor.toml"), "run", "slowpack.a", "--json"});
+    done = true;
+  });
+  while (!done) {
+    max_seen = std::max(max_seen, testing::ProcessesWithMarker(marker).size());
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  runner.join();
+  std::vector<pid_t> left = testing::ProcessesWithMarker(marker);
+  nlohmann::json result = ParseResult(run);
+
+  EXPECT_GE(max_seen, 2u) << "the endless build (and its child) never ran";
+  EXPECT_EQ(result.value("status", ""), "setup_failed") << result.dump();
+  EXPECT_NE(Field(result, "error").find("timed out"), std::string::npos) << result.dump();
+  EXPECT_EQ(Field(result, "stdout").find("the action ran"), std::string::npos);
+  EXPECT_TRUE(left.empty()) << left.size() << " build processes survived the timeout";
+  EXPECT_FALSE(std::filesystem::exists(world.Path("envs/slowpack/endless")))
+      << "a timed-out build was published";
+  EXPECT_TRUE(testing::EntriesContaining(world.Path("envs/slowpack"), ".ready").empty())
+      << "a ready marker exists for a failed build";
+  EXPECT_EQ(testing::TreeFingerprint(world.Path("packs")), before);
+  guard.ExpectUnchanged({run.stdout_text, run.stderr_text});
+}
+
+TEST_F(ResourcesTest, E50_env_build_disk_and_memory_limits) {
+  GTEST_SKIP() << kNeedsCgroups << "; disk quota beyond the tmpfs size too";
+}
+
+}  // namespace
+}  // namespace packvisor
