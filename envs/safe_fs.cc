@@ -187,11 +187,19 @@ Result<std::string> ReadSmallFileAt(int dirfd, const std::string& name, size_t m
   struct stat st {};
   if (fstat(file.get(), &st) != 0) return ErrnoError("stat", name);
   if (!S_ISREG(st.st_mode)) return Failure("read", name, "not a regular file");
-  std::string content(max_bytes + 1, '\0');
-  ssize_t n = read(file.get(), content.data(), content.size());
-  if (n < 0) return ErrnoError("read", name);
-  if (static_cast<size_t>(n) > max_bytes) return Failure("read", name, "file too large");
-  content.resize(static_cast<size_t>(n));
+  if (static_cast<uint64_t>(st.st_size) > max_bytes) return Failure("read", name, "file too large");
+  // Sized from the file, not from the limit: callers pass generous limits for small files.
+  std::string content;
+  content.reserve(static_cast<size_t>(st.st_size));
+  char buffer[8192];
+  for (;;) {
+    ssize_t n = read(file.get(), buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoError("read", name);
+    if (n == 0) break;
+    content.append(buffer, static_cast<size_t>(n));
+    if (content.size() > max_bytes) return Failure("read", name, "file too large");
+  }
   return content;
 }
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -464,6 +465,13 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io) {
   release_pipe->read.reset();
 
   auto maps = WriteIdMaps(pid, spec.ids);
+  // Untrusted code never inherits a real-time policy from the supervisor (it could starve the
+  // host; cgroup v1's cpu controller also refuses real-time tasks into a group without an RT
+  // budget). Reset before the child may go on.
+  struct sched_param normal {};
+  if (maps && sched_setscheduler(pid, SCHED_OTHER, &normal) != 0) {
+    maps = ErrnoError("sched_setscheduler", "sandbox");
+  }
   if (maps && cgroup) maps = cgroup->Adopt(pid);
   if (!maps) {
     os::PidfdSendSignal(pidfd.get(), SIGKILL);
