@@ -189,11 +189,61 @@ class ResourcesTest : public ::testing::Test {
 
 // --- E45, E46, E47: need cgroups ---------------------------------------------------------------
 
-TEST_F(ResourcesTest, E45_fork_bomb_stops_at_pids_max) { GTEST_SKIP() << kNeedsCgroups; }
-TEST_F(ResourcesTest, E46_memory_exhaustion_ends_in_oom_at_memory_max) {
-  GTEST_SKIP() << kNeedsCgroups;
+TEST_F(ResourcesTest, E45_fork_bomb_stops_at_pids_max) {
+  HostGuard guard;
+  // Forks sleepers until fork fails: pids.max (and RLIMIT_NPROC) are 32 here, far below 500.
+  CommandResult run = RunPackvisor(
+      {"exec", "--pack-dir", pack_.path(), "--pids", "32", "--timeout", "10", "--json", "--",
+       "/bin/sh", "-c",
+       "echo reached; i=0; while [ $i -lt 500 ]; do sleep 30 & i=$((i+1)); done; echo survived"});
+  nlohmann::json result = ParseResult(run);
+  std::string out = Field(result, "stdout");
+  ASSERT_NE(out.find("reached\n"), std::string::npos) << result.dump().substr(0, 2000);
+  EXPECT_EQ(out.find("survived"), std::string::npos) << "500 processes were created";
+  EXPECT_NE(Field(result, "stderr").find("fork"), std::string::npos) << Field(result, "stderr");
+  // The limit stopped it, not the timeout, and the supervisor still returned a result.
+  EXPECT_EQ(Field(result, "status"), "failed") << result.dump().substr(0, 2000);
 }
-TEST_F(ResourcesTest, E47_cpu_burners_held_to_cpu_max) { GTEST_SKIP() << kNeedsCgroups; }
+
+TEST_F(ResourcesTest, E46_memory_exhaustion_ends_in_oom_at_memory_max) {
+  HostGuard guard;
+  CommandResult run = RunPackvisor(
+      {"exec", "--pack-dir", pack_.path(), "--memory-mb", "64", "--timeout", "20", "--json", "--",
+       "/usr/bin/python3", "-c",
+       "print('reached', flush=True)\nchunks = []\nwhile True: chunks.append(bytearray(8 << 20))"});
+  nlohmann::json result = ParseResult(run);
+  ASSERT_NE(Field(result, "stdout").find("reached\n"), std::string::npos)
+      << result.dump().substr(0, 2000);
+  EXPECT_EQ(Field(result, "status"), "failed");
+  EXPECT_EQ(result["signal"], 9);
+  EXPECT_EQ(Field(result, "error"), "out of memory (limit 64 MiB)");
+  EXPECT_LE(result["usage"]["max_rss_kb"].get<int64_t>(), 64 * 1024) << "peak above the limit";
+  // A second execution right after works.
+  CommandResult after = RunPackvisor({"exec", "--json", "--", "/bin/echo", "after"});
+  nlohmann::json second = ParseResult(after);
+  EXPECT_EQ(Field(second, "status"), "succeeded");
+  EXPECT_EQ(Field(second, "stdout"), "after\n");
+}
+
+TEST_F(ResourcesTest, E47_cpu_burners_held_to_cpu_max) {
+  HostGuard guard;
+  auto burn = [&](const char* percent) {
+    CommandResult run = RunPackvisor(
+        {"exec", "--pack-dir", pack_.path(), "--cpu-percent", percent, "--timeout", "2", "--json",
+         "--", "/bin/sh", "-c", "echo reached; while :; do :; done"});
+    nlohmann::json result = ParseResult(run);
+    EXPECT_NE(Field(result, "stdout").find("reached\n"), std::string::npos);
+    EXPECT_EQ(Field(result, "status"), "timed_out");
+    return result["usage"]["cpu_ms"].get<int64_t>();
+  };
+  // 20 % of one core for about 2 s of wall time is about 400 ms of CPU (cgroup accounting);
+  // tolerance 150..800 ms. The control at 100 % uses at least twice as much.
+  int64_t limited = burn("20");
+  int64_t control = burn("100");
+  EXPECT_GE(limited, 150);
+  EXPECT_LE(limited, 800);
+  EXPECT_GE(control, 2 * limited) << "limited " << limited << " ms, control " << control << " ms";
+}
 
 // --- E48: output flooding
 // -------------------------------------------------------------------------

@@ -173,9 +173,10 @@ inline std::set<std::string> DirectoryEntries(const std::string& dir) {
 }
 
 // Entries of /tmp that appeared between two snapshots. /tmp is shared with whatever else runs on
-// the host, so this is a heuristic: it skips the harness's TempDirs ("packvisor-test-*", made by
-// tests that may run concurrently), the compiler's temporaries ("cc" + 6 characters + ".ext",
-// from builds running beside the tests) and "*.log" files.
+// the host (ctest runs suites in parallel), so this is a heuristic: it skips directories (every
+// test makes scratch directories there; packvisor never writes to the host's /tmp, and what it
+// could leak would be a file: a parameter or inline-code file), the harness's "packvisor-*"
+// scratch names, the compiler's temporaries ("cc" + 6 characters + ".ext") and "*.log" files.
 inline std::vector<std::string> NewTmpEntries(const std::set<std::string>& before) {
   auto noise = [](const std::string& name) {
     // Scratch directories of other tests running in parallel ("packvisor-test-*",
@@ -191,6 +192,8 @@ inline std::vector<std::string> NewTmpEntries(const std::set<std::string>& befor
   std::vector<std::string> added;
   for (const std::string& name : DirectoryEntries("/tmp")) {
     if (before.count(name) || noise(name)) continue;
+    std::error_code ec;
+    if (std::filesystem::is_directory(std::filesystem::symlink_status("/tmp/" + name, ec))) continue;
     added.push_back(name);
   }
   return added;
