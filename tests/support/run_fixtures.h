@@ -172,29 +172,20 @@ inline std::set<std::string> DirectoryEntries(const std::string& dir) {
   return names;
 }
 
-// Entries of /tmp that appeared between two snapshots. /tmp is shared with whatever else runs on
-// the host (ctest runs suites in parallel), so this is a heuristic: it skips directories (every
-// test makes scratch directories there; packvisor never writes to the host's /tmp, and what it
-// could leak would be a file: a parameter or inline-code file), the harness's "packvisor-*"
-// scratch names, the compiler's temporaries ("cc" + 6 characters + ".ext") and "*.log" files.
+// Entries of /tmp that appeared between two snapshots and look like something packvisor could
+// have left there: the names it uses inside the sandbox's private /tmp (a parameter or inline-code
+// file), or anything owned by a sandbox host id (100000 and up). /tmp is shared with every other
+// test running in parallel, so other new entries (their scratch files and canaries) are not
+// counted: packvisor itself never writes to the host's /tmp.
 inline std::vector<std::string> NewTmpEntries(const std::set<std::string>& before) {
-  auto noise = [](const std::string& name) {
-    // Scratch directories of other tests running in parallel ("packvisor-test-*",
-    // "packvisor-safefs-*", ...). Not the names packvisor uses inside the sandbox's /tmp: one of
-    // those appearing on the host would be a leak.
-    if (name.rfind("packvisor-", 0) == 0 && name.rfind("packvisor-parameters", 0) != 0 &&
-        name.rfind("packvisor-inline", 0) != 0) {
-      return true;
-    }
-    if (name.size() > 9 && name.rfind("cc", 0) == 0 && name[8] == '.') return true;
-    return name.size() > 4 && name.compare(name.size() - 4, 4, ".log") == 0;
-  };
   std::vector<std::string> added;
   for (const std::string& name : DirectoryEntries("/tmp")) {
-    if (before.count(name) || noise(name)) continue;
-    std::error_code ec;
-    if (std::filesystem::is_directory(std::filesystem::symlink_status("/tmp/" + name, ec))) continue;
-    added.push_back(name);
+    if (before.count(name)) continue;
+    bool packvisor_name = name.rfind("packvisor-parameters", 0) == 0 ||
+                          name.rfind("packvisor-inline", 0) == 0;
+    struct stat st {};
+    bool sandbox_owned = lstat(("/tmp/" + name).c_str(), &st) == 0 && st.st_uid >= 100000;
+    if (packvisor_name || sandbox_owned) added.push_back(name);
   }
   return added;
 }
