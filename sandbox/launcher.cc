@@ -70,10 +70,8 @@ std::vector<const char*> CStrings(const std::vector<std::string>& strings) {
 // The plan's copies of SandboxFile contents may hold secrets: wiped however the launch ends.
 struct WipeFileContents {
   MountPlan& plan;
-  size_t first_file_op;
   ~WipeFileContents() {
-    for (size_t i = first_file_op; i < plan.ops.size(); ++i) {
-      MountOp& op = plan.ops[i];
+    for (MountOp& op : plan.ops) {
       if (op.kind == MountOpKind::kWriteFile) explicit_bzero(op.source.data(), op.source.size());
     }
   }
@@ -382,7 +380,7 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io) {
   auto trees = DetachedTreeSet::Open(spec);
   if (!trees) return trees.error();
   MountPlan mounts = BuildMountPlan(spec, *host, trees->fds());
-  WipeFileContents wipe{mounts, 0};
+  WipeFileContents wipe{mounts};
   auto caps = CapabilityPlan::Create();
   if (!caps) return caps.error();
   RlimitPlan rlimits = BuildRlimitPlan(spec.limits);
