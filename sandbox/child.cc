@@ -41,7 +41,7 @@ int Errno(long rc) { return rc < 0 ? errno : 0; }
 template <typename Op>
 void Do(const ChildPlan& plan, SetupStep step, Op&& op, const int* detail = nullptr) {
 #ifdef PACKVISOR_TEST_HOOKS
-  if (plan.faults.skip_step == step) return;
+  if (plan.faults.Skips(step)) return;
   if (plan.faults.fail_step == step) Fail(plan, step, EPERM);
 #endif
   if (int err = op(); err != 0) Fail(plan, step, err, detail != nullptr ? *detail : 0);

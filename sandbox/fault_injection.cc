@@ -1,7 +1,10 @@
 #include "sandbox/fault_injection.h"
 
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
+#include <string>
+#include <string_view>
 
 namespace packvisor::sandbox {
 
@@ -12,7 +15,13 @@ FaultInjection FaultInjectionForLaunch() {
     faults.fail_step = SetupStepFromToken(fail);
   }
   if (const char* skip = std::getenv("PACKVISOR_TEST_SKIP_STEP")) {
-    faults.skip_step = SetupStepFromToken(skip);
+    std::string_view tokens(skip);
+    while (!tokens.empty()) {
+      std::string token(tokens.substr(0, tokens.find(',')));
+      tokens.remove_prefix(std::min(tokens.size(), token.size() + 1));
+      auto bit = static_cast<uint32_t>(SetupStepFromToken(token.c_str()));
+      if (bit != 0 && bit < 64) faults.skipped_steps |= uint64_t{1} << bit;
+    }
   }
   const char* verify = std::getenv("PACKVISOR_TEST_SKIP_VERIFY");
   faults.skip_verification = verify != nullptr && std::strcmp(verify, "1") == 0;

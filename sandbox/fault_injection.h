@@ -4,17 +4,24 @@
 // PACKVISOR_TEST_HOOKS (the packvisor-test-hooks binary); in every other build it is always empty.
 #pragma once
 
+#include <cstdint>
+
 #include "sandbox/report.h"
 
 namespace packvisor::sandbox {
 
 struct FaultInjection {
   SetupStep fail_step = SetupStep::kNone;  // reports EPERM instead of running the step
-  SetupStep skip_step = SetupStep::kNone;  // does not run the step, reports nothing
+  uint64_t skipped_steps = 0;              // bit per SetupStep: does not run it, reports nothing
   bool skip_verification = false;          // releases the action without checking it
+
+  bool Skips(SetupStep step) const {
+    auto bit = static_cast<uint32_t>(step);
+    return step != SetupStep::kNone && bit < 64 && (skipped_steps >> bit & 1U) != 0;
+  }
 };
 
-// Test builds: PACKVISOR_TEST_FAIL_STEP=<token>, PACKVISOR_TEST_SKIP_STEP=<token>,
+// Test builds: PACKVISOR_TEST_FAIL_STEP=<token>, PACKVISOR_TEST_SKIP_STEP=<token>[,<token>...],
 // PACKVISOR_TEST_SKIP_VERIFY=1 (tokens from SetupStepToken). Other builds: no faults.
 FaultInjection FaultInjectionForLaunch();
 
