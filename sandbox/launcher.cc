@@ -448,10 +448,15 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io) {
   if (cgroup_fd >= 0) flags |= CLONE_INTO_CGROUP;
   int pidfd_raw = -1;
   auto start = Clock::now();
-  pid_t pid = os::Clone3(
-      {.flags = flags, .pidfd = &pidfd_raw, .exit_signal = SIGCHLD, .cgroup_fd = cgroup_fd});
-  if (pid < 0) return ErrnoError("clone3", "sandbox");
-  if (pid == 0) RunChild(plan);
+  pid_t pid = -1;
+  {
+    auto owner = ScopedNamespaceOwner::Become(spec.ids);
+    if (!owner) return owner.error();
+    pid = os::Clone3(
+        {.flags = flags, .pidfd = &pidfd_raw, .exit_signal = SIGCHLD, .cgroup_fd = cgroup_fd});
+    if (pid < 0) return ErrnoError("clone3", "sandbox");
+    if (pid == 0) RunChild(plan);
+  }
   unique_fd pidfd(pidfd_raw);
 
   // Close our copies of the child's ends, so that EOF on them means the sandbox is done.

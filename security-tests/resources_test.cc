@@ -264,25 +264,32 @@ TEST_F(ResourcesTest, E49_positive_control_without_rlimits_the_files_all_open) {
 
 // inotify instances are counted per user (fs.inotify.max_user_instances, default 128) at every
 // user-namespace level up to the initial one, where the charge goes to the namespace's owner.
-// A sandbox that takes every instance it can must not leave the host's root (or a concurrent
-// action) without any.
+// Each sandbox's user namespace is owned by its pack's host uid (ScopedNamespaceOwner), so an
+// action that takes every instance it can exhausts its own pack's budget: the host's root and an
+// action running as another id still get one.
 TEST_F(ResourcesTest, E49_inotify_flood_does_not_starve_host_root_or_a_concurrent_action) {
-  // KNOWN GAP (docs/threat-model.md, issue 5 closing note): the sandboxes' user namespaces are
-  // created by root, so their inotify instances count against root's fs.inotify.max_user_instances.
-  // The fix is to create each user namespace from the pack's own host uid; until then
-  // `packvisor check` warns about the shared budget. Remove this skip with the fix.
-  GTEST_SKIP() << "known gap: inotify instances are charged to root's shared budget";
   HostGuard guard;
   const std::string marker = testing::UniqueMarker("pv-e49-hold");
+  // The attacker is an action of its own pack (its own host uid); the victim is a `packvisor
+  // exec` of the same configuration, which runs as the id reserved for exec.
+  TempDir world;
+  world.Write("packs/flood/pack.yaml", "ref: flood\nversion: 1.0.0\ndescription: e49\n");
+  world.Write("packs/flood/actions/a.yaml", "name: a\nrunner_type: shell\nentry_point: a.sh\n");
+  world.Write("packs/flood/actions/e49_fds.py", Script("e49_fds.py"));
+  world.Write("packs/flood/actions/a.sh",
+              "exec /usr/bin/python3 /pack/actions/e49_fds.py 4096 inotify hold 2 marker=" +
+                  marker + "\n");
+  world.Write("packvisor.toml", "packs_base_dir = \"" + world.Path("packs") +
+                                    "\"\nruntime_envs_dir = \"" + world.Path("envs") +
+                                    "\"\nstate_dir = \"" + world.Path("state") + "\"\n");
   pack_.Write("e49_fds.py", Script("e49_fds.py"));
   CommandResult attacker_run;
   std::thread attacker([&] {
-    attacker_run = RunPackvisor({"exec", "--pack-dir", pack_.path(), "--timeout", "30", "--json",
-                                 "--", "/usr/bin/python3", "/pack/e49_fds.py", "4096", "inotify",
-                                 "hold", "2", "marker=" + marker});
+    attacker_run = RunPackvisor(
+        {"--config", world.Path("packvisor.toml"), "run", "flood.a", "--timeout", "30", "--json"});
   });
   bool seen = false;
-  for (int i = 0; i < 200 && !seen; ++i) {
+  for (int i = 0; i < 500 && !seen; ++i) {
     for (pid_t pid : testing::ProcessesWithMarker(marker)) {
       if (testing::ReadFileOrEmpty("/proc/" + std::to_string(pid) + "/comm").rfind("python3", 0) ==
           0) {
@@ -295,14 +302,27 @@ TEST_F(ResourcesTest, E49_inotify_flood_does_not_starve_host_root_or_a_concurren
   int host_fd = inotify_init1(IN_CLOEXEC);
   int host_errno = host_fd < 0 ? errno : 0;
   if (host_fd >= 0) close(host_fd);
-  CommandResult victim_run = RunPackvisor({"exec", "--pack-dir", pack_.path(), "--json", "--",
-                                           "/usr/bin/python3", "/pack/e49_fds.py", "1", "inotify"});
+  CommandResult victim_run =
+      RunPackvisor({"--config", world.Path("packvisor.toml"), "exec", "--pack-dir", pack_.path(),
+                    "--json", "--", "/usr/bin/python3", "/pack/e49_fds.py", "1", "inotify"});
   attacker.join();
 
   ASSERT_TRUE(seen) << "the attacker never ran";
   std::string attacker_out = Field(ParseResult(attacker_run), "stdout");
   ASSERT_NE(attacker_out.find("holding\n"), std::string::npos) << attacker_out;
-  EXPECT_NE(attacker_out.find("inotify opened "), std::string::npos) << attacker_out;
+  // The attack ran to exhaustion: it stopped at its uid's budget, far below its fd limit.
+  unsigned long opened = 0;
+  int attack_errno = -1;
+  size_t at = attacker_out.find("inotify opened ");
+  ASSERT_NE(at, std::string::npos) << attacker_out;
+  ASSERT_EQ(std::sscanf(attacker_out.c_str() + at, "inotify opened %lu errno %d", &opened,
+                        &attack_errno),
+            2);
+  unsigned long budget =
+      std::stoul(testing::ReadFileOrEmpty("/proc/sys/fs/inotify/max_user_instances"));
+  EXPECT_EQ(attack_errno, EMFILE) << attacker_out;
+  EXPECT_LE(opened, budget) << attacker_out;
+  EXPECT_GE(opened, budget / 2) << attacker_out;
   EXPECT_EQ(host_errno, 0) << "while a sandbox held its inotify instances, root on the host got "
                            << strerror(host_errno) << " from inotify_init1 (" << attacker_out
                            << ")";

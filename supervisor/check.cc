@@ -671,10 +671,10 @@ constexpr SysctlProbe kSysctls[] = {
      "symlinks in sticky world-writable dirs are followed for everyone",
      "symlinks in sticky world-writable dirs protected"},
     {"fs.inotify.max_user_instances", "/proc/sys/fs/inotify/max_user_instances",
-     [](long long v) { return v < 1024; },
-     "inotify instances of every sandbox count against one shared budget (the user namespaces "
-     "are created by root): an action can exhaust it for the others; raise it",
-     "inotify budget shared by all sandboxes (raise it if actions use many watchers)"},
+     [](long long v) { return v < 128; },
+     "fewer than 128 inotify instances per user: all concurrent actions of one pack share this "
+     "budget (each sandbox's user namespace is owned by its pack's host id)",
+     "per-pack inotify budget (each sandbox's user namespace is owned by its pack's host id)"},
 };
 
 void ProbeCorePatternAndSwap(std::vector<CheckRow>& rows) {
