@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <functional>
 #include <set>
+#include <tuple>
 
 #include "sandbox/os/unique_fd.h"
 
@@ -220,6 +221,30 @@ Result<void> ParseInterpreter(const Context& ctx, const toml::table& root, Runti
   return Ok{};
 }
 
+Result<void> ParseLimits(const Context& ctx, const toml::table& root, RuntimeDefinition* def) {
+  Result<const toml::table*> table = OptTable(ctx, root, "limits");
+  if (!table.ok()) return table.error();
+  if (*table == nullptr) return Ok{};
+  const toml::table& t = **table;
+  PV_TRY(CheckKeys(ctx, t, "limits", {"memory_mb", "pids", "cpu_percent"}));
+  const std::tuple<std::string_view, uint64_t, uint64_t, std::optional<uint64_t>*> fields[] = {
+      {"memory_mb", 1, kMaxLimitMemoryMb, &def->limits.memory_mb},
+      {"pids", 2, kMaxLimitPids, &def->limits.pids},
+      {"cpu_percent", 1, kMaxLimitCpuPercent, &def->limits.cpu_percent}};
+  for (const auto& [key, min, max, out] : fields) {
+    const toml::node* node = t.get(key);
+    if (node == nullptr) continue;
+    std::optional<int64_t> value = node->value_exact<int64_t>();
+    if (!value || *value < static_cast<int64_t>(min) || *value > static_cast<int64_t>(max)) {
+      return ctx.At(*node, Join("limits", key),
+                    "expected a whole number from " + std::to_string(min) + " to " +
+                        std::to_string(max));
+    }
+    *out = static_cast<uint64_t>(*value);
+  }
+  return Ok{};
+}
+
 Result<void> ParseInline(const Context& ctx, const toml::table& root, RuntimeDefinition* def) {
   Result<const toml::table*> table = OptTable(ctx, root, "inline");
   if (!table.ok()) return table.error();
@@ -371,7 +396,7 @@ Result<void> ParseEnvVars(const Context& ctx, const toml::table& root, RuntimeDe
 Result<RuntimeDefinition> ParseTable(const Context& ctx, const toml::table& root) {
   PV_TRY(CheckKeys(ctx, root, "",
                    {"name", "aliases", "description", "allow_io_uring", "interpreter", "inline",
-                    "environment", "dependencies", "env_vars"}));
+                    "environment", "dependencies", "env_vars", "limits"}));
   RuntimeDefinition def;
   def.source = ctx.source();
   Result<std::string> name = ReqString(ctx, root, "", "name");
@@ -409,6 +434,7 @@ Result<RuntimeDefinition> ParseTable(const Context& ctx, const toml::table& root
 
   PV_TRY(ParseInterpreter(ctx, root, &def));
   PV_TRY(ParseInline(ctx, root, &def));
+  PV_TRY(ParseLimits(ctx, root, &def));
   PV_TRY(ParseEnvironment(ctx, root, &def));
   PV_TRY(ParseDependencies(ctx, root, &def));
 

@@ -9,6 +9,7 @@
 // share between threads.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -19,6 +20,21 @@
 #include "sandbox/os/error.h"
 
 namespace packvisor::envs {
+
+// Cgroup limits a runtime definition (TOML `[limits]`) or an action (YAML `limits:`) asks for.
+// An unset field falls back to the next level: action, then runtime, then the configuration's
+// sandbox.* defaults. Requests are checked against the configuration's ceilings when an execution
+// is prepared, never silently clamped.
+struct LimitRequest {
+  std::optional<uint64_t> memory_mb;    // 1 .. 2^30
+  std::optional<uint64_t> pids;         // 2 .. 4194304
+  std::optional<uint64_t> cpu_percent;  // 1 .. 100000 (100 = one core)
+};
+
+// The allowed ranges of LimitRequest's fields, shared by both parsers.
+inline constexpr uint64_t kMaxLimitMemoryMb = 1ull << 30;
+inline constexpr uint64_t kMaxLimitPids = 4194304;
+inline constexpr uint64_t kMaxLimitCpuPercent = 100000;
 
 struct InterpreterSpec {
   std::string binary;             // absolute path inside the sandbox, no placeholders
@@ -66,6 +82,7 @@ struct RuntimeDefinition {
   std::optional<DependenciesSpec> dependencies;
   std::map<std::string, EnvVarSpec> env_vars;
   bool allow_io_uring = false;  // seccomp: io_uring_* allowed for this runtime's actions
+  LimitRequest limits;          // TOML table [limits]: memory_mb, pids, cpu_percent
   std::string source;           // the file it was loaded from
 
   // True when `ext` (".py" or "py", any case) is this runtime's file extension.

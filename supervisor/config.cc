@@ -521,6 +521,11 @@ const std::vector<Field>& SandboxFields() {
       {"pids_max", IntField(&Config::sandbox, &SandboxConfig::pids_max, 2, kMaxPids)},
       {"cpu_max_percent",
        IntField(&Config::sandbox, &SandboxConfig::cpu_max_percent, 1, kMaxCpuPercent)},
+      {"memory_ceiling_mb",
+       IntField(&Config::sandbox, &SandboxConfig::memory_ceiling_mb, 1, kMaxMegabytes)},
+      {"pids_ceiling", IntField(&Config::sandbox, &SandboxConfig::pids_ceiling, 2, kMaxPids)},
+      {"cpu_ceiling_percent",
+       IntField(&Config::sandbox, &SandboxConfig::cpu_ceiling_percent, 1, kMaxCpuPercent)},
       {"tmp_size_mb", IntField(&Config::sandbox, &SandboxConfig::tmp_size_mb, 1, kMaxMegabytes)},
       {"nofile", IntField(&Config::sandbox, &SandboxConfig::nofile, 3, kMaxNofile)},
       {"fsize_mb", IntField(&Config::sandbox, &SandboxConfig::fsize_mb, 1, kMaxMegabytes)},
@@ -711,6 +716,23 @@ Result<void> Loader::CheckCrossFields() {
       }
     }
   }
+  SandboxConfig& limits = config_.sandbox;
+  const std::tuple<uint64_t*, uint64_t, const char*, const char*> ceilings[] = {
+      {&limits.memory_ceiling_mb, limits.memory_max_mb, "sandbox.memory_ceiling_mb",
+       "sandbox.memory_max_mb"},
+      {&limits.pids_ceiling, limits.pids_max, "sandbox.pids_ceiling", "sandbox.pids_max"},
+      {&limits.cpu_ceiling_percent, limits.cpu_max_percent, "sandbox.cpu_ceiling_percent",
+       "sandbox.cpu_max_percent"}};
+  for (const auto& [ceiling, default_value, ceiling_key, default_key] : ceilings) {
+    if (*ceiling == 0) *ceiling = default_value;
+    if (*ceiling < default_value) {
+      return Conflict(ceiling_key, default_key,
+                      std::string(ceiling_key) + " " + std::to_string(*ceiling) +
+                          " is below the default " + default_key + " " +
+                          std::to_string(default_value) + " (the ceiling bounds what runtimes "
+                          "and actions may ask for)");
+    }
+  }
   const SandboxConfig& s = c.sandbox;
   for (uid_t uid : c.server.allowed_uids) {
     if (uid >= s.uid_range_first && uid <= s.uid_range_last) {
@@ -830,6 +852,9 @@ Result<Config> LoadConfigFrom(const std::optional<std::string>& explicit_path,
   if (errno != ENOENT && errno != ENOTDIR) return ErrnoError("read configuration", system_path);
   Config config;
   config.source = kBuiltinConfigSource;
+  config.sandbox.memory_ceiling_mb = config.sandbox.memory_max_mb;
+  config.sandbox.pids_ceiling = config.sandbox.pids_max;
+  config.sandbox.cpu_ceiling_percent = config.sandbox.cpu_max_percent;
   return config;
 }
 

@@ -207,6 +207,10 @@ ExecutionResult RunExecution(const ExecutionContext& context, RunRequest request
 
   auto runtime = ChooseRuntime(action, context.runtimes);
   if (!runtime) return Rejected(request, runtime.error().message());
+  auto limits = ResolveLimits(config, (*runtime)->limits,
+                              "runtime " + (*runtime)->name + " (" + (*runtime)->source + ")",
+                              action.limits, action.source);
+  if (!limits) return Rejected(request, limits.error().message());
 
   auto invocation = BuildInvocation(action, **runtime, request, inputs);
   if (!invocation) return Rejected(request, invocation.error().message());
@@ -253,6 +257,7 @@ ExecutionResult RunExecution(const ExecutionContext& context, RunRequest request
     return Rejected(request, "timeout must be a positive number of seconds");
   }
   spec.timeout = std::chrono::milliseconds(static_cast<int64_t>(std::ceil(timeout_seconds * 1000)));
+  ApplyLimits(*limits, &spec);
   spec.argv = invocation->argv;
   spec.files = invocation->files;
   std::vector<std::pair<std::string, std::string>> packvisor_vars = {

@@ -758,9 +758,50 @@ bool IsIgnoredPackKey(const std::string& key) {
   return kIgnored.count(key) > 0;
 }
 
+// `limits:` of an action: whole numbers in the ranges of envs::LimitRequest.
+void ParseLimitRequest(const FileContext& ctx, const YAML::Node& node, const std::string& key,
+                       envs::LimitRequest* limits) {
+  if (node.IsNull()) return;
+  if (!node.IsMap()) {
+    ctx.Add(LineOf(node), key, "expected a mapping with memory_mb, pids and/or cpu_percent");
+    return;
+  }
+  ForEachKey(ctx, node, key, "memory_mb, pids, cpu_percent",
+             [&](const std::string& field, const YAML::Node& value) {
+               std::optional<uint64_t>* out = nullptr;
+               uint64_t min = 1;
+               uint64_t max = 0;
+               if (field == "memory_mb") {
+                 out = &limits->memory_mb;
+                 max = envs::kMaxLimitMemoryMb;
+               } else if (field == "pids") {
+                 out = &limits->pids;
+                 min = 2;
+                 max = envs::kMaxLimitPids;
+               } else if (field == "cpu_percent") {
+                 out = &limits->cpu_percent;
+                 max = envs::kMaxLimitCpuPercent;
+               } else {
+                 return false;
+               }
+               std::optional<int64_t> n = value.IsScalar() && !IsQuotedOrStr(value)
+                                               ? ParseInt(value.Scalar())
+                                               : std::nullopt;
+               if (!n || *n < static_cast<int64_t>(min) || *n > static_cast<int64_t>(max)) {
+                 ctx.Add(LineOf(value), key + "." + field,
+                         "expected a whole number from " + std::to_string(min) + " to " +
+                             std::to_string(max));
+               } else {
+                 *out = static_cast<uint64_t>(*n);
+               }
+               return true;
+             });
+}
+
 const char kActionKnown[] =
     "name, ref, description, runner_type, entry_point, parameters, parameter_delivery, "
-    "parameter_format, output_format, timeout_seconds, network, enabled (ignored: label, tags, "
+    "parameter_format, output_format, timeout_seconds, network, limits, enabled (ignored: label, "
+    "tags, "
     "output, output_schema, runtime_version, worker_*, ...)";
 
 bool IsIgnoredActionKey(const std::string& key) {
@@ -948,6 +989,9 @@ std::optional<Action> ParseActionUnguarded(const Pack& pack, const PackDir& dir,
       } else {
         action.timeout_seconds = *t;
       }
+    } else if (key == "limits") {
+      action.limits_line = LineOf(v);
+      ParseLimitRequest(ctx, v, key, &action.limits);
     } else if (key == "parameters") {
       if (v.IsNull()) return true;
       if (!v.IsMap()) {

@@ -66,11 +66,13 @@ struct Action {
   OutputFormat output_format = OutputFormat::kText;
   std::optional<int64_t> timeout_seconds;  // 1 .. 604800
   std::optional<NetworkMode> network;      // absent: the operator's per-pack default
+  envs::LimitRequest limits;               // `limits:` {memory_mb, pids, cpu_percent}
   bool enabled = true;                     // false: refuses to run (the caller says so)
   std::string source;                      // path of the action YAML
   int runner_type_line = 0;                // 1-based lines, for messages; 0 when absent
   int entry_point_line = 0;
   int network_line = 0;
+  int limits_line = 0;
 };
 
 struct Pack {

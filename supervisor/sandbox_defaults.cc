@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace packvisor {
@@ -32,6 +33,50 @@ sandbox::SandboxSpec BaseSandboxSpec(const Config& config) {
                  sandbox::CgroupLayout::Probe().why_none);
   }
   return spec;
+}
+
+Result<EffectiveLimits> ResolveLimits(const Config& config, const envs::LimitRequest& runtime,
+                                      const std::string& runtime_source,
+                                      const envs::LimitRequest& action,
+                                      const std::string& action_source) {
+  struct Field {
+    std::optional<uint64_t> envs::LimitRequest::*request;
+    const char* key;
+    uint64_t default_value;
+    uint64_t ceiling;
+    const char* ceiling_key;
+  };
+  const Field fields[] = {
+      {&envs::LimitRequest::memory_mb, "memory_mb", config.sandbox.memory_max_mb,
+       config.sandbox.memory_ceiling_mb, "sandbox.memory_ceiling_mb"},
+      {&envs::LimitRequest::pids, "pids", config.sandbox.pids_max, config.sandbox.pids_ceiling,
+       "sandbox.pids_ceiling"},
+      {&envs::LimitRequest::cpu_percent, "cpu_percent", config.sandbox.cpu_max_percent,
+       config.sandbox.cpu_ceiling_percent, "sandbox.cpu_ceiling_percent"}};
+  uint64_t values[3] = {};
+  for (size_t i = 0; i < 3; ++i) {
+    const Field& f = fields[i];
+    const std::optional<uint64_t>& from_action = action.*f.request;
+    const std::optional<uint64_t>& from_runtime = runtime.*f.request;
+    const std::string& source = from_action ? action_source : runtime_source;
+    values[i] = from_action.value_or(from_runtime.value_or(f.default_value));
+    if ((from_action || from_runtime) && values[i] > std::max(f.ceiling, f.default_value)) {
+      return Failure(source + ":", std::string("limits.") + f.key,
+                     std::to_string(values[i]) + " exceeds " + f.ceiling_key + " " +
+                         std::to_string(std::max(f.ceiling, f.default_value)) + " (" +
+                         config.source + ")");
+    }
+  }
+  return EffectiveLimits{values[0], values[1], values[2]};
+}
+
+void ApplyLimits(const EffectiveLimits& limits, sandbox::SandboxSpec* spec) {
+  spec->limits.nproc = limits.pids;
+  if (spec->cgroup) {
+    spec->cgroup->memory_max_bytes = limits.memory_mb << 20;
+    spec->cgroup->pids_max = limits.pids;
+    spec->cgroup->cpu_max_percent = limits.cpu_percent;
+  }
 }
 
 std::vector<std::string> SandboxEnvironment(

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "envs/runtime.h"
+#include "sandbox/os/error.h"
 #include "sandbox/spec.h"
 #include "supervisor/config.h"
 
@@ -13,6 +15,24 @@ namespace packvisor {
 
 // Limits, timeouts and the default id mapping from the configuration.
 sandbox::SandboxSpec BaseSandboxSpec(const Config& config);
+
+// The cgroup limits one execution runs with.
+struct EffectiveLimits {
+  uint64_t memory_mb = 0;
+  uint64_t pids = 0;
+  uint64_t cpu_percent = 0;
+};
+
+// What a runtime definition and then an action ask for: each field is the action's, else the
+// runtime's, else the configuration's default. A request above the configuration's ceiling is an
+// error naming the file, the key and the ceiling; nothing is clamped silently.
+Result<EffectiveLimits> ResolveLimits(const Config& config, const envs::LimitRequest& runtime,
+                                      const std::string& runtime_source,
+                                      const envs::LimitRequest& action,
+                                      const std::string& action_source);
+
+// Sets the cgroup limits (when `spec` has a cgroup) and RLIMIT_NPROC of `spec`.
+void ApplyLimits(const EffectiveLimits& limits, sandbox::SandboxSpec* spec);
 
 // The sandbox environment of SPEC §6: PATH (with /env/bin first when env_dir has a bin), HOME,
 // LANG, TMPDIR, then `extra` (runtime env_vars and PACKVISOR_* variables, in order), then the

@@ -70,6 +70,9 @@ void ExpectDefaults(const Config& c) {
   EXPECT_EQ(c.sandbox.memory_max_mb, 512u);
   EXPECT_EQ(c.sandbox.pids_max, 256u);
   EXPECT_EQ(c.sandbox.cpu_max_percent, 100u);
+  EXPECT_EQ(c.sandbox.memory_ceiling_mb, 512u);
+  EXPECT_EQ(c.sandbox.pids_ceiling, 256u);
+  EXPECT_EQ(c.sandbox.cpu_ceiling_percent, 100u);
   EXPECT_EQ(c.sandbox.tmp_size_mb, 64u);
   EXPECT_EQ(c.sandbox.nofile, 1024u);
   EXPECT_EQ(c.sandbox.fsize_mb, 1024u);
@@ -213,7 +216,7 @@ TEST_F(ConfigTest, ShippedExampleUncommentedGivesDefaults) {
       uncommented += line + "\n";
     }
   }
-  EXPECT_EQ(settings, 29);  // 27 keys and 2 install_env examples
+  EXPECT_EQ(settings, 32);  // 30 keys and 2 install_env examples
   auto config = LoadConfigFile(Write("uncommented.toml", uncommented));
   ASSERT_TRUE(config.ok()) << config.error().message();
   EXPECT_EQ(config->runtimes_dir, "/etc/packvisor/runtimes");
@@ -546,6 +549,28 @@ TEST_F(ConfigTest, FirstProblemInFileOrderIsReported) {
               HasSubstr(":1: zzz: unknown key"));
   EXPECT_THAT(ErrorOf("[sandbox]\nuid_range = [1, 2]\nbogus = 1\n"),
               HasSubstr(":2: sandbox.uid_range[0]"));
+}
+
+TEST_F(ConfigTest, CeilingsDefaultToTheLimitsAndMayRaiseThem) {
+  auto defaults = LoadConfigFile(Write("d.toml", "[sandbox]\nmemory_max_mb = 256\n"));
+  ASSERT_TRUE(defaults.ok()) << defaults.error().message();
+  EXPECT_EQ(defaults->sandbox.memory_ceiling_mb, 256u);
+  EXPECT_EQ(defaults->sandbox.pids_ceiling, 256u);
+  EXPECT_EQ(defaults->sandbox.cpu_ceiling_percent, 100u);
+  auto raised = LoadConfigFile(
+      Write("r.toml", "[sandbox]\nmemory_ceiling_mb = 4096\npids_ceiling = 1024\n"
+                      "cpu_ceiling_percent = 200\n"));
+  ASSERT_TRUE(raised.ok()) << raised.error().message();
+  EXPECT_EQ(raised->sandbox.memory_ceiling_mb, 4096u);
+  EXPECT_EQ(raised->sandbox.memory_max_mb, 512u);
+  EXPECT_EQ(raised->sandbox.cpu_ceiling_percent, 200u);
+}
+
+TEST_F(ConfigTest, CeilingBelowTheDefaultIsAnError) {
+  EXPECT_EQ(ErrorOf("[sandbox]\npids_max = 100\npids_ceiling = 50\n"),
+            "invalid configuration " + File() +
+                ":3: sandbox.pids_ceiling: sandbox.pids_ceiling 50 is below the default "
+                "sandbox.pids_max 100 (the ceiling bounds what runtimes and actions may ask for)");
 }
 
 }  // namespace

@@ -702,5 +702,32 @@ TEST(Parameters, NumberBoolObjectArray) {
   EXPECT_FALSE(ValidateParameters(action, {{"a", json::object()}}).ok());
 }
 
+TEST(LoadPack, ActionLimitsAreRead) {
+  PackBuilder p;
+  p.Action("name: run\nentry_point: run.sh\nlimits:\n  memory_mb: 64\n  cpu_percent: 50\n");
+  Result<Pack> pack = LoadPack(p.dir());
+  ASSERT_TRUE(pack.ok()) << pack.error().message();
+  const Action& action = pack->actions.at(0);
+  EXPECT_EQ(action.limits.memory_mb, 64u);
+  EXPECT_EQ(action.limits.cpu_percent, 50u);
+  EXPECT_FALSE(action.limits.pids.has_value());
+}
+
+TEST(LoadPack, BadActionLimitsNameTheFileLineAndKey) {
+  PackBuilder p;
+  p.Action("name: run\nentry_point: run.sh\nlimits:\n  memory_mb: lots\n  pids: 1\n  swap: 3\n");
+  Result<Pack> pack = LoadPack(p.dir());
+  ASSERT_FALSE(pack.ok());
+  std::string message = pack.error().message();
+  EXPECT_TRUE(Contains(message, "run.yaml:4: limits.memory_mb: expected a whole number from 1"))
+      << message;
+  PackBuilder q;
+  q.Action("name: run\nentry_point: run.sh\nlimits: 64\n");
+  Result<Pack> scalar = LoadPack(q.dir());
+  ASSERT_FALSE(scalar.ok());
+  EXPECT_TRUE(Contains(scalar.error().message(), "run.yaml:3: limits: expected a mapping"))
+      << scalar.error().message();
+}
+
 }  // namespace
 }  // namespace packvisor

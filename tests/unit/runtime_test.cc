@@ -305,5 +305,29 @@ TEST(RuntimeRegistry, MissingDirectoryAndBadFileAreErrors) {
       << registry.error().message();
 }
 
+TEST(RuntimeDefinition, LimitsTableSetsRequests) {
+  Result<RuntimeDefinition> def =
+      Parse(std::string(kMinimal) + "[limits]\nmemory_mb = 1024\npids = 64\n");
+  ASSERT_TRUE(def.ok()) << def.error().message();
+  EXPECT_EQ(def->limits.memory_mb, 1024u);
+  EXPECT_EQ(def->limits.pids, 64u);
+  EXPECT_FALSE(def->limits.cpu_percent.has_value());
+  Result<RuntimeDefinition> none = Parse(kMinimal);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->limits.memory_mb || none->limits.pids || none->limits.cpu_percent);
+}
+
+TEST(RuntimeDefinition, LimitsOutOfRangeOrUnknownAreRejected) {
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "[limits]\npids = 1\n"),
+            "test.toml:6: limits.pids: expected a whole number from 2 to 4194304");
+  EXPECT_EQ(ErrorOf(std::string(kMinimal) + "[limits]\nmemory_mb = \"1G\"\n"),
+            "test.toml:6: limits.memory_mb: expected a whole number from 1 to 1073741824");
+  EXPECT_NE(ErrorOf(std::string(kMinimal) + "[limits]\ncpu_percent = 0\n").find("limits.cpu_percent"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(std::string(kMinimal) + "[limits]\nswap_mb = 1\n")
+                .find("test.toml:6: limits.swap_mb: unknown key"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace packvisor::envs
