@@ -22,96 +22,14 @@
 #include <vector>
 
 #include "sandbox/report.h"
+#include "security-tests/probe_suite.h"
 #include "tests/support/harness.h"
-
-extern char** environ;
 
 namespace packvisor {
 namespace {
 
 using testing::TempDir;
-
-constexpr uid_t kSandboxHostId = 100000;  // first id of the default sandbox.uid_range
-
-struct Outcome {
-  int exit_code = -1;  // 128+N when killed by signal N
-  bool timed_out = false;
-  std::string out;
-  std::string err;
-  nlohmann::json Json() const {
-    try {
-      return nlohmann::json::parse(out);
-    } catch (const std::exception&) {
-      return nlohmann::json::object();
-    }
-  }
-};
-
-// Runs `binary args...` with `extra_env` added, stdin from `input`; kills it after timeout_ms.
-Outcome RunBinary(const std::string& binary, const std::vector<std::string>& args,
-                  const std::vector<std::string>& extra_env, int timeout_ms = 15000) {
-  std::vector<std::string> argv_s = {binary};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<std::string> env_s;
-  for (char** e = environ; *e != nullptr; ++e) env_s.push_back(*e);
-  env_s.insert(env_s.end(), extra_env.begin(), extra_env.end());
-  std::vector<char*> argv, envp;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  for (auto& e : env_s) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  int out[2], err[2];
-  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe2");
-  pid_t pid = fork();
-  if (pid == 0) {
-    int devnull = open("/dev/null", O_RDONLY);
-    dup2(devnull, 0);
-    dup2(out[1], 1);
-    dup2(err[1], 2);
-    execve(argv[0], argv.data(), envp.data());
-    _exit(127);
-  }
-  close(out[1]);
-  close(err[1]);
-  Outcome outcome;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  int fds[2] = {out[0], err[0]};
-  std::string* sinks[2] = {&outcome.out, &outcome.err};
-  while (fds[0] >= 0 || fds[1] >= 0) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    deadline - std::chrono::steady_clock::now())
-                    .count();
-    if (left <= 0) {
-      outcome.timed_out = true;
-      kill(pid, SIGKILL);
-      break;
-    }
-    pollfd p[2] = {{fds[0], POLLIN, 0}, {fds[1], POLLIN, 0}};
-    if (poll(p, 2, static_cast<int>(left)) < 0) continue;
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i] < 0 || p[i].revents == 0) continue;
-      char buf[65536];
-      ssize_t n = read(fds[i], buf, sizeof(buf));
-      if (n > 0) {
-        sinks[i]->append(buf, static_cast<size_t>(n));
-      } else {
-        close(fds[i]);
-        fds[i] = -1;
-      }
-    }
-  }
-  for (int fd : fds) {
-    if (fd >= 0) close(fd);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  outcome.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return outcome;
-}
-
-void RequireRoot() {
-  if (geteuid() != 0) GTEST_SKIP() << "security tests need root (packvisor sets up namespaces)";
-}
+using namespace probe_suite;
 
 // The action of every case: leave a marker in the env, then show what confines it.
 const std::vector<std::string> kMarkerAction = {

@@ -27,153 +27,14 @@
 #include <thread>
 #include <vector>
 
+#include "security-tests/probe_suite.h"
 #include "tests/support/harness.h"
-
-extern char** environ;
 
 namespace packvisor {
 namespace {
 
 using testing::TempDir;
-
-struct Outcome {
-  int exit_code = -1;  // 128+N when killed by signal N
-  bool timed_out = false;
-  double seconds = 0;
-  std::string out;
-  std::string err;
-  nlohmann::json Json() const {
-    try {
-      return nlohmann::json::parse(out);
-    } catch (const std::exception&) {
-      return nlohmann::json::object();
-    }
-  }
-};
-
-// Runs `binary args...` with `extra_env` added and `input` on stdin; kills it after timeout_ms.
-// `in_child` runs in the child between fork and exec (system calls only).
-Outcome RunBinary(const std::string& binary, const std::vector<std::string>& args,
-                  const std::vector<std::string>& extra_env = {}, const std::string& input = {},
-                  int timeout_ms = 15000, const std::function<void()>& in_child = nullptr) {
-  std::vector<std::string> argv_s = {binary};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<std::string> env_s;
-  for (char** e = environ; *e != nullptr; ++e) env_s.push_back(*e);
-  env_s.insert(env_s.end(), extra_env.begin(), extra_env.end());
-  std::vector<char*> argv, envp;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  for (auto& e : env_s) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  int in[2], out[2], err[2];
-  if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
-    throw std::runtime_error("pipe2");
-  }
-  auto start = std::chrono::steady_clock::now();
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(in[0], 0);
-    dup2(out[1], 1);
-    dup2(err[1], 2);
-    if (in_child) in_child();
-    execve(argv[0], argv.data(), envp.data());
-    _exit(127);
-  }
-  close(in[0]);
-  close(out[1]);
-  close(err[1]);
-  signal(SIGPIPE, SIG_IGN);
-  fcntl(in[1], F_SETFL, O_NONBLOCK);
-  int in_fd = in[1];
-  size_t written = 0;
-  if (input.empty()) {
-    close(in_fd);
-    in_fd = -1;
-  }
-  Outcome outcome;
-  auto deadline = start + std::chrono::milliseconds(timeout_ms);
-  int fds[2] = {out[0], err[0]};
-  std::string* sinks[2] = {&outcome.out, &outcome.err};
-  while (fds[0] >= 0 || fds[1] >= 0) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    deadline - std::chrono::steady_clock::now())
-                    .count();
-    if (left <= 0) {
-      outcome.timed_out = true;
-      kill(pid, SIGKILL);
-      break;
-    }
-    pollfd p[3] = {{fds[0], POLLIN, 0}, {fds[1], POLLIN, 0}, {in_fd, POLLOUT, 0}};
-    if (poll(p, 3, static_cast<int>(left)) < 0) continue;
-    if (in_fd >= 0 && p[2].revents != 0) {
-      ssize_t n = write(in_fd, input.data() + written, input.size() - written);
-      if (n > 0) written += static_cast<size_t>(n);
-      if (n < 0 || written == input.size()) {
-        close(in_fd);
-        in_fd = -1;
-      }
-    }
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i] < 0 || p[i].revents == 0) continue;
-      char buf[65536];
-      ssize_t n = read(fds[i], buf, sizeof(buf));
-      if (n > 0) {
-        sinks[i]->append(buf, static_cast<size_t>(n));
-      } else {
-        close(fds[i]);
-        fds[i] = -1;
-      }
-    }
-  }
-  for (int fd : {fds[0], fds[1], in_fd}) {
-    if (fd >= 0) close(fd);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  outcome.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  outcome.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return outcome;
-}
-
-void RequireRoot() {
-  if (geteuid() != 0) GTEST_SKIP() << "security tests need root (packvisor sets up namespaces)";
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
-std::string Script(const std::string& name) {
-  return ReadFile(std::string(PACKVISOR_SECURITY_SCRIPTS_DIR) + "/" + name);
-}
-
-std::vector<std::string> Fields(const std::string& line) {
-  std::vector<std::string> fields;
-  std::istringstream in(line);
-  std::string field;
-  while (in >> field) fields.push_back(field);
-  return fields;
-}
-
-// Lines of `text` that start with `prefix` followed by a space, without the prefix.
-std::vector<std::string> Tagged(const std::string& text, const std::string& prefix) {
-  std::vector<std::string> found;
-  for (const std::string& line : testing::Lines(text)) {
-    if (line.rfind(prefix + " ", 0) == 0) found.push_back(line.substr(prefix.size() + 1));
-  }
-  return found;
-}
-
-bool HasLine(const std::string& text, const std::string& line) {
-  for (const std::string& l : testing::Lines(text)) {
-    if (l == line) return true;
-  }
-  return false;
-}
+using namespace probe_suite;
 
 // In a forked child: become uid/gid 65534 with no groups.
 void BecomeNobody() {
@@ -196,8 +57,6 @@ nlohmann::json ExecIn(const TempDir& pack, const std::vector<std::string>& argv,
   EXPECT_TRUE(result.contains("stdout")) << "no result object: " << run.out << run.err;
   return result;
 }
-
-std::string Stdout(const nlohmann::json& result) { return result.value("stdout", ""); }
 
 std::map<std::string, std::string> StatusLines(const std::string& out) {
   std::map<std::string, std::string> status;
