@@ -89,6 +89,31 @@ int ResetSignals() {
   return Errno(sigprocmask(SIG_SETMASK, &empty, nullptr));
 }
 
+// Catalog 22: force-disables speculative store bypass and indirect branch speculation for this
+// task; both are inherited by fork and kept across exec, and FORCE means the action cannot turn
+// them back on. Kernels since 5.16 only mitigate per task on request (spec_store_bypass_disable
+// and spectre_v2_user default to "prctl"), so the seccomp filter alone does not do it.
+// Accepted failures, where the kernel decides for every task and there is nothing to force:
+// ENXIO (the man page's "control ... is not possible": not affected, mitigated for all, or off
+// for all), and EPERM when PR_GET_SPECULATION_CTRL confirms there is no per-task control (the
+// indirect-branch prctl answers EPERM, not ENXIO, when spectre_v2_user is off or the CPU has no
+// IBPB/STIBP, i.e. speculation is already force-enabled for everyone). An EPERM while per-task
+// control exists, or any other errno, fails the launch.
+int ForceSpeculationMitigations() {
+  constexpr unsigned long kMisfeatures[] = {PR_SPEC_STORE_BYPASS, PR_SPEC_INDIRECT_BRANCH};
+  for (unsigned long which : kMisfeatures) {
+    if (prctl(PR_SET_SPECULATION_CTRL, which, PR_SPEC_FORCE_DISABLE, 0, 0) == 0) continue;
+    int err = errno;
+    if (err == ENXIO) continue;
+    if (err == EPERM) {
+      int state = prctl(PR_GET_SPECULATION_CTRL, which, 0, 0, 0);
+      if (state >= 0 && (state & PR_SPEC_PRCTL) == 0) continue;
+    }
+    return err;
+  }
+  return 0;
+}
+
 [[noreturn]] void RunAction(const ChildPlan& plan) {
   Do(plan, SetupStep::kParentDeathSignal, [] { return Errno(prctl(PR_SET_PDEATHSIG, SIGKILL)); });
   Do(plan, SetupStep::kResetSignals, [] { return ResetSignals(); });
@@ -169,6 +194,9 @@ void RunChild(const ChildPlan& plan) {
   Do(plan, SetupStep::kClearAmbientCaps, [&] { return plan.caps->ClearAmbient(); });
   Do(plan, SetupStep::kDropCaps, [&] { return plan.caps->DropSets(); });
   Do(plan, SetupStep::kNoNewPrivs, [] { return Errno(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)); });
+  // Before the action is forked, so init and the action both carry it; before seccomp, so that
+  // the filter may deny this prctl to the action without affecting setup.
+  Do(plan, SetupStep::kSpeculation, [] { return ForceSpeculationMitigations(); });
 
   // Stdio becomes the pipes; every other inherited descriptor except the two protocol pipes goes.
   Do(plan, SetupStep::kCloseFds, [&] {

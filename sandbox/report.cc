@@ -27,6 +27,7 @@ const char* SetupStepName(SetupStep step) {
     case SetupStep::kClearAmbientCaps: return "clear ambient capabilities";
     case SetupStep::kDropCaps: return "drop capabilities";
     case SetupStep::kNoNewPrivs: return "set no_new_privs";
+    case SetupStep::kSpeculation: return "force speculation mitigations";
     case SetupStep::kCloseFds: return "close inherited fds";
     case SetupStep::kBlockSignals: return "block signals in init";
     case SetupStep::kForkAction: return "fork action";
@@ -62,6 +63,7 @@ const char* SetupStepToken(SetupStep step) {
     case SetupStep::kClearAmbientCaps: return "clear_ambient_caps";
     case SetupStep::kDropCaps: return "drop_caps";
     case SetupStep::kNoNewPrivs: return "no_new_privs";
+    case SetupStep::kSpeculation: return "speculation";
     case SetupStep::kCloseFds: return "close_fds";
     case SetupStep::kBlockSignals: return "block_signals";
     case SetupStep::kForkAction: return "fork_action";

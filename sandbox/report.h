@@ -29,6 +29,7 @@ enum class SetupStep : int32_t {
   kClearAmbientCaps,
   kDropCaps,
   kNoNewPrivs,
+  kSpeculation,  // force-disable speculative store bypass and indirect branch speculation
   kCloseFds,
   kBlockSignals,
   kForkAction,

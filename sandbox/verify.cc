@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -70,6 +71,36 @@ Result<void> CheckStatusText(const std::string& status, const IdMapping& ids) {
   for (const std::string& part : Split(gids, '\t')) PV_TRY(Expect(part == gid, "Gid", gids));
   std::string groups = StatusField(status, "Groups");
   PV_TRY(Expect(groups.empty(), "Groups", groups));
+  return Ok{};
+}
+
+SpeculationControl HostSpeculationControl() {
+  auto controllable = [](unsigned long which) {
+    int state = prctl(PR_GET_SPECULATION_CTRL, which, 0, 0, 0);
+    return state >= 0 && (state & PR_SPEC_PRCTL) != 0;
+  };
+  return SpeculationControl{controllable(PR_SPEC_STORE_BYPASS),
+                            controllable(PR_SPEC_INDIRECT_BRANCH)};
+}
+
+Result<void> CheckSpeculationText(const std::string& status, SpeculationControl control) {
+  // The strings are those of fs/proc/array.c (task_seccomp).
+  std::string ssb = StatusField(status, "Speculation_Store_Bypass");
+  if (control.store_bypass) {
+    PV_TRY(Expect(ssb == "thread force mitigated", "Speculation_Store_Bypass forced",
+                  ssb.empty() ? "no such line" : ssb));
+  } else {
+    PV_TRY(Expect(ssb != "thread vulnerable" && ssb != "thread mitigated",
+                  "Speculation_Store_Bypass forced", ssb));
+  }
+  std::string ib = StatusField(status, "SpeculationIndirectBranch");
+  if (control.indirect_branch) {
+    PV_TRY(Expect(ib == "conditional force disabled", "SpeculationIndirectBranch forced",
+                  ib.empty() ? "no such line" : ib));
+  } else {
+    PV_TRY(Expect(ib != "conditional enabled" && ib != "conditional disabled",
+                  "SpeculationIndirectBranch forced", ib));
+  }
   return Ok{};
 }
 
@@ -146,6 +177,7 @@ Result<void> VerifyConfinedAction(pid_t init_pid, const SandboxSpec& spec,
   auto status = os::ReadFile(proc + "/status");
   if (!status) return status.error();
   PV_TRY(CheckStatusText(*status, spec.ids));
+  PV_TRY(CheckSpeculationText(*status, HostSpeculationControl()));
 
   // setsid() took effect: the action is in init's session (init is the leader) and has no
   // controlling terminal. Fields after the ")" of the command name: state ppid pgrp session tty_nr.

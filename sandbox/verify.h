@@ -18,7 +18,24 @@ namespace packvisor::sandbox {
 Result<void> VerifyConfinedAction(pid_t init_pid, const SandboxSpec& spec,
                                   const std::string& cgroup_suffix);
 
+// Per speculation misfeature (catalog 22): whether the kernel lets each task choose its own
+// mitigation (PR_SPEC_PRCTL in PR_GET_SPECULATION_CTRL). The mode is system-wide, so the
+// supervisor's own answer holds for the child. Where there is per-task control the child forces
+// the mitigation on; where there is none, the kernel's global state applies to every task.
+struct SpeculationControl {
+  bool store_bypass = false;
+  bool indirect_branch = false;
+};
+SpeculationControl HostSpeculationControl();
+
 // Pure checks on /proc text, exposed for unit tests. Each returns the first problem found.
+// CheckSpeculationText: with per-task control, `Speculation_Store_Bypass` must be "thread force
+// mitigated" and `SpeculationIndirectBranch` "conditional force disabled"; a per-task state that
+// is not forced ("thread vulnerable", "thread mitigated", "conditional enabled/disabled") is
+// refused in any case. Without per-task control the global state ("not vulnerable", "globally
+// mitigated", "vulnerable"; "not affected", "always disabled/enabled") is accepted: no task can
+// change it, and `packvisor check` is where a host running with mitigations off is reported.
+Result<void> CheckSpeculationText(const std::string& status, SpeculationControl control);
 Result<void> CheckStatusText(const std::string& status, const IdMapping& ids);
 Result<void> CheckLimitsText(const std::string& limits, const ResourceLimits& expected);
 Result<void> CheckMountinfoText(const std::string& mountinfo, bool has_pack, bool has_env);

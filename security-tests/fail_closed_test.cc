@@ -82,7 +82,7 @@ INSTANTIATE_TEST_SUITE_P(Steps, FailStepTest,
                          ::testing::Values("no_new_privs", "seccomp", "drop_caps",
                                            "drop_bounding_caps", "clear_ambient_caps", "securebits",
                                            "setsid", "rlimits", "mount_plan", "pivot_root",
-                                           "root_read_only", "close_fds"),
+                                           "root_read_only", "close_fds", "speculation"),
                          [](const auto& info) { return info.param; });
 
 class SkipStepTest : public ::testing::TestWithParam<std::string> {};
@@ -93,6 +93,13 @@ TEST_P(SkipStepTest, A10_skipped_step_is_caught_before_the_action_runs) {
   RequireRoot();
   const std::string token = GetParam();
   ASSERT_NE(sandbox::SetupStepFromToken(token.c_str()), sandbox::SetupStep::kNone) << token;
+  if (token == "speculation" && !SpeculationStepIsVisible(PR_SPEC_STORE_BYPASS) &&
+      !SpeculationStepIsVisible(PR_SPEC_INDIRECT_BRANCH)) {
+    GTEST_SKIP() << "skipping the speculation step changes nothing on this host: the kernel has "
+                    "no per-task speculation control (PR_GET_SPECULATION_CTRL without "
+                    "PR_SPEC_PRCTL), or its seccomp mode forces the same mitigations when the "
+                    "filter is loaded";
+  }
   Fixture fixture;
   Outcome run = fixture.Exec({"PACKVISOR_TEST_SKIP_STEP=" + token});
   nlohmann::json result = run.Json();
@@ -108,7 +115,7 @@ INSTANTIATE_TEST_SUITE_P(Steps, SkipStepTest,
                          ::testing::Values("no_new_privs", "seccomp", "drop_caps",
                                            "drop_bounding_caps", "securebits", "setsid", "rlimits",
                                            "mount_plan", "pivot_root", "root_read_only",
-                                           "close_fds"),
+                                           "close_fds", "speculation"),
                          [](const auto& info) { return info.param; });
 
 // Positive control: with seccomp skipped AND the verification switched off, the very same action

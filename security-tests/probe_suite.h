@@ -1,5 +1,5 @@
 // Helpers shared by the security suites of catalog groups A-D that drive packvisor as a child
-// process of their own (fs, secrets, privilege_extra, fail_closed): running a binary
+// process of their own (fs, secrets, privilege_extra, fail_closed, speculation): running a binary
 // with captured output and a deadline, reading the hostile scripts, picking lines out of what a
 // probe printed, host canaries, and a packs/envs/state "world" with its own configuration.
 // Header-only; each test file uses it with `using namespace probe_suite;`. (The E-H suites have
@@ -8,9 +8,13 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -139,6 +143,39 @@ inline Outcome RunBinary(const std::string& binary, const std::vector<std::strin
 
 inline void RequireRoot() {
   if (geteuid() != 0) GTEST_SKIP() << "security tests need root (packvisor sets up namespaces)";
+}
+
+// Catalog 22: whether this kernel lets a task choose its own mitigation for `which`
+// (PR_SPEC_STORE_BYPASS, PR_SPEC_INDIRECT_BRANCH). Where it does not, the mitigation is the same
+// for every task (not affected, on for all, or off for all) and no sandbox step can change it.
+inline bool PerTaskSpeculationControl(unsigned long which) {
+  int state = prctl(PR_GET_SPECULATION_CTRL, which, 0, 0, 0);
+  return state >= 0 && (state & PR_SPEC_PRCTL) != 0;
+}
+
+// True when loading any seccomp filter already force-disables `which` (the kernel's "seccomp"
+// mitigation mode, the default before Linux 5.16): then the sandbox's own step is not the only
+// thing that forces it, and skipping the step alone cannot be seen.
+inline bool SeccompForcesSpeculation(unsigned long which) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    sock_fprog program = {1, &allow};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) != 0) {
+      _exit(2);
+    }
+    int state = prctl(PR_GET_SPECULATION_CTRL, which, 0, 0, 0);
+    _exit(state >= 0 && (state & PR_SPEC_FORCE_DISABLE) != 0 ? 1 : 0);
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) != pid) return false;
+  return WIFEXITED(status) && WEXITSTATUS(status) == 1;
+}
+
+// Whether skipping the sandbox's speculation step changes what the action gets for `which`.
+inline bool SpeculationStepIsVisible(unsigned long which) {
+  return PerTaskSpeculationControl(which) && !SeccompForcesSpeculation(which);
 }
 
 inline std::string ReadFile(const std::string& path) {

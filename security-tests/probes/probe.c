@@ -8,6 +8,10 @@
 // policy's errno (EPERM/ENOSYS/EAFNOSUPPORT) or as a SIGSYS death (int80_getpid, x32_getpid).
 // A few informational cases (fds, cwd, root_inodes, proc_exe_write) print facts about the sandbox.
 //
+// Real attacks, with real payloads, for the tests that check their effect from outside:
+//   speculation      (B22) tries to turn speculation back on, then prints the Speculation lines
+//                    of /proc/self/status.
+//
 // Built static (-static) so that no dynamic loader adds syscalls of its own.
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -22,6 +26,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/personality.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -293,6 +298,31 @@ static long c_proc_exe_write(void) {
   return 0;
 }
 
+// --- B22: speculation ----------------------------------------------------------------------------
+
+static long c_speculation(void) {
+  const struct {
+    const char* name;
+    unsigned long which;
+  } kinds[] = {{"ssb", PR_SPEC_STORE_BYPASS}, {"ib", PR_SPEC_INDIRECT_BRANCH}};
+  for (size_t i = 0; i < 2; ++i) {
+    printf("speculation get_%s %d\n", kinds[i].name,
+           prctl(PR_GET_SPECULATION_CTRL, kinds[i].which, 0, 0, 0));
+    errno = 0;
+    int ret = prctl(PR_SET_SPECULATION_CTRL, kinds[i].which, PR_SPEC_ENABLE, 0, 0);
+    printf("speculation enable_%s %s%d\n", kinds[i].name,
+           ret == 0 ? "ok " : "errno=", ret == 0 ? 0 : errno);
+  }
+  FILE* status = fopen("/proc/self/status", "re");
+  if (status == NULL) return -1;
+  char line[256];
+  while (fgets(line, sizeof(line), status) != NULL) {
+    if (strncmp(line, "Speculation", 11) == 0) printf("speculation %s", line);
+  }
+  fclose(status);
+  return 0;
+}
+
 static const struct Case kCases[] = {
     {"mount", c_mount},
     {"umount2", c_umount2},
@@ -381,6 +411,7 @@ static const struct Case kCases[] = {
     {"cwd", c_cwd},
     {"root_inodes", c_root_inodes},
     {"proc_exe_write", c_proc_exe_write},
+    {"speculation", c_speculation},
 };
 
 static const struct Case* Find(const char* name) {
