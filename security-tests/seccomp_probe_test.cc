@@ -4,17 +4,23 @@
 // the calls, which proves that the table can fail.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -356,6 +362,197 @@ TEST(A00_probe_sanity, SeveralCasesInOneRun) {
     EXPECT_TRUE(outcome.err && (*outcome.err == EPERM || *outcome.err == EAFNOSUPPORT))
         << name << ": " << Describe(outcome);
   }
+}
+
+// --- B13 on a real terminal ----------------------------------------------------------------------
+
+// What a program did with a terminal as its stdin, stdout and stderr.
+struct PtyRun {
+  int status = -1;  // wait status
+  bool timed_out = false;
+  std::string output;      // every byte the master read while the program ran
+  std::string after;       // bytes the master read in the 500 ms after it exited
+  int pending_input = -1;  // bytes still queued as terminal input (typed, or pushed by TIOCSTI)
+};
+
+// Runs `argv` in a new session whose controlling terminal is a fresh pty: stdin, stdout and
+// stderr are its slave, as for an operator typing `packvisor exec ...` in a shell. Input is
+// echoed (ECHO, no ICANON, no signals, no output processing), so every byte pushed into the
+// terminal's input shows up on the master, and whatever nobody read stays queued on the slave.
+PtyRun RunOnPty(const std::vector<std::string>& argv, int timeout_ms = 20000) {
+  PtyRun run;
+  unique_fd master(posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (!master || grantpt(master.get()) != 0 || unlockpt(master.get()) != 0) {
+    throw std::runtime_error("posix_openpt");
+  }
+  char name[128];
+  if (ptsname_r(master.get(), name, sizeof(name)) != 0) throw std::runtime_error("ptsname_r");
+  // The test keeps a slave open of its own: the terminal then outlives the program, so what it
+  // left in the input queue can be counted, and late echoes still reach the master.
+  unique_fd slave(open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (!slave) throw std::runtime_error("open pty slave");
+  termios mode{};
+  if (tcgetattr(slave.get(), &mode) != 0) throw std::runtime_error("tcgetattr");
+  mode.c_iflag = 0;
+  mode.c_oflag = 0;
+  mode.c_lflag = ECHO;
+  mode.c_cc[VMIN] = 1;
+  mode.c_cc[VTIME] = 0;
+  if (tcsetattr(slave.get(), TCSANOW, &mode) != 0) throw std::runtime_error("tcsetattr");
+
+  std::vector<std::string> args = argv;
+  std::vector<char*> cargv;
+  for (auto& a : args) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    // A new session, then the first terminal it opens becomes its controlling terminal.
+    if (setsid() < 0) _exit(120);
+    int tty = open(name, O_RDWR);
+    if (tty < 0 || ioctl(tty, TIOCSCTTY, 0) != 0) _exit(121);
+    if (dup2(tty, 0) < 0 || dup2(tty, 1) < 0 || dup2(tty, 2) < 0) _exit(122);
+    if (tty > 2) close(tty);
+    execve(cargv[0], cargv.data(), environ);
+    _exit(127);
+  }
+  if (pid < 0) throw std::runtime_error("fork");
+
+  auto read_for = [&](std::string* sink, int ms, bool until_exit) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (true) {
+      if (until_exit && waitpid(pid, &run.status, WNOHANG) == pid) return true;
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      deadline - std::chrono::steady_clock::now())
+                      .count();
+      if (left <= 0) return false;
+      pollfd p = {master.get(), POLLIN, 0};
+      int ready = poll(&p, 1, static_cast<int>(std::min<long>(left, until_exit ? 20 : left)));
+      if (ready <= 0) continue;
+      char buf[4096];
+      ssize_t n = read(master.get(), buf, sizeof(buf));
+      if (n > 0) sink->append(buf, static_cast<size_t>(n));
+    }
+  };
+  if (!read_for(&run.output, timeout_ms, true)) {
+    run.timed_out = true;
+    kill(pid, SIGKILL);
+    waitpid(pid, &run.status, 0);
+  }
+  read_for(&run.after, 500, false);
+  int queued = -1;
+  if (ioctl(slave.get(), FIONREAD, &queued) == 0) run.pending_input = queued;
+  return run;
+}
+
+// The payload bytes of the probe's tty_* cases (probes/probe.c).
+const std::set<char> kInjectedBytes = {'\x01', '\x02', '\x05', '\x06'};
+
+std::string Visible(const std::string& bytes) {
+  std::string shown;
+  for (unsigned char c : bytes) {
+    if (c == '\n' || (c >= 0x20 && c < 0x7f)) {
+      shown += static_cast<char>(c);
+    } else {
+      char hex[8];
+      snprintf(hex, sizeof(hex), "\\x%02x", c);
+      shown += hex;
+    }
+  }
+  return shown;
+}
+
+const std::vector<std::string> kTtyCases = {
+    "tty_tiocsti_fd0",          "tty_tiocsti_fd1",
+    "tty_tiocsti_fd2",          "tty_tiocsti_highbits_fd0",
+    "tty_tiocsti_highbits_fd1", "tty_tiocsti_highbits_fd2",
+    "tty_devtty_tiocsti",       "tty_devtty_tiocsti_highbits",
+    "tty_tioclinux_fd0",        "tty_tioclinux_fd1",
+    "tty_tioclinux_fd2"};
+
+TEST(B13_tiocsti_on_a_terminal, B13_action_cannot_push_input_into_the_operators_terminal) {
+  RequireRoot();
+  ProbePack pack;
+  std::vector<std::string> argv = {testing::PackvisorBinary(),
+                                   "exec",
+                                   "--pack-dir",
+                                   pack.path(),
+                                   "--timeout",
+                                   "10",
+                                   "--json",
+                                   "--",
+                                   "/pack/probe"};
+  argv.insert(argv.end(), kTtyCases.begin(), kTtyCases.end());
+  PtyRun run = RunOnPty(argv);
+  ASSERT_FALSE(run.timed_out) << Visible(run.output);
+  ASSERT_TRUE(WIFEXITED(run.status)) << run.status;
+  EXPECT_EQ(WEXITSTATUS(run.status), 0) << Visible(run.output);
+
+  // packvisor's own output on the terminal is its --json result line, and nothing else may be
+  // on it but its own log lines; the action's output is inside the JSON, escaped.
+  nlohmann::json result;
+  int json_lines = 0;
+  for (const std::string& line : testing::Lines(run.output)) {
+    if (line.empty() || line[0] != '{') continue;
+    try {
+      result = nlohmann::json::parse(line);
+      ++json_lines;
+    } catch (const std::exception&) {
+    }
+  }
+  ASSERT_EQ(json_lines, 1) << "packvisor's result line not found on the terminal:\n"
+                           << Visible(run.output);
+  std::string out = result.value("stdout", "");
+  for (const std::string& name : kTtyCases) {
+    ProbeOutcome outcome = ParseProbe(out, name);
+    EXPECT_TRUE(outcome.reached) << name << " never ran: " << result.dump();
+    EXPECT_FALSE(outcome.ok) << name << " succeeded";
+    EXPECT_TRUE(outcome.err) << name << ": " << Describe(outcome);
+    if (name.rfind("tty_devtty", 0) == 0) {
+      // No controlling terminal (setsid) and no /dev/tty node: the open itself fails.
+      int err = outcome.err.value_or(0);
+      EXPECT_TRUE(err == ENOENT || err == ENXIO) << name << ": " << Describe(outcome);
+    } else {
+      EXPECT_EQ(outcome.err.value_or(0), EPERM)
+          << name << " was not stopped by the filter: " << Describe(outcome);
+    }
+  }
+  EXPECT_EQ(out.find("tty_devtty open ok"), std::string::npos) << out;
+
+  // Nothing reached the terminal's input: no echo of a payload byte, during the run or in the
+  // 500 ms after it, and nothing left queued for the operator's shell to read.
+  for (char c : run.output + run.after) {
+    EXPECT_EQ(kInjectedBytes.count(c), 0u) << "an injected byte reached the terminal:\n"
+                                           << Visible(run.output + run.after);
+  }
+  EXPECT_EQ(run.after, "") << "the terminal got bytes after packvisor exited: "
+                           << Visible(run.after);
+  EXPECT_EQ(run.pending_input, 0) << "bytes are queued as terminal input";
+}
+
+// Positive control: the same probe cases, unsandboxed, on the same kind of terminal. As root the
+// kernel pushes the payloads (including the high-bits variant), and RunOnPty sees them both as
+// echo and as queued input, so the test above can fail.
+TEST(B13_tiocsti_on_a_terminal, B13_positive_control_unsandboxed_probe_injects) {
+  RequireRoot();
+  std::vector<std::string> argv = {PACKVISOR_PROBE_BINARY, "tty_tiocsti_fd0",
+                                   "tty_tiocsti_highbits_fd1", "tty_devtty_tiocsti"};
+  PtyRun run = RunOnPty(argv);
+  ASSERT_FALSE(run.timed_out);
+  // The echo of a pushed byte lands in the middle of the probe's own lines.
+  std::string said;
+  for (char c : run.output) {
+    if (kInjectedBytes.count(c) == 0) said += c;
+  }
+  for (const char* name : {"tty_tiocsti_fd0", "tty_tiocsti_highbits_fd1", "tty_devtty_tiocsti"}) {
+    ProbeOutcome outcome = ParseProbe(said, name);
+    EXPECT_TRUE(outcome.reached) << name;
+    EXPECT_TRUE(outcome.ok) << name << ": " << Describe(outcome) << "\n" << Visible(run.output);
+  }
+  for (char c : {'\x01', '\x02', '\x05'}) {
+    EXPECT_NE(run.output.find(c), std::string::npos) << "payload " << int(c) << " not echoed:\n"
+                                                     << Visible(run.output);
+  }
+  EXPECT_EQ(run.pending_input, 3) << "the three pushed bytes should wait as terminal input";
 }
 
 // Positive control: the same probe, outside any sandbox, as root. Only harmless cases (bad

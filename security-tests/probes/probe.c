@@ -9,6 +9,10 @@
 // A few informational cases (fds, cwd, root_inodes, proc_exe_write) print facts about the sandbox.
 //
 // Real attacks, with real payloads, for the tests that check their effect from outside:
+//   tty_*            (B13) push bytes into a terminal with TIOCSTI / TIOCLINUX on fd 0/1/2 and
+//                    on /dev/tty; the payload bytes are 0x01 (fd), 0x02 (high bits set),
+//                    0x05 (/dev/tty) and 0x06 (/dev/tty, high bits), which packvisor's own
+//                    output never holds raw.
 //   speculation      (B22) tries to turn speculation back on, then prints the Speculation lines
 //                    of /proc/self/status.
 //
@@ -18,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <linux/tiocl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -298,6 +303,47 @@ static long c_proc_exe_write(void) {
   return 0;
 }
 
+// --- B13: terminal injection with real bytes ---------------------------------------------------
+
+#define TIOCSTI_HIGHBITS ((0x123UL << 32) | (unsigned long)TIOCSTI)
+
+static long Sti(int fd, unsigned long request, char byte) {
+  return syscall(SYS_ioctl, fd, request, &byte);
+}
+static long c_tty_tiocsti_fd0(void) { return Sti(0, TIOCSTI, 0x01); }
+static long c_tty_tiocsti_fd1(void) { return Sti(1, TIOCSTI, 0x01); }
+static long c_tty_tiocsti_fd2(void) { return Sti(2, TIOCSTI, 0x01); }
+static long c_tty_tiocsti_highbits_fd0(void) { return Sti(0, TIOCSTI_HIGHBITS, 0x02); }
+static long c_tty_tiocsti_highbits_fd1(void) { return Sti(1, TIOCSTI_HIGHBITS, 0x02); }
+static long c_tty_tiocsti_highbits_fd2(void) { return Sti(2, TIOCSTI_HIGHBITS, 0x02); }
+// Opens /dev/tty (printing "tty_devtty open ok|errno=N") and pushes a byte into it; when the open
+// fails, that failure is the attempt's result.
+static long DevTtySti(unsigned long request, char byte) {
+  int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    printf("tty_devtty open errno=%d\n", err);
+    errno = err;
+    return -1;
+  }
+  printf("tty_devtty open ok\n");
+  long ret = Sti(fd, request, byte);
+  int err = errno;
+  close(fd);
+  errno = err;
+  return ret;
+}
+static long c_tty_devtty_tiocsti(void) { return DevTtySti(TIOCSTI, 0x05); }
+static long c_tty_devtty_tiocsti_highbits(void) { return DevTtySti(TIOCSTI_HIGHBITS, 0x06); }
+// TIOCLINUX "paste selection": what injects on a virtual console.
+static long Tioclinux(int fd) {
+  char subcode = TIOCL_PASTESEL;
+  return syscall(SYS_ioctl, fd, TIOCLINUX, &subcode);
+}
+static long c_tty_tioclinux_fd0(void) { return Tioclinux(0); }
+static long c_tty_tioclinux_fd1(void) { return Tioclinux(1); }
+static long c_tty_tioclinux_fd2(void) { return Tioclinux(2); }
+
 // --- B22: speculation ----------------------------------------------------------------------------
 
 static long c_speculation(void) {
@@ -411,6 +457,17 @@ static const struct Case kCases[] = {
     {"cwd", c_cwd},
     {"root_inodes", c_root_inodes},
     {"proc_exe_write", c_proc_exe_write},
+    {"tty_tiocsti_fd0", c_tty_tiocsti_fd0},
+    {"tty_tiocsti_fd1", c_tty_tiocsti_fd1},
+    {"tty_tiocsti_fd2", c_tty_tiocsti_fd2},
+    {"tty_tiocsti_highbits_fd0", c_tty_tiocsti_highbits_fd0},
+    {"tty_tiocsti_highbits_fd1", c_tty_tiocsti_highbits_fd1},
+    {"tty_tiocsti_highbits_fd2", c_tty_tiocsti_highbits_fd2},
+    {"tty_devtty_tiocsti", c_tty_devtty_tiocsti},
+    {"tty_devtty_tiocsti_highbits", c_tty_devtty_tiocsti_highbits},
+    {"tty_tioclinux_fd0", c_tty_tioclinux_fd0},
+    {"tty_tioclinux_fd1", c_tty_tioclinux_fd1},
+    {"tty_tioclinux_fd2", c_tty_tioclinux_fd2},
     {"speculation", c_speculation},
 };
 
