@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -21,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "security-tests/probe_suite.h"
 #include "tests/support/harness.h"
 
 namespace packvisor {
@@ -331,6 +333,138 @@ TEST_F(SandboxEscapeTest, B11_only_stdio_fds_reach_the_action_and_cwd_is_pack) {
   }
   EXPECT_EQ(fds, (std::set<int>{0, 1, 2})) << out;
   EXPECT_NE(out.find("cwd /pack\n"), std::string::npos) << out;
+}
+
+// --- A08: another action's processes: ptrace, process_vm_readv, /proc/PID/mem, pidfds, kill -----
+
+// Field 22 of /proc/PID/stat (start time in clock ticks): tells a process from a reused pid.
+std::string StartTime(pid_t pid) {
+  std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return "";
+  std::vector<std::string> f = Fields(stat.substr(paren + 1));  // f[0] is field 3 (state)
+  return f.size() > 19 ? f[19] : "";
+}
+
+// The pid of `pid` in its own (innermost) pid namespace, from NSpid.
+std::string InnerPid(pid_t pid) {
+  std::vector<std::string> nspid =
+      Fields(ParseStatus(ReadFile("/proc/" + std::to_string(pid) + "/status"))["NSpid"]);
+  return nspid.empty() ? "" : nspid.back();
+}
+
+// The errno each attempt of the probe's xattack must end with when the target is a process
+// outside the attacker's sandbox: the policy's EPERM for the calls seccomp denies whatever the
+// pid, ESRCH/ENOENT where the pid namespace hides the target.
+const std::map<std::string, int> kCrossAttackErrno = {
+    {"ptrace_attach", EPERM}, {"ptrace_seize", EPERM}, {"process_vm_readv", EPERM},
+    {"proc_mem", ENOENT},     {"pidfd_open", ESRCH},   {"pidfd_getfd", EPERM},
+    {"kill", ESRCH},
+};
+
+// Two actions at once, both of `packvisor exec` (so the same host uid: only the pid namespace and
+// the filter stand between them). The victim runs `sleep` under a shell and must finish with its
+// exact output; the attacker is given the victim's host pids (its init, shell and sleep, found
+// from the host) and, separately, the sleep's pid inside the victim's namespace, and runs every
+// cross-process attack against each.
+TEST_F(SandboxEscapeTest, A08_concurrent_action_cannot_trace_read_or_kill_another_sandbox) {
+  const std::string marker = "pv-a08-" + RandomToken();
+  CommandResult victim_run;
+  std::thread victim([&] {
+    victim_run = RunPackvisor({"exec", "--timeout", "20", "--json", "--", "/bin/sh", "-c",
+                               "sleep 6 && echo " + marker + "-done"});
+  });
+
+  pid_t shell = 0, sleeper = 0, init = 0;
+  for (int i = 0; i < 250 && sleeper == 0; ++i) {
+    std::vector<pid_t> shells = FindHostProcesses("/bin/sh", marker);
+    if (shells.size() == 1) {
+      shell = shells[0];
+      std::vector<std::string> children = Fields(ReadFile(
+          "/proc/" + std::to_string(shell) + "/task/" + std::to_string(shell) + "/children"));
+      if (children.size() == 1 &&
+          ReadFile("/proc/" + children[0] + "/cmdline").rfind("sleep", 0) == 0) {
+        sleeper = std::stoi(children[0]);
+      }
+      std::vector<std::string> ppid =
+          Fields(ParseStatus(ReadFile("/proc/" + std::to_string(shell) + "/status"))["PPid"]);
+      if (!ppid.empty()) init = std::stoi(ppid[0]);
+    }
+    if (sleeper == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (sleeper == 0) {
+    victim.join();
+    FAIL() << "never saw the victim's sleep on the host; victim: " << victim_run.stdout_text
+           << victim_run.stderr_text;
+  }
+  const std::string sleeper_start = StartTime(sleeper);
+  const std::string guess = InnerPid(sleeper);
+  EXPECT_EQ(InnerPid(shell), "2");
+  EXPECT_EQ(InnerPid(init), "1");
+  EXPECT_EQ(guess, "3") << "the victim's sleep should be pid 3 of its namespace";
+
+  nlohmann::json attack =
+      Exec({"/pack/probe", "xattack:host_init:" + std::to_string(init),
+            "xattack:host_shell:" + std::to_string(shell),
+            "xattack:host_sleep:" + std::to_string(sleeper), "xattack:ns_guess:" + guess});
+  // The victim was alive through the whole attack (same process, not a reused pid).
+  const bool alive_after = StartTime(sleeper) == sleeper_start;
+  victim.join();
+
+  std::string out = Stdout(attack);
+  EXPECT_EQ(attack.value("status", ""), "succeeded") << attack.dump();
+  for (const char* label : {"host_init", "host_shell", "host_sleep", "ns_guess"}) {
+    EXPECT_EQ(out.find(std::string(label) + " self"), std::string::npos)
+        << label << " named the attacker itself";
+    for (const auto& [attempt, err] : kCrossAttackErrno) {
+      const std::string name = std::string(label) + "." + attempt;
+      EXPECT_NE(out.find(name + " reached\n"), std::string::npos)
+          << name << " never ran: " << attack.dump();
+      EXPECT_EQ(out.find(name + " ok\n"), std::string::npos) << name << " succeeded";
+      EXPECT_NE(out.find(name + " errno=" + std::to_string(err) + "\n"), std::string::npos)
+          << name << " did not fail with " << strerror(err) << ":\n"
+          << out;
+    }
+  }
+
+  ASSERT_TRUE(alive_after) << "the victim's sleep ended during the attack";
+  nlohmann::json victim_result;
+  ASSERT_NO_THROW(victim_result = victim_run.Json())
+      << victim_run.stdout_text << victim_run.stderr_text;
+  EXPECT_EQ(victim_result.value("status", ""), "succeeded") << victim_result.dump();
+  EXPECT_EQ(victim_result["exit_code"], 0) << victim_result.dump();
+  EXPECT_TRUE(victim_result["signal"].is_null()) << victim_result.dump();
+  EXPECT_EQ(victim_result.value("stdout", ""), marker + "-done\n") << victim_result.dump();
+}
+
+// Positive control: the same probe, unsandboxed as root, against a process of the test's own:
+// every attempt succeeds (the kill last), so the test above can fail.
+TEST_F(SandboxEscapeTest, A08_positive_control_the_same_attacks_work_on_the_host) {
+  pid_t target = fork();
+  if (target == 0) {
+    execl("/bin/sleep", "sleep", "30", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  ASSERT_GT(target, 0);
+  for (int i = 0;
+       i < 100 && ReadFile("/proc/" + std::to_string(target) + "/cmdline").rfind("sleep", 0) != 0;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  probe_suite::Outcome run =
+      probe_suite::RunBinary(PACKVISOR_PROBE_BINARY, {"xattack:host:" + std::to_string(target)});
+  int status = 0;
+  if (waitpid(target, &status, WNOHANG) != target) {
+    kill(target, SIGKILL);
+    waitpid(target, &status, 0);
+    ADD_FAILURE() << "the probe's kill did not end the target";
+  }
+  for (const auto& [attempt, err] : kCrossAttackErrno) {
+    const std::string name = "host." + attempt;
+    EXPECT_NE(run.out.find(name + " reached\n"), std::string::npos) << run.out;
+    EXPECT_NE(run.out.find(name + " ok\n"), std::string::npos) << run.out;
+  }
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
 }
 
 // --- A09: overwrite the supervisor binary through /proc/PID/exe ----------------------------------

@@ -13,6 +13,8 @@
 //                    on /dev/tty; the payload bytes are 0x01 (fd), 0x02 (high bits set),
 //                    0x05 (/dev/tty) and 0x06 (/dev/tty, high bits), which packvisor's own
 //                    output never holds raw.
+//   xattack:LABEL:PID (A08) ptrace, process_vm_readv, /proc/PID/mem, pidfd_open + pidfd_getfd
+//                    and kill(SIGKILL) against PID; one "LABEL.<attempt>" result per attempt.
 //   speculation      (B22) tries to turn speculation back on, then prints the Speculation lines
 //                    of /proc/self/status.
 //
@@ -32,10 +34,12 @@
 #include <sys/ioctl.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -344,6 +348,94 @@ static long c_tty_tioclinux_fd0(void) { return Tioclinux(0); }
 static long c_tty_tioclinux_fd1(void) { return Tioclinux(1); }
 static long c_tty_tioclinux_fd2(void) { return Tioclinux(2); }
 
+// --- A08: cross-process attacks on one pid --------------------------------------------------
+
+static void Report(const char* label, const char* attempt, long ret) {
+  if (ret < 0) {
+    printf("%s.%s errno=%d\n", label, attempt, errno);
+  } else {
+    printf("%s.%s ok\n", label, attempt);
+  }
+  fflush(stdout);
+}
+
+static void Reached(const char* label, const char* attempt) {
+  printf("%s.%s reached\n", label, attempt);
+  fflush(stdout);
+}
+
+// The first mapping of `pid` when its maps are readable, else a typical text address.
+static unsigned long SomeAddress(long pid) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%ld/maps", pid);
+  FILE* maps = fopen(path, "re");
+  unsigned long start = 0x400000;
+  if (maps != NULL) {
+    if (fscanf(maps, "%lx", &start) != 1) start = 0x400000;
+    fclose(maps);
+  }
+  return start;
+}
+
+static void CrossAttack(const char* label, long pid) {
+  long ret;
+  if (pid == (long)getpid()) {
+    printf("%s self\n", label);  // the guess names this very process: nothing to learn
+    return;
+  }
+  Reached(label, "ptrace_attach");
+  ret = syscall(SYS_ptrace, PTRACE_ATTACH, pid, 0, 0);
+  Report(label, "ptrace_attach", ret);
+  if (ret == 0) {
+    waitpid((pid_t)pid, NULL, __WALL);
+    syscall(SYS_ptrace, PTRACE_DETACH, pid, 0, 0);
+  }
+  Reached(label, "ptrace_seize");
+  ret = syscall(SYS_ptrace, PTRACE_SEIZE, pid, 0, 0);
+  Report(label, "ptrace_seize", ret);
+  if (ret == 0) {
+    syscall(SYS_ptrace, PTRACE_INTERRUPT, pid, 0, 0);
+    waitpid((pid_t)pid, NULL, __WALL);
+    syscall(SYS_ptrace, PTRACE_DETACH, pid, 0, 0);
+  }
+  char buf[8];
+  struct iovec local = {buf, sizeof(buf)};
+  struct iovec remote = {(void*)SomeAddress(pid), sizeof(buf)};
+  Reached(label, "process_vm_readv");
+  Report(label, "process_vm_readv", syscall(SYS_process_vm_readv, pid, &local, 1, &remote, 1, 0));
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%ld/mem", pid);
+  Reached(label, "proc_mem");
+  ret = open(path, O_RDONLY | O_CLOEXEC);
+  Report(label, "proc_mem", ret);
+  if (ret >= 0) close((int)ret);
+  Reached(label, "pidfd_open");
+  long pidfd = syscall(SYS_pidfd_open, pid, 0);
+  Report(label, "pidfd_open", pidfd);
+  // Without a pidfd the call still runs with -1: a filter that let it through answers EBADF.
+  Reached(label, "pidfd_getfd");
+  ret = syscall(SYS_pidfd_getfd, pidfd, 0, 0);
+  Report(label, "pidfd_getfd", ret);
+  if (ret >= 0) close((int)ret);
+  if (pidfd >= 0) close((int)pidfd);
+  Reached(label, "kill");
+  Report(label, "kill", kill((pid_t)pid, SIGKILL));
+}
+
+// "xattack:LABEL:PID"; returns 0 when `arg` is not of that form.
+static int RunCrossAttack(const char* arg) {
+  const char prefix[] = "xattack:";
+  if (strncmp(arg, prefix, sizeof(prefix) - 1) != 0) return 0;
+  char label[64];
+  const char* rest = arg + sizeof(prefix) - 1;
+  const char* colon = strchr(rest, ':');
+  if (colon == NULL || colon == rest || (size_t)(colon - rest) >= sizeof(label)) return 0;
+  memcpy(label, rest, (size_t)(colon - rest));
+  label[colon - rest] = '\0';
+  CrossAttack(label, strtol(colon + 1, NULL, 10));
+  return 1;
+}
+
 // --- B22: speculation ----------------------------------------------------------------------------
 
 static long c_speculation(void) {
@@ -489,6 +581,7 @@ int main(int argc, char** argv) {
   }
   int status = 0;
   for (int i = 1; i < argc; ++i) {
+    if (RunCrossAttack(argv[i])) continue;
     const struct Case* c = Find(argv[i]);
     if (c == NULL) {
       printf("%s unknown\n", argv[i]);
