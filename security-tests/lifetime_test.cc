@@ -37,8 +37,6 @@ using testing::CommandResult;
 using testing::RunPackvisor;
 using testing::TempDir;
 
-constexpr char kNeedsCgroups[] = "needs cgroup limits (next issue)";
-
 // Helpers shared with the other suites of groups E-H: security-tests/suite_support.h.
 using namespace security_suite;
 
@@ -366,7 +364,52 @@ TEST(F56_pid_reuse, NoRawKillOutsideThePidfdWrapper) {
   EXPECT_TRUE(offenders.empty()) << "raw kill() by pid number (pid reuse hazard):\n" << list;
 }
 
-TEST_F(LifetimeTest, F57_detached_children_cpu_is_accounted) { GTEST_SKIP() << kNeedsCgroups; }
+// --- F57: hiding resource use from accounting
+// ------------------------------------------------------
+
+// Two double-forked setsid burners spin until together they used 2 s of CPU; the main process
+// never waits for them and exits, and they die with the sandbox, so no wait4 ever sees their
+// time. The reported CPU time must still include it: it comes from the cgroup.
+TEST_F(LifetimeTest, F57_detached_children_cpu_is_accounted) {
+  HostGuard guard;
+  const std::string marker = testing::UniqueMarker("pv-f57");
+  pack_.Write("f57_hidden_cpu.py", Script("f57_hidden_cpu.py"));
+  CommandResult raw;
+  nlohmann::json result =
+      Exec({"--pack-dir", pack_.path(), "--timeout", "60"},
+           {"/usr/bin/python3", "/pack/f57_hidden_cpu.py", "2000", marker}, &raw);
+  std::vector<pid_t> left = SandboxProcesses(marker);
+
+  // The attack ran: both burners started in sessions of their own and burned 2 s between them,
+  // none of which reached the main process's wait4 accounting.
+  std::string out = Field(result, "stdout");
+  std::smatch main_sid, m;
+  ASSERT_TRUE(std::regex_search(out, main_sid, std::regex("main pid=\\d+ sid=(\\d+)")))
+      << result.dump();
+  std::vector<std::string> sessions;
+  for (const char* burner : {"burner 0", "burner 1"}) {
+    ASSERT_TRUE(std::regex_search(
+        out, m, std::regex(std::string(burner) + " started pid=(\\d+) sid=(\\d+)")))
+        << burner << " never started: " << result.dump();
+    EXPECT_NE(m[2].str(), main_sid[1].str()) << burner << " shares the main process's session";
+    sessions.push_back(m[2].str());
+  }
+  EXPECT_NE(sessions[0], sessions[1]) << "the burners share one session";
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("burners cpu_ms (\\d+)"))) << out;
+  const int64_t burned = std::stoll(m[1].str());
+  EXPECT_GE(burned, 2000) << "the burners stopped early: " << out;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("wait4 children cpu_ms (\\d+)"))) << out;
+  EXPECT_LT(std::stoll(m[1].str()), 200) << "the burners' time reached wait4 after all: " << out;
+
+  // The defence held: the cgroup counted it.
+  EXPECT_EQ(result.value("status", ""), "succeeded") << result.dump();
+  ASSERT_TRUE(result.contains("usage") && result["usage"].contains("cpu_ms")) << result.dump();
+  const int64_t reported = result["usage"]["cpu_ms"].get<int64_t>();
+  EXPECT_GE(reported, 1800) << "detached children's CPU time is missing from usage.cpu_ms";
+  EXPECT_GE(reported, burned - 50) << "reported " << reported << " ms, burners alone " << burned;
+  EXPECT_TRUE(left.empty()) << left.size() << " burners survived the run";
+  guard.ExpectUnchanged({raw.stdout_text, raw.stderr_text});
+}
 
 // --- F58: the action is not PID 1
 // -----------------------------------------------------------------

@@ -1,7 +1,7 @@
 // Catalog group E (resource exhaustion), through the real `packvisor exec` / `packvisor run`:
-// output flooding, file descriptors and kernel objects, environment builds that never end.
-// Entries that need per-execution cgroup limits or per-pack host ids (fork bomb at pids.max,
-// memory.max, cpu.max, disk quotas) are registered and skipped until those exist.
+// fork bomb at pids.max, memory balloon at memory.max, CPU burners under cpu.max, output flooding,
+// file descriptors and kernel objects, and environment builds that never end, grow beyond
+// envs.max_size_mb or beyond the memory limit.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +20,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -26,6 +28,7 @@
 
 #include "supervisor/config.h"
 #include "security-tests/suite_support.h"
+#include "tests/support/cgroup_fixtures.h"
 #include "tests/support/harness.h"
 
 namespace packvisor {
@@ -34,8 +37,6 @@ namespace {
 using testing::CommandResult;
 using testing::RunPackvisor;
 using testing::TempDir;
-
-constexpr char kNeedsCgroups[] = "needs cgroup limits (next issue)";
 
 // Helpers shared with the other suites of groups E-H: security-tests/suite_support.h.
 using namespace security_suite;
@@ -48,7 +49,7 @@ class ResourcesTest : public ::testing::Test {
   TempDir pack_;
 };
 
-// --- E45, E46, E47: need cgroups ---------------------------------------------------------------
+// --- E45, E46, E47: cgroup limits ---------------------------------------------------------------
 
 TEST_F(ResourcesTest, E45_fork_bomb_stops_at_pids_max) {
   HostGuard guard;
@@ -386,8 +387,209 @@ TEST_F(ResourcesTest, E50_endless_env_build_is_killed_and_not_published) {
   guard.ExpectUnchanged({run.stdout_text, run.stderr_text});
 }
 
-TEST_F(ResourcesTest, E50_env_build_disk_and_memory_limits) {
-  GTEST_SKIP() << kNeedsCgroups << "; disk quota beyond the tmpfs size too";
+// A world of its own for one environment-build attack: packs_base_dir, runtime_envs_dir,
+// state_dir, runtimes_dir, a cgroup parent nobody else uses, and the given [envs] and [sandbox]
+// settings.
+class BuildWorld {
+ public:
+  BuildWorld(const std::string& envs_config, const std::string& sandbox_config = "") {
+    dir_.Write("packvisor.toml",
+               "packs_base_dir = \"" + dir_.Path("packs") + "\"\nruntime_envs_dir = \"" +
+                   dir_.Path("envs") + "\"\nstate_dir = \"" + dir_.Path("state") +
+                   "\"\nruntimes_dir = \"" + dir_.Path("runtimes") + "\"\n[envs]\n" + envs_config +
+                   "\n[sandbox]\ncgroup_parent = \"" + cgroups_.name() + "\"\n" + sandbox_config +
+                   "\n");
+  }
+  // A pack `ref` with one action `a` of runtime `runtime`, plus `files` (relative to the pack).
+  void AddPack(const std::string& ref, const std::string& runtime,
+               const std::map<std::string, std::string>& files = {}) const {
+    dir_.Write("packs/" + ref + "/pack.yaml",
+               "ref: " + ref + "\nversion: 1.0.0\ndescription: e50\n");
+    dir_.Write("packs/" + ref + "/actions/a.yaml",
+               "name: a\nrunner_type: " + runtime + "\nentry_point: a.sh\n");
+    dir_.Write("packs/" + ref + "/actions/a.sh", "echo the action ran\n");
+    for (const auto& [name, content] : files) dir_.Write("packs/" + ref + "/" + name, content);
+  }
+  // A runtime whose environment is made by `create` (a /bin/sh -c script; {env_dir} and
+  // {pack_dir} are the sandbox's /env and /pack).
+  void AddRuntime(const std::string& name, const std::string& create,
+                  const std::string& marker) const {
+    std::string escaped;  // a TOML basic string
+    for (char c : create) {
+      if (c == '\n') {
+        escaped += "\\n";
+      } else {
+        escaped += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
+      }
+    }
+    dir_.Write(
+        "runtimes/" + name + ".toml",
+        "name = \"" + name +
+            "\"\n[interpreter]\nbinary = \"/bin/sh\"\n"
+            "file_extension = \".sh\"\n[environment]\ncreate_command = [\"/bin/sh\", \"-c\", \"" +
+            escaped + "\", \"" + marker + "\"]\n");
+  }
+  CommandResult Run(const std::string& action) const {
+    return RunPackvisor({"--config", dir_.Path("packvisor.toml"), "run", action, "--json"});
+  }
+  std::string Path(const std::string& relative) const { return dir_.Path(relative); }
+  const testing::ScopedCgroupParent& cgroups() const { return cgroups_; }
+
+ private:
+  testing::ScopedCgroupParent cgroups_;
+  TempDir dir_;
+};
+
+// Bytes allocated to the files under every `.staging-*` directory of `pack_envs` (0 when none).
+uint64_t StagingBytes(const std::string& pack_envs) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(pack_envs, ec)) {
+    if (entry.path().filename().string().rfind(".staging-", 0) != 0) continue;
+    std::filesystem::recursive_directory_iterator it(entry.path(), ec), end;
+    for (; !ec && it != end; it.increment(ec)) {
+      struct stat st {};
+      if (lstat(it->path().c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+        total += static_cast<uint64_t>(st.st_blocks) * 512;
+      }
+    }
+  }
+  return total;
+}
+
+// The build writes 12 MiB into its environment (1 MiB into the control pack's) against
+// envs.max_size_mb = 4: the big one fails, is not published and its staging tree is removed; the
+// small one is published and its action runs (so the size check can fail).
+TEST_F(ResourcesTest, E50_env_build_beyond_max_size_fails_and_is_removed) {
+  HostGuard guard;
+  BuildWorld world("max_size_mb = 4\nbuild_timeout_seconds = 60\n");
+  ASSERT_TRUE(world.cgroups().usable()) << "no cgroup back end";
+  const std::string marker = testing::UniqueMarker("pv-e50-disk");
+  world.AddRuntime(
+      "filler",
+      "mkdir -p {env_dir}/bin; n=$(cat {pack_dir}/mib); i=0; "
+      "while [ $i -lt $n ]; do head -c 1048576 /dev/zero > {env_dir}/fill-$i || exit 3; "
+      "i=$((i+1)); done; echo wrote $n MiB; sleep 1",
+      marker);
+  world.AddPack("bigpack", "filler", {{"mib", "12\n"}});
+  world.AddPack("smallpack", "filler", {{"mib", "1\n"}});
+  std::string before = testing::TreeFingerprint(world.Path("packs"));
+
+  uint64_t max_staging = 0;
+  CommandResult run;
+  std::atomic<bool> done{false};
+  std::thread runner([&] {
+    run = world.Run("bigpack.a");
+    done = true;
+  });
+  while (!done) {
+    max_staging = std::max(max_staging, StagingBytes(world.Path("envs/bigpack")));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  runner.join();
+  nlohmann::json result = ParseResult(run);
+
+  // The attack ran: the build's staging tree grew beyond the limit.
+  EXPECT_GE(max_staging, 12ull << 20) << "the build never wrote its 12 MiB";
+  // The defence held.
+  EXPECT_EQ(Field(result, "status"), "setup_failed") << result.dump();
+  EXPECT_NE(Field(result, "error").find("size exceeds envs.max_size_mb (4 MiB)"), std::string::npos)
+      << result.dump();
+  EXPECT_EQ(Field(result, "stdout").find("the action ran"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(world.Path("envs/bigpack/filler"))) << "published";
+  EXPECT_TRUE(testing::EntriesContaining(world.Path("envs/bigpack"), ".ready").empty());
+  EXPECT_TRUE(testing::EntriesContaining(world.Path("envs/bigpack"), ".staging-").empty())
+      << "the oversized staging tree was left behind";
+  EXPECT_TRUE(testing::ProcessesWithMarker(marker).empty());
+  EXPECT_TRUE(world.cgroups().Children().empty()) << "build cgroups left:\n"
+                                                  << testing::JoinLines(world.cgroups().Children());
+
+  // Control: the same build under the limit is published and used.
+  CommandResult small = world.Run("smallpack.a");
+  nlohmann::json small_result = ParseResult(small);
+  EXPECT_EQ(Field(small_result, "status"), "succeeded") << small_result.dump();
+  EXPECT_EQ(Field(small_result, "stdout"), "the action ran\n");
+  EXPECT_TRUE(std::filesystem::exists(world.Path("envs/smallpack/filler/fill-0")));
+  EXPECT_EQ(testing::TreeFingerprint(world.Path("packs")), before);
+  guard.ExpectUnchanged({run.stdout_text, run.stderr_text, small.stdout_text});
+}
+
+// A python command line that allocates (and touches) 8 MiB at a time up to 1 GiB, printing how
+// much it holds after each step.
+std::string BalloonCommand() {
+  return "/usr/bin/python3 -c '\n"
+         "chunks = []\n"
+         "for i in range(128):\n"
+         "    chunks.append(bytearray(8 << 20))\n"
+         "    print(\"allocated\", 8 * len(chunks), \"MiB\", flush=True)\n"
+         "print(\"balloon-survived\", flush=True)\n"
+         "'";
+}
+
+// The build allocates (and touches) 8 MiB at a time up to 1 GiB against sandbox.memory_max_mb =
+// 64 (builds run in a cgroup with the executions' limits): it is OOM-killed near 64 MiB, the build
+// fails and nothing is published.
+TEST_F(ResourcesTest, E50_env_build_beyond_memory_limit_is_oom_killed) {
+  HostGuard guard;
+  BuildWorld world("build_timeout_seconds = 60\n", "memory_max_mb = 64\n");
+  ASSERT_TRUE(world.cgroups().usable()) << "no cgroup back end";
+  const std::string marker = testing::UniqueMarker("pv-e50-mem");
+  world.AddRuntime("balloon", "mkdir -p {env_dir}/bin; exec " + BalloonCommand(), marker);
+  world.AddPack("mempack", "balloon");
+  CommandResult run = world.Run("mempack.a");
+  nlohmann::json result = ParseResult(run);
+  std::string error = Field(result, "error");
+
+  // The attack ran: the build's own output (the last lines are in the error) shows it allocating
+  // up to near the limit, and no further.
+  int64_t allocated = 0;
+  std::smatch m;
+  std::string rest = error;
+  while (std::regex_search(rest, m, std::regex("allocated (\\d+) MiB"))) {
+    allocated = std::max<int64_t>(allocated, std::stoll(m[1].str()));
+    rest = m.suffix();
+  }
+  EXPECT_GE(allocated, 32) << "the balloon never grew: " << result.dump();
+  EXPECT_LE(allocated, 64) << "allocated beyond memory_max_mb: " << result.dump();
+  // The defence held: OOM-killed (SIGKILL), the build failed, nothing published.
+  EXPECT_EQ(Field(result, "status"), "setup_failed") << result.dump();
+  EXPECT_NE(error.find("step 'create' was killed by signal 9"), std::string::npos) << error;
+  EXPECT_EQ(error.find("balloon-survived"), std::string::npos) << error;
+  EXPECT_EQ(Field(result, "stdout").find("the action ran"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(world.Path("envs/mempack/balloon"))) << "published";
+  EXPECT_TRUE(testing::EntriesContaining(world.Path("envs/mempack"), ".ready").empty());
+  EXPECT_TRUE(testing::EntriesContaining(world.Path("envs/mempack"), ".staging-").empty());
+  EXPECT_TRUE(testing::ProcessesWithMarker(marker).empty());
+  EXPECT_TRUE(world.cgroups().Children().empty()) << "build cgroups left:\n"
+                                                  << testing::JoinLines(world.cgroups().Children());
+  guard.ExpectUnchanged({run.stdout_text, run.stderr_text});
+}
+
+// The same balloon behind a shell that carries on after the kill and exits 0: a build step whose
+// own status hides an OOM kill inside it (pip's wrapper, a postinstall script) must still fail the
+// build, since the environment it leaves may be half-made.
+TEST_F(ResourcesTest, E50_env_build_step_hiding_an_oom_kill_still_fails) {
+  // MISSING DEFENCE (reported to the lead): EnvironmentManager::Build judges a step by its exit
+  // status alone and ignores SandboxResult::oom_killed, so this build is published (checked with
+  // the skip removed: status succeeded, the env and its ready marker exist). Remove the skip when
+  // a build step with an OOM kill fails the build ("out of memory (limit N MiB)").
+  GTEST_SKIP() << "missing: an OOM kill inside a build step that exits 0 does not fail the build";
+  HostGuard guard;
+  BuildWorld world("build_timeout_seconds = 60\n", "memory_max_mb = 64\n");
+  ASSERT_TRUE(world.cgroups().usable()) << "no cgroup back end";
+  const std::string marker = testing::UniqueMarker("pv-e50-oomhidden");
+  world.AddRuntime(
+      "balloon", "mkdir -p {env_dir}/bin; " + BalloonCommand() + "; echo wrapper-status-0", marker);
+  world.AddPack("mempack", "balloon");
+  CommandResult run = world.Run("mempack.a");
+  nlohmann::json result = ParseResult(run);
+  EXPECT_EQ(Field(result, "status"), "setup_failed") << result.dump();
+  EXPECT_NE(Field(result, "error").find("out of memory"), std::string::npos) << result.dump();
+  EXPECT_EQ(Field(result, "stdout").find("the action ran"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(world.Path("envs/mempack/balloon"))) << "published";
+  EXPECT_TRUE(testing::EntriesContaining(world.Path("envs/mempack"), ".ready").empty());
+  EXPECT_TRUE(testing::EntriesContaining(world.Path("envs/mempack"), ".staging-").empty());
+  guard.ExpectUnchanged({run.stdout_text, run.stderr_text});
 }
 
 }  // namespace
