@@ -25,6 +25,8 @@ FaultInjection FaultInjectionForLaunch() {
   }
   const char* verify = std::getenv("PACKVISOR_TEST_SKIP_VERIFY");
   faults.skip_verification = verify != nullptr && std::strcmp(verify, "1") == 0;
+  const char* no_cgroup = std::getenv("PACKVISOR_TEST_NO_CGROUP");
+  faults.no_cgroup = no_cgroup != nullptr && std::strcmp(no_cgroup, "1") == 0;
   return faults;
 }
 #else

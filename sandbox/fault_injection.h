@@ -14,6 +14,7 @@ struct FaultInjection {
   SetupStep fail_step = SetupStep::kNone;  // reports EPERM instead of running the step
   uint64_t skipped_steps = 0;              // bit per SetupStep: does not run it, reports nothing
   bool skip_verification = false;          // releases the action without checking it
+  bool no_cgroup = false;  // launches without an execution cgroup (benchmarks: its cost alone)
 
   bool Skips(SetupStep step) const {
     auto bit = static_cast<uint32_t>(step);
@@ -22,7 +23,8 @@ struct FaultInjection {
 };
 
 // Test builds: PACKVISOR_TEST_FAIL_STEP=<token>, PACKVISOR_TEST_SKIP_STEP=<token>[,<token>...],
-// PACKVISOR_TEST_SKIP_VERIFY=1 (tokens from SetupStepToken). Other builds: no faults.
+// PACKVISOR_TEST_SKIP_VERIFY=1 (tokens from SetupStepToken), PACKVISOR_TEST_NO_CGROUP=1 (used by
+// bench/cgroup_bench.sh to measure what the cgroup adds to a launch). Other builds: no faults.
 FaultInjection FaultInjectionForLaunch();
 
 }  // namespace packvisor::sandbox

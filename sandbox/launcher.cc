@@ -433,7 +433,7 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io) {
   // The cgroup exists, with its limits, before the child runs its first instruction: on v2 the
   // child is cloned into it; on v1 it is moved in before it may go on (the id-maps byte).
   std::optional<ExecutionCgroup> cgroup;
-  if (spec.cgroup) {
+  if (spec.cgroup && !plan.faults.no_cgroup) {  // no_cgroup: test-hooks builds only (benchmark)
     auto created = ExecutionCgroup::Create(CgroupLayout::Probe(), spec.cgroup_parent,
                                            std::to_string(getpid()) + "-" + RandomName(),
                                            *spec.cgroup);

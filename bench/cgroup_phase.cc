@@ -1,0 +1,97 @@
+// Times, inside one process, what an execution cgroup costs the supervisor: creating it with its
+// limits, moving a process into it (v1; a no-op on v2, where clone3 places the child), reading the
+// usage after the process is gone, and killing and removing the group. A forked child that only
+// waits for a byte and exits stands in for the sandbox.
+//
+//   cgroup_phase PARENT [ITERATIONS]     (root; built and run by bench/cgroup_bench.sh)
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sandbox/cgroup.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using packvisor::sandbox::CgroupLayout;
+using packvisor::sandbox::CgroupLimits;
+using packvisor::sandbox::ExecutionCgroup;
+
+double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+double Percentile(std::vector<double> values, double p) {
+  std::sort(values.begin(), values.end());
+  return values[static_cast<size_t>(p * static_cast<double>(values.size() - 1))];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: cgroup_phase PARENT [ITERATIONS]\n");
+    return 2;
+  }
+  const std::string parent = argv[1];
+  const int iterations = argc > 2 ? std::atoi(argv[2]) : 300;
+  const CgroupLayout& layout = CgroupLayout::Probe();
+  if (layout.backend == packvisor::sandbox::CgroupBackend::kNone) {
+    std::fprintf(stderr, "no cgroup back end: %s\n", layout.why_none.c_str());
+    return 1;
+  }
+  std::vector<double> create, adopt, usage, remove, total;
+  for (int i = 0; i < iterations; ++i) {
+    int go[2];
+    if (pipe(go) != 0) return 1;
+    pid_t child = fork();
+    if (child == 0) {
+      char byte;
+      close(go[1]);
+      _exit(read(go[0], &byte, 1) == 1 ? 0 : 1);
+    }
+    close(go[0]);
+    std::optional<ExecutionCgroup> group;
+    auto t0 = Clock::now();
+    auto created = ExecutionCgroup::Create(
+        layout, parent, std::to_string(getpid()) + "-phase" + std::to_string(i), CgroupLimits{});
+    if (!created) {
+      std::fprintf(stderr, "create: %s\n", created.error().message().c_str());
+      return 1;
+    }
+    group.emplace(std::move(*created));
+    auto t1 = Clock::now();
+    if (auto adopted = group->Adopt(child); !adopted) {
+      std::fprintf(stderr, "adopt: %s\n", adopted.error().message().c_str());
+      return 1;
+    }
+    auto t2 = Clock::now();
+    (void)!write(go[1], "x", 1);
+    close(go[1]);
+    waitpid(child, nullptr, 0);
+    auto t3 = Clock::now();
+    (void)group->ReadUsage();
+    auto t4 = Clock::now();
+    group.reset();
+    auto t5 = Clock::now();
+    create.push_back(Ms(t1 - t0));
+    adopt.push_back(Ms(t2 - t1));
+    usage.push_back(Ms(t4 - t3));
+    remove.push_back(Ms(t5 - t4));
+    total.push_back(Ms(t2 - t0) + Ms(t5 - t3));
+  }
+  std::printf("supervisor-side cgroup cost (%s back end), %d iterations, ms:\n",
+              packvisor::sandbox::CgroupBackendName(layout.backend), iterations);
+  for (auto [name, values] : {std::pair{"create+limits", &create}, std::pair{"adopt", &adopt},
+                              std::pair{"read usage", &usage}, std::pair{"kill+remove", &remove},
+                              std::pair{"total", &total}}) {
+    std::printf("  %-14s median %6.3f  p90 %6.3f  max %6.3f\n", name, Percentile(*values, 0.5),
+                Percentile(*values, 0.9), Percentile(*values, 1.0));
+  }
+  return 0;
+}
