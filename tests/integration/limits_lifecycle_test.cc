@@ -338,9 +338,12 @@ TEST_F(LimitsLifecycleTest, SupervisorKilledMidExecutionTakesTheSandboxAndNextSt
   ASSERT_TRUE(running) << "the sandbox never started its processes";
   EXPECT_GE(sandbox_processes, 3u);
 
+  // Every process of the sandbox (the marked shells, and the sleeps they run, which only the
+  // cgroup lists) is gone within 3 s.
   std::vector<pid_t> left = WaitForNoSandboxProcesses(marker, 3000);
   EXPECT_TRUE(left.empty()) << left.size() << " sandbox processes outlived the supervisor by 3 s";
-  EXPECT_TRUE(cgroups_.Members().empty());
+  EXPECT_TRUE(WaitFor([&] { return cgroups_.Members().empty(); }, 3000))
+      << cgroups_.Members().size() << " members of the execution cgroup outlived the supervisor";
   // What the dead supervisor left: its execution cgroup, one directory per hierarchy.
   EXPECT_EQ(dirs.size(), cgroups_.Dirs().size());
   EXPECT_EQ(cgroups_.Children(), dirs) << "the stale cgroup directories are already gone";
@@ -381,18 +384,21 @@ class KilledBuildTest : public LimitsLifecycleTest {
     waitpid(supervisor, &status, 0);
     ASSERT_TRUE(building) << "the build never ran";
     left_ = WaitForNoSandboxProcesses(marker_, 3000);
+    members_gone_ = WaitFor([&] { return cgroups_.Members().empty(); }, 3000);
     staging_ = EntriesContaining(pack_envs, ".staging-");
   }
 
   std::string marker_;
   std::vector<std::string> build_cgroups_;
   std::vector<pid_t> left_;
+  bool members_gone_ = false;
   std::vector<std::string> staging_;
 };
 
 TEST_F(KilledBuildTest, SupervisorKilledDuringEnvBuildTakesTheBuildAndNextStartRemovesCgroups) {
   ASSERT_NO_FATAL_FAILURE(KillSupervisorDuringBuild());
   EXPECT_TRUE(left_.empty()) << left_.size() << " build processes outlived the supervisor by 3 s";
+  EXPECT_TRUE(members_gone_) << "members of the build's cgroup outlived the supervisor by 3 s";
   EXPECT_EQ(build_cgroups_.size(), cgroups_.Dirs().size()) << "the build ran in no cgroup";
   EXPECT_EQ(cgroups_.Children(), build_cgroups_) << "the stale build cgroups are already gone";
   EXPECT_EQ(staging_.size(), 1u) << "the killed build left no staging directory";
