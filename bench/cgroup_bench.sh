@@ -12,13 +12,21 @@
 # copy with the same config (a cgroup parent of the benchmark's own, removed at the end), both
 # through `env` (so that neither pays for an extra exec the other does not), in ROUNDS hyperfine
 # runs whose order alternates, so that a drift in machine load hits both modes alike.
+# Two scenarios, because on cgroup v1 the answer depends on the gap between launches:
+#   back-to-back  launches follow each other at once (a busy supervisor);
+#   isolated      GAP_MS of idle before each launch (hyperfine --prepare "sleep"), as for a
+#                 supervisor that runs one execution now and then. Moving the child into its v1
+#                 cgroups (a cgroup.procs write) takes the kernel's global cgroup_threadgroup_rwsem
+#                 for writing; without the `favordynmods` mount option that waits for an RCU grace
+#                 period unless another migration (anyone's) happened within the last one.
 # Then bench/cgroup_phase.cc (built against the sandbox library of the binary's build tree) times
 # the supervisor-side steps alone in one process: create+limits, adopt, read usage, kill+remove;
 # that figure is free of the scheduling noise of whole launches on a busy machine.
 # Needs: root, hyperfine, a cgroup back end (v2, or v1 memory+pids+cpu); for the phases g++ and
 # pkg-config (libseccomp, libcap).
-# Knobs (environment): RUNS per mode and round (200), WARMUP (20), ROUNDS (3), PHASES (1; 0 skips
-# the in-process timing), PHASE_RUNS (500),
+# Knobs (environment): RUNS per mode and round (200; isolated: RUNS/2), WARMUP (20), ROUNDS (3),
+# GAP_MS (50; 0 skips the isolated scenario), PHASES (1; 0 skips the in-process timing),
+# PHASE_RUNS (500; isolated: PHASE_RUNS/5),
 # CHRT=N runs hyperfine under `chrt -f N` (SCHED_FIFO; both modes inherit it),
 # KEEP=1 keeps the temp dir (hyperfine JSON, config) instead of removing it.
 set -euo pipefail
@@ -31,6 +39,7 @@ RUNS=${RUNS:-200}
 WARMUP=${WARMUP:-20}
 ROUNDS=${ROUNDS:-3}
 PHASES=${PHASES:-1}
+GAP_MS=${GAP_MS:-50}
 PHASE_RUNS=${PHASE_RUNS:-500}
 PYTHON=/usr/bin/python3
 die() { echo "cgroup_bench: $*" >&2; exit 1; }
@@ -71,18 +80,20 @@ PRIO=()
 [[ -n ${CHRT:-} ]] && PRIO=(chrt -f "$CHRT")
 CMD_CG="env PACKVISOR_TEST_NO_CGROUP=0 $PV --config $TMP/bench.toml exec -- /bin/true"
 CMD_NO="env PACKVISOR_TEST_NO_CGROUP=1 $PV --config $TMP/bench.toml exec -- /bin/true"
-for round in $(seq "$ROUNDS"); do
-  if (( round % 2 )); then order=(cgroup "$CMD_CG" no-cgroup "$CMD_NO"); else
-    order=(no-cgroup "$CMD_NO" cgroup "$CMD_CG"); fi
-  "${PRIO[@]}" hyperfine -N --style basic --warmup "$WARMUP" --runs "$RUNS" \
-    --export-json "round$round.json" -n "${order[0]}" "${order[1]}" -n "${order[2]}" "${order[3]}" \
-    >/dev/null
-  echo "round $round done (${order[0]} first)"
-done
-left=$(find /sys/fs/cgroup -mindepth 2 -path "*/$PARENT/*" -type d 2>/dev/null | wc -l)
-(( left == 0 )) || die "$left execution cgroup(s) left under $PARENT"
-
-"$PYTHON" - round*.json <<'PY'
+# scenario NAME RUNS [PREPARE]: ROUNDS hyperfine runs of both modes, then the summary.
+scenario() {
+  local name=$1 runs=$2 prepare=()
+  [[ -n ${3:-} ]] && prepare=(--prepare "$3")
+  for round in $(seq "$ROUNDS"); do
+    if (( round % 2 )); then order=(cgroup "$CMD_CG" no-cgroup "$CMD_NO"); else
+      order=(no-cgroup "$CMD_NO" cgroup "$CMD_CG"); fi
+    "${PRIO[@]}" hyperfine -N --style basic --warmup "$WARMUP" --runs "$runs" "${prepare[@]}" \
+      --export-json "$name-round$round.json" -n "${order[0]}" "${order[1]}" \
+      -n "${order[2]}" "${order[3]}" >/dev/null
+  done
+  echo
+  echo "== $name${3:+ (before each launch: $3)}"
+  "$PYTHON" - "$name"-round*.json <<'PY'
 import json, random, statistics, sys
 times = {"cgroup": [], "no-cgroup": []}
 rounds = []
@@ -92,7 +103,7 @@ for path in sys.argv[1:]:
         times[r["command"]] += [t * 1000 for t in r["times"]]
         med[r["command"]] = r["median"] * 1000
     rounds.append(med["cgroup"] - med["no-cgroup"])
-print("\n%d rounds, %d runs per mode in all" % (len(rounds), len(times["cgroup"])))
+print("%d rounds, %d runs per mode in all" % (len(rounds), len(times["cgroup"])))
 for name in ("no-cgroup", "cgroup"):
     t = times[name]
     q = statistics.quantiles(t, n=20)
@@ -110,6 +121,13 @@ print("ratio cgroup / no-cgroup: %.3f" % (
     statistics.median(times["cgroup"]) / statistics.median(times["no-cgroup"])))
 print("goal < 1 ms added at the median: %s" % ("MET" if diff < 1.0 else "MISSED"))
 PY
+}
+scenario back-to-back "$RUNS"
+if (( GAP_MS > 0 )); then
+  scenario isolated $(( RUNS / 2 )) "sleep $(awk "BEGIN {print $GAP_MS / 1000}")"
+fi
+left=$(find /sys/fs/cgroup -mindepth 2 -path "*/$PARENT/*" -type d 2>/dev/null | wc -l)
+(( left == 0 )) || die "$left execution cgroup(s) left under $PARENT"
 
 if [[ $PHASES == 1 ]]; then
   LIB=$BUILD_DIR/sandbox/libpackvisor_sandbox.a
@@ -118,4 +136,5 @@ if [[ $PHASES == 1 ]]; then
     $(pkg-config --libs libseccomp libcap) -pthread
   echo
   "${PRIO[@]}" ./cgroup_phase "$PARENT" "$PHASE_RUNS"
+  if (( GAP_MS > 0 )); then "${PRIO[@]}" ./cgroup_phase "$PARENT" $(( PHASE_RUNS / 5 )) "$GAP_MS"; fi
 fi

@@ -1,9 +1,13 @@
 // Times, inside one process, what an execution cgroup costs the supervisor: creating it with its
 // limits, moving a process into it (v1; a no-op on v2, where clone3 places the child), reading the
 // usage after the process is gone, and killing and removing the group. A forked child that only
-// waits for a byte and exits stands in for the sandbox.
+// waits for a byte and exits stands in for the sandbox. GAP_MS of idle time before each iteration
+// shows the cost of an isolated launch: on cgroup v1 without `favordynmods`, moving a process
+// (cgroup.procs) takes the kernel's global cgroup_threadgroup_rwsem for writing, which waits for
+// an RCU grace period unless another migration happened within the last one.
 //
-//   cgroup_phase PARENT [ITERATIONS]     (root; built and run by bench/cgroup_bench.sh)
+//   cgroup_phase PARENT [ITERATIONS [GAP_MS]]   (root; built and run by bench/cgroup_bench.sh)
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,11 +39,12 @@ double Percentile(std::vector<double> values, double p) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: cgroup_phase PARENT [ITERATIONS]\n");
+    std::fprintf(stderr, "usage: cgroup_phase PARENT [ITERATIONS [GAP_MS]]\n");
     return 2;
   }
   const std::string parent = argv[1];
   const int iterations = argc > 2 ? std::atoi(argv[2]) : 300;
+  const int gap_ms = argc > 3 ? std::atoi(argv[3]) : 0;
   const CgroupLayout& layout = CgroupLayout::Probe();
   if (layout.backend == packvisor::sandbox::CgroupBackend::kNone) {
     std::fprintf(stderr, "no cgroup back end: %s\n", layout.why_none.c_str());
@@ -56,6 +61,11 @@ int main(int argc, char** argv) {
       _exit(read(go[0], &byte, 1) == 1 ? 0 : 1);
     }
     close(go[0]);
+    if (gap_ms > 0) usleep(static_cast<useconds_t>(gap_ms) * 1000);
+    // As the launcher does before moving the child: no real-time policy (inherited under
+    // `chrt`; a v1 cpu cgroup without an RT budget refuses real-time tasks).
+    struct sched_param normal {};
+    sched_setscheduler(child, SCHED_OTHER, &normal);
     std::optional<ExecutionCgroup> group;
     auto t0 = Clock::now();
     auto created = ExecutionCgroup::Create(
@@ -85,8 +95,9 @@ int main(int argc, char** argv) {
     remove.push_back(Ms(t5 - t4));
     total.push_back(Ms(t2 - t0) + Ms(t5 - t3));
   }
-  std::printf("supervisor-side cgroup cost (%s back end), %d iterations, ms:\n",
-              packvisor::sandbox::CgroupBackendName(layout.backend), iterations);
+  std::printf(
+      "supervisor-side cgroup cost (%s back end), %d iterations, %d ms idle before each, ms:\n",
+      packvisor::sandbox::CgroupBackendName(layout.backend), iterations, gap_ms);
   for (auto [name, values] : {std::pair{"create+limits", &create}, std::pair{"adopt", &adopt},
                               std::pair{"read usage", &usage}, std::pair{"kill+remove", &remove},
                               std::pair{"total", &total}}) {
