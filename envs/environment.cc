@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "envs/digest.h"
+#include "envs/pack_disk.h"
 #include "envs/safe_fs.h"
 #include "sandbox/launcher.h"
 #include "sandbox/os/syscalls.h"
@@ -296,6 +297,8 @@ Result<EnvironmentLease> EnvironmentManager::Ensure(const std::string& pack_ref,
                                                     const std::string& pack_dir,
                                                     const RuntimeDefinition& runtime) {
   PV_TRY(CheckEnvironmentNames(pack_ref, runtime.name));
+  PV_TRY(EnsurePackDisk(
+      {settings_.runtime_envs_dir, settings_.state_dir, settings_.pack_disk_bytes}, pack_ref));
   std::string host_dir = settings_.runtime_envs_dir + "/" + pack_ref + "/" + runtime.name;
   auto take_lease = [&](bool built_now) -> Result<EnvironmentLease> {
     RemoveReplacedTrees(pack_ref, runtime.name);
@@ -413,8 +416,16 @@ Result<void> EnvironmentManager::Build(int pack_fd, const std::string& pack_ref,
       spdlog::debug("environment {}: {} output (last {} bytes):\n{}", label, step,
                     output.text().size(), output.text());
     }
-    if (result->outcome != sandbox::Outcome::kExited || result->exit_code != 0) {
-      std::string detail = std::string("step '") + step + "' " + ExitDescription(*result);
+    // An OOM kill fails the step even when a wrapper exited 0 after its child was killed: what
+    // the killed process was writing is missing from the environment.
+    if (result->oom_killed || result->outcome != sandbox::Outcome::kExited ||
+        result->exit_code != 0) {
+      std::string detail =
+          std::string("step '") + step + "' " +
+          (result->oom_killed && spec.cgroup
+               ? "ran out of memory (limit " +
+                     std::to_string(spec.cgroup->memory_max_bytes >> 20) + " MiB)"
+               : ExitDescription(*result));
       std::string lines = output.LastLines(kFailureLines);
       if (!lines.empty()) detail += ": " + lines;
       return Failure("environment build", label, detail);
@@ -549,7 +560,9 @@ Result<void> EnvironmentManager::Remove(const std::string& pack_ref, const std::
     }
   }
   if (runtime.empty() && EntriesWithPrefix(pack_fd->get(), "").empty()) {
-    unlinkat(root->get(), pack_ref.c_str(), AT_REMOVEDIR);
+    pack_fd->reset();
+    return ReleasePackDisk(
+        {settings_.runtime_envs_dir, settings_.state_dir, settings_.pack_disk_bytes}, pack_ref);
   }
   return Ok{};
 }

@@ -37,6 +37,8 @@ struct EnvironmentSettings {
   std::map<std::string, std::string> install_env;             // build steps only
   bool install_network = true;
   uint64_t max_size_bytes = 2048ull << 20;
+  // Size of each pack's own filesystem at {runtime_envs_dir}/{pack} (envs/pack_disk.h); 0: none.
+  uint64_t pack_disk_bytes = 0;
   std::chrono::seconds build_timeout{900};
   bool show_progress = false;  // a progress line on stderr while a build runs (a terminal)
 };

@@ -69,8 +69,10 @@ Result<void> WalkAt(int dirfd, const std::string& name, dev_t device, Visit& vis
 
 Result<unique_fd> OpenDirBeneath(int dirfd, const std::string& name) {
   if (!IsSingleComponent(name)) return Failure("open directory", name, "not a single component");
+  // One component: the only mount it can cross onto is one at `name` itself, and only root can
+  // make those (a pack's disk, envs/pack_disk.h), so entering it is allowed.
   int fd = os::Openat2(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0,
-                       kBeneath);
+                       kBeneath & ~static_cast<uint64_t>(RESOLVE_NO_XDEV));
   if (fd < 0) return ErrnoError("open directory", name);
   return unique_fd(fd);
 }

@@ -454,7 +454,13 @@ TEST_F(SandboxEscapeTest, A08_positive_control_the_same_attacks_work_on_the_host
   probe_suite::Outcome run =
       probe_suite::RunBinary(PACKVISOR_PROBE_BINARY, {"xattack:host:" + std::to_string(target)});
   int status = 0;
-  if (waitpid(target, &status, WNOHANG) != target) {
+  // The kill is the probe's last attempt; give the target a moment to become a zombie.
+  pid_t reaped = 0;
+  for (int i = 0; i < 200 && reaped != target; ++i) {
+    reaped = waitpid(target, &status, WNOHANG);
+    if (reaped != target) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (reaped != target) {
     kill(target, SIGKILL);
     waitpid(target, &status, 0);
     ADD_FAILURE() << "the probe's kill did not end the target";

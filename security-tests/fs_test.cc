@@ -450,6 +450,120 @@ TEST(FsTest, C30_scratch_size_and_file_size_limits) {
   EXPECT_TRUE(stat(env->Path("big").c_str(), &st) != 0 || st.st_size <= (1LL << 30));
 }
 
+// Each pack's environments live on a filesystem of their own (envs.pack_disk_mb, a loop-mounted
+// ext4 image). An action makes empty files in /env until it fails (inodes), then writes 1 MiB
+// chunks until it fails (blocks): both stop at its pack's disk, the only host storage it used is that disk's
+// image (allocated blocks within the disk size), and another pack's action still writes to its
+// own /env. The positive control runs the same filler with the per-pack disk off and reaches the
+// target, so the assertions can fail.
+struct DiskFillerWorld {
+  explicit DiskFillerWorld(uint64_t pack_disk_mb) {
+    // Parameters arrive as one JSON line on stdin: {"mib": N} is how far to go.
+    const std::string filler =
+        "import json, os, sys\n"
+        "params = json.loads(sys.stdin.readline())\n"
+        "target, max_files = params['mib'] << 20, params['files']\n"
+        "print('reached', flush=True)\n"
+        "fill = open('/env/fill', 'wb')\n"
+        "count, err = 0, 0\n"
+        "try:\n"
+        "    os.makedirs('/env/many', exist_ok=True)\n"
+        "    while count < max_files:\n"
+        "        open('/env/many/%d' % count, 'wb').close(); count += 1\n"
+        "except OSError as e:\n"
+        "    err = e.errno\n"
+        "print('files', count, 'errno', err, flush=True)\n"
+        "total, err = 0, 0\n"
+        "try:\n"
+        "    while total < target:\n"
+        "        fill.write(b'x' * (1 << 20)); fill.flush(); os.fsync(fill.fileno())\n"
+        "        total += 1 << 20\n"
+        "except OSError as e:\n"
+        "    err = e.errno\n"
+        "print('bytes', total >> 20, 'errno', err, flush=True)\n";
+
+    dir.Write("runtimes/filler.toml",
+              "name = \"filler\"\n[interpreter]\nbinary = \"/usr/bin/python3\"\n"
+              "file_extension = \".py\"\n[environment]\ncreate_command = [\"/bin/mkdir\", "
+              "\"-p\", \"{env_dir}/bin\"]\n");
+    for (const std::string pack : {"hog", "victim"}) {
+      dir.Write("packs/" + pack + "/pack.yaml",
+                "ref: " + pack + "\nversion: 1.0.0\ndescription: c30\n");
+      dir.Write("packs/" + pack + "/actions/fill.yaml",
+                "name: fill\nrunner_type: filler\nentry_point: fill.py\ntimeout_seconds: 120\n"
+                "parameters:\n  mib:\n    type: integer\n    required: true\n"
+                "  files:\n    type: integer\n    default: 20000\n");
+      dir.Write("packs/" + pack + "/actions/fill.py", filler);
+    }
+    dir.Write("packvisor.toml",
+              "packs_base_dir = \"" + dir.Path("packs") + "\"\nruntime_envs_dir = \"" +
+                  dir.Path("envs") + "\"\nstate_dir = \"" + dir.Path("state") +
+                  "\"\nruntimes_dir = \"" + dir.Path("runtimes") + "\"\n[envs]\npack_disk_mb = " +
+                  std::to_string(pack_disk_mb) + "\nmax_size_mb = 8\n");
+  }
+  // `packvisor run PACK.fill --param mib=N --param files=F`: the action's stdout.
+  std::string Fill(const std::string& pack, int mib, int files = 20000) {
+    testing::CommandResult run = testing::RunPackvisor(
+        {"--config", dir.Path("packvisor.toml"), "run", pack + ".fill", "--param",
+         "mib=" + std::to_string(mib), "--param", "files=" + std::to_string(files), "--json"});
+    try {
+      return run.Json().value("stdout", "");
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "no result: " << run.stdout_text << run.stderr_text;
+      return "";
+    }
+  }
+  TempDir dir;
+};
+
+// "bytes N errno E" / "files N errno E" of the filler's output, as {N, E}; {-1, -1} when absent.
+std::pair<int64_t, int> FillerCounts(const std::string& out, const std::string& tag) {
+  size_t at = out.find(tag + " ");
+  if (at == std::string::npos) return {-1, -1};
+  long long count = -1;
+  int err = -1;
+  if (std::sscanf(out.c_str() + at + tag.size(), " %lld errno %d", &count, &err) != 2) {
+    return {-1, -1};
+  }
+  return {count, err};
+}
+
+TEST(FsTest, C30_env_disk_filler_stops_at_its_packs_disk) {
+  RequireRoot();
+  const int disk_mb = 32;
+  DiskFillerWorld world(disk_mb);
+  std::string out = world.Fill("hog", 64);
+  ASSERT_NE(out.find("reached\n"), std::string::npos) << "the attack never ran: " << out;
+  auto [mib, bytes_errno] = FillerCounts(out, "bytes");
+  EXPECT_EQ(bytes_errno, ENOSPC) << out;
+  EXPECT_GE(mib, disk_mb / 2) << "the filler stopped long before its disk was full: " << out;
+  EXPECT_LT(mib, disk_mb) << out;
+  auto [files, files_errno] = FillerCounts(out, "files");
+  EXPECT_EQ(files_errno, ENOSPC) << out;
+  EXPECT_GE(files, 1000) << out;
+  EXPECT_LT(files, 20000) << "inodes were not bounded by the disk: " << out;
+  // The only host storage the pack used is its disk's image, allocated within the disk's size.
+  struct stat image {};
+  ASSERT_EQ(stat(world.dir.Path("state/disks/hog.img").c_str(), &image), 0);
+  EXPECT_LE(static_cast<int64_t>(image.st_blocks) * 512, int64_t{disk_mb} << 20);
+  EXPECT_EQ(image.st_uid, 0u);
+  EXPECT_EQ(image.st_mode & 07777, 0600u);
+  // Another pack is untouched: its action writes what it asks for into its own /env.
+  std::string victim = world.Fill("victim", 4, 100);
+  EXPECT_NE(victim.find("files 100 errno 0\n"), std::string::npos) << victim;
+  EXPECT_NE(victim.find("bytes 4 errno 0\n"), std::string::npos) << victim;
+}
+
+TEST(FsTest, C30_positive_control_without_pack_disks_the_filler_passes_the_size) {
+  RequireRoot();
+  DiskFillerWorld world(0);
+  std::string out = world.Fill("hog", 40);
+  ASSERT_NE(out.find("reached\n"), std::string::npos) << "the attack never ran: " << out;
+  EXPECT_NE(out.find("files 20000 errno 0\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("bytes 40 errno 0\n"), std::string::npos) << out;
+  EXPECT_FALSE(std::filesystem::exists(world.dir.Path("state/disks/hog.img")));
+}
+
 // --- C31: data persisting between runs ---------------------------------------------------------
 
 bool UnderWritableRoot(const std::string& path) {
@@ -532,11 +646,18 @@ TEST(FsTest, C32_path_traversal_in_pack_metadata_rejected) {
 
 // --- C33: no mounts left behind on the host ----------------------------------------------------
 
+// Host mounts, without the pack disks that concurrent tests' worlds mount and unmount under
+// /tmp (ext4 on a loop device): this test's own runs use `exec` with an explicit env dir, which
+// never makes a pack disk, so nothing they could leave behind is filtered out.
 std::multiset<std::string> HostMounts() {
   std::multiset<std::string> mounts;
   for (const std::string& line : testing::Lines(ReadFile("/proc/self/mountinfo"))) {
     std::vector<std::string> f = Fields(line);
     if (f.size() < 5) continue;
+    if (f[4].rfind("/tmp/packvisor-test-", 0) == 0 &&
+        line.find(" - ext4 /dev/loop") != std::string::npos) {
+      continue;
+    }
     // Without the mount id and parent id (fields 1-2): what is mounted where, with which options.
     mounts.insert(line.substr(line.find(' ', line.find(' ') + 1) + 1));
   }

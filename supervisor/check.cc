@@ -779,6 +779,35 @@ void ProbeSandboxTrial(const Config& config, std::vector<CheckRow>& rows) {
 
 }  // namespace
 
+// Per-pack disks (envs.pack_disk_mb): loop devices and mkfs.ext4. Required when configured, since
+// no environment can be made without them then; a warning when turned off.
+void ProbePackDisks(const Config& config, std::vector<CheckRow>& rows) {
+  CheckRow row{"per-pack env disks", CheckStatus::kOk, "", config.envs.pack_disk_mb != 0};
+  if (config.envs.pack_disk_mb == 0) {
+    row.status = CheckStatus::kWarn;
+    row.meaning = "envs.pack_disk_mb = 0: no quota on /env; one pack can fill the filesystem "
+                  "of runtime_envs_dir for every other pack and the host";
+    rows.push_back(std::move(row));
+    return;
+  }
+  unique_fd control(open("/dev/loop-control", O_RDWR | O_CLOEXEC));
+  int control_errno = errno;
+  bool mkfs = access("/usr/sbin/mkfs.ext4", X_OK) == 0 || access("/sbin/mkfs.ext4", X_OK) == 0;
+  if (!control) {
+    row.status = CheckStatus::kMissing;
+    row.meaning = std::string("/dev/loop-control: ") + std::strerror(control_errno) +
+                  " (each pack's environments need a loop-mounted disk; or set "
+                  "envs.pack_disk_mb = 0)";
+  } else if (!mkfs) {
+    row.status = CheckStatus::kMissing;
+    row.meaning = "mkfs.ext4 not found (install e2fsprogs; or set envs.pack_disk_mb = 0)";
+  } else {
+    row.meaning = std::to_string(config.envs.pack_disk_mb) +
+                  " MiB ext4 per pack (loop device): /env and builds stop at it";
+  }
+  rows.push_back(std::move(row));
+}
+
 int RunCheckCommand(const Config& config) {
   std::vector<CheckRow> rows;
   ProbePrivileges(rows);
@@ -791,6 +820,7 @@ int RunCheckCommand(const Config& config) {
   ProbeCloseRange(rows);
   ProbeOpenat2(rows);
   ProbeCgroups(rows);
+  ProbePackDisks(config, rows);
   ProbeSysctls(rows);
   ProbeSandboxTrial(config, rows);
 

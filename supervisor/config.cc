@@ -18,6 +18,8 @@
 
 #include <toml++/toml.h>
 
+#include "envs/pack_disk.h"
+
 namespace packvisor {
 namespace {
 
@@ -584,6 +586,7 @@ Result<void> ReadInstallEnv(Loader& l, const toml::node& n, const std::string& k
 const std::vector<Field>& EnvsFields() {
   static const std::vector<Field> fields = {
       {"max_size_mb", IntField(&Config::envs, &EnvsConfig::max_size_mb, 1, kMaxMegabytes)},
+      {"pack_disk_mb", IntField(&Config::envs, &EnvsConfig::pack_disk_mb, 0, kMaxMegabytes)},
       {"install_env", ReadInstallEnv},
       {"build_timeout_seconds",
        IntField(&Config::envs, &EnvsConfig::build_timeout_seconds, 1, kMaxSeconds)},
@@ -715,6 +718,11 @@ Result<void> Loader::CheckCrossFields() {
                             " (every action would see other packs' files)");
       }
     }
+  }
+  if (c.envs.pack_disk_mb != 0 && (c.envs.pack_disk_mb << 20) < envs::kMinPackDiskBytes) {
+    return Bad(LineOf("envs.pack_disk_mb"), "envs.pack_disk_mb",
+               std::to_string(c.envs.pack_disk_mb) + " is below the smallest disk (" +
+                   std::to_string(envs::kMinPackDiskBytes >> 20) + " MiB), or 0 for none");
   }
   SandboxConfig& limits = config_.sandbox;
   const std::tuple<uint64_t*, uint64_t, const char*, const char*> ceilings[] = {

@@ -47,6 +47,9 @@ struct SandboxConfig {
 
 struct EnvsConfig {
   uint64_t max_size_mb = 2048;
+  // Each pack's environments live on a filesystem of this size of their own (a loop-mounted
+  // ext4 image under state_dir/disks); 0 turns the per-pack disk off (`packvisor check` warns).
+  uint64_t pack_disk_mb = 4096;
   std::map<std::string, std::string> install_env;
   int64_t build_timeout_seconds = 900;
 };

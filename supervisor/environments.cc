@@ -68,6 +68,7 @@ envs::EnvironmentSettings EnvironmentSettingsFrom(const Config& config) {
   settings.install_env = config.envs.install_env;
   settings.install_network = config.sandbox.install_network;
   settings.max_size_bytes = config.envs.max_size_mb << 20;
+  settings.pack_disk_bytes = config.envs.pack_disk_mb << 20;
   settings.build_timeout = std::chrono::seconds(config.envs.build_timeout_seconds);
   settings.show_progress = isatty(2) == 1;
   return settings;

@@ -410,11 +410,7 @@ TEST_F(KilledBuildTest, SupervisorKilledDuringEnvBuildTakesTheBuildAndNextStartR
 }
 
 TEST_F(KilledBuildTest, NextStartRemovesTheStagingDirectoryOfAKilledBuild) {
-  // MISSING (reported to the lead): EnvironmentManager::CleanUpStale() exists but nothing calls
-  // it; a killed build's .staging-{runtime}-* tree stays until the next build of the same pack
-  // and runtime starts (EnvironmentManager::Build removes it then). Remove this skip when
-  // `run`/`exec` (or every start) calls CleanUpStale.
-  GTEST_SKIP() << "missing: no start-up cleanup of env staging directories (CleanUpStale unused)";
+  // Every `run`/`exec` start removes staging and replaced trees nobody holds (CleanUpStale).
   ASSERT_NO_FATAL_FAILURE(KillSupervisorDuringBuild());
   ASSERT_EQ(staging_.size(), 1u) << "the killed build left no staging directory";
   StartAgain();

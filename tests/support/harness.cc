@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/random.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -279,6 +280,18 @@ TempDir::TempDir() {
 }
 
 TempDir::~TempDir() {
+  // Pack disks (envs/pack_disk.h) mounted below this directory: detach them first (their loop
+  // devices clear themselves), deepest first, so that nothing is left mounted or half-removed.
+  std::vector<std::string> mounts;
+  std::istringstream mountinfo(ReadFileOrEmpty("/proc/self/mountinfo"));
+  for (std::string line; std::getline(mountinfo, line);) {
+    std::istringstream fields(line);
+    std::string id, parent, numbers, root, mount_point;
+    fields >> id >> parent >> numbers >> root >> mount_point;
+    if (mount_point.rfind(path_ + "/", 0) == 0) mounts.push_back(mount_point);
+  }
+  std::sort(mounts.rbegin(), mounts.rend());
+  for (const std::string& mount_point : mounts) umount2(mount_point.c_str(), MNT_DETACH);
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
 }

@@ -81,6 +81,7 @@ void ExpectDefaults(const Config& c) {
   EXPECT_TRUE(c.sandbox.extra_ro_binds.empty());
   EXPECT_TRUE(c.sandbox.passthrough_env.empty());
   EXPECT_EQ(c.envs.max_size_mb, 2048u);
+  EXPECT_EQ(c.envs.pack_disk_mb, 4096u);
   EXPECT_EQ(c.envs.build_timeout_seconds, 900);
   EXPECT_EQ(c.server.socket, "/run/packvisor/packvisor.sock");
   EXPECT_EQ(c.server.allowed_uids, std::vector<uid_t>{0});
@@ -216,7 +217,7 @@ TEST_F(ConfigTest, ShippedExampleUncommentedGivesDefaults) {
       uncommented += line + "\n";
     }
   }
-  EXPECT_EQ(settings, 32);  // 30 keys and 2 install_env examples
+  EXPECT_EQ(settings, 33);  // 31 keys and 2 install_env examples
   auto config = LoadConfigFile(Write("uncommented.toml", uncommented));
   ASSERT_TRUE(config.ok()) << config.error().message();
   EXPECT_EQ(config->runtimes_dir, "/etc/packvisor/runtimes");
@@ -571,6 +572,15 @@ TEST_F(ConfigTest, CeilingBelowTheDefaultIsAnError) {
             "invalid configuration " + File() +
                 ":3: sandbox.pids_ceiling: sandbox.pids_ceiling 50 is below the default "
                 "sandbox.pids_max 100 (the ceiling bounds what runtimes and actions may ask for)");
+}
+
+TEST_F(ConfigTest, PackDiskIsOffOrLargeEnoughForAJournal) {
+  auto off = LoadConfigFile(Write("off.toml", "[envs]\npack_disk_mb = 0\n"));
+  ASSERT_TRUE(off.ok()) << off.error().message();
+  EXPECT_EQ(off->envs.pack_disk_mb, 0u);
+  EXPECT_EQ(ErrorOf("[envs]\npack_disk_mb = 8\n"),
+            "invalid configuration " + File() +
+                ":2: envs.pack_disk_mb: 8 is below the smallest disk (16 MiB), or 0 for none");
 }
 
 }  // namespace

@@ -1,0 +1,284 @@
+#include "envs/pack_disk.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/loop.h>
+#include <spawn.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "envs/lock.h"
+#include "envs/safe_fs.h"
+#include "sandbox/os/syscalls.h"
+#include "sandbox/os/unique_fd.h"
+
+namespace packvisor::envs {
+namespace {
+
+constexpr auto kDiskLockTimeout = std::chrono::seconds(120);
+constexpr int kLoopAttachAttempts = 8;
+
+// mkfs.ext4 of `image_fd` (reached as /proc/<our pid>/fd/N, so that mkfs never resolves a path a
+// sandbox could have written): no reserved blocks, root-owned root directory, a journal scaled to
+// the disk (4..64 MiB) and lazy initialization (the image stays sparse).
+Result<void> MakeFilesystem(int image_fd, uint64_t size_bytes) {
+  const char* mkfs = nullptr;
+  for (const char* candidate : {"/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"}) {
+    if (access(candidate, X_OK) == 0) {
+      mkfs = candidate;
+      break;
+    }
+  }
+  if (mkfs == nullptr) {
+    return Failure("create pack disk", "mkfs.ext4",
+                   "not found in /usr/sbin or /sbin (install e2fsprogs, or set "
+                   "envs.pack_disk_mb = 0)");
+  }
+  std::string device = "/proc/" + std::to_string(getpid()) + "/fd/" + std::to_string(image_fd);
+  std::string journal = "size=" + std::to_string(std::clamp<uint64_t>(size_bytes >> 28, 4, 64));
+  std::vector<std::string> args = {mkfs,     "-q",     "-F",    "-m", "0",   "-J",
+                                   journal,  "-E",
+                                   "root_owner=0:0,lazy_itable_init=1,lazy_journal_init=1",
+                                   device};
+  std::vector<char*> argv;
+  for (std::string& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  pid_t pid = -1;
+  char* empty_env[] = {nullptr};
+  int err = posix_spawn(&pid, mkfs, &actions, nullptr, argv.data(), empty_env);
+  posix_spawn_file_actions_destroy(&actions);
+  if (err != 0) {
+    errno = err;
+    return ErrnoError("spawn", mkfs);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return ErrnoError("wait for", mkfs);
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return Failure("create pack disk", mkfs,
+                   "failed (" + std::string(WIFEXITED(status) ? "exit status " : "signal ") +
+                       std::to_string(WIFEXITED(status) ? WEXITSTATUS(status)
+                                                        : WTERMSIG(status)) +
+                       ")");
+  }
+  return Ok{};
+}
+
+// The pack's image, created with its filesystem when missing: written as an unnamed O_TMPFILE and
+// linked into place only once complete, so a crash never leaves a half-made image behind.
+Result<unique_fd> OpenOrCreateImage(int disks_fd, const std::string& name, uint64_t size_bytes,
+                                    const std::string& shown_path) {
+  unique_fd image(openat(disks_fd, name.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC));
+  if (image) {
+    struct stat st {};
+    if (fstat(image.get(), &st) != 0) return ErrnoError("stat", shown_path);
+    if (!S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 077) != 0) {
+      return Failure("open pack disk", shown_path, "not a root-owned 0600 regular file");
+    }
+    return image;
+  }
+  if (errno != ENOENT) return ErrnoError("open", shown_path);
+  unique_fd fresh(openat(disks_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+  if (!fresh) return ErrnoError("create (O_TMPFILE)", shown_path);
+  if (ftruncate(fresh.get(), static_cast<off_t>(size_bytes)) != 0) {
+    return ErrnoError("size", shown_path);
+  }
+  PV_TRY(MakeFilesystem(fresh.get(), size_bytes));
+  if (fsync(fresh.get()) != 0) return ErrnoError("fsync", shown_path);
+  std::string self = "/proc/self/fd/" + std::to_string(fresh.get());
+  if (linkat(AT_FDCWD, self.c_str(), disks_fd, name.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+    return ErrnoError("link", shown_path);
+  }
+  return fresh;
+}
+
+// A free loop device attached to `image_fd`, clearing itself when its last user (the mount) goes.
+// Another process may take the device between LOOP_CTL_GET_FREE and LOOP_CONFIGURE (EBUSY): then
+// the next free one is tried.
+Result<std::string> AttachLoopDevice(int image_fd, unique_fd* device_fd) {
+  unique_fd control(open("/dev/loop-control", O_RDWR | O_CLOEXEC));
+  if (!control) return ErrnoError("open", "/dev/loop-control");
+  for (int attempt = 0; attempt < kLoopAttachAttempts; ++attempt) {
+    int number = ioctl(control.get(), LOOP_CTL_GET_FREE);
+    if (number < 0) return ErrnoError("LOOP_CTL_GET_FREE", "/dev/loop-control");
+    std::string path = "/dev/loop" + std::to_string(number);
+    unique_fd device(open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+    if (!device && errno == ENOENT) {
+      // /dev without udev (a container's tmpfs): make the node the kernel just created.
+      auto numbers = os::ReadFile("/sys/devices/virtual/block/loop" + std::to_string(number) +
+                                  "/dev");
+      unsigned major_number = 0;
+      unsigned minor_number = 0;
+      if (!numbers || std::sscanf(numbers->c_str(), "%u:%u", &major_number, &minor_number) != 2) {
+        return Failure("find device numbers of", path, "not in /sys/devices/virtual/block");
+      }
+      if (mknod(path.c_str(), S_IFBLK | 0600, makedev(major_number, minor_number)) != 0 &&
+          errno != EEXIST) {
+        return ErrnoError("mknod", path);
+      }
+      device.reset(open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+    }
+    if (!device) return ErrnoError("open", path);
+    struct loop_config config {};
+    config.fd = static_cast<uint32_t>(image_fd);
+    config.info.lo_flags = LO_FLAGS_AUTOCLEAR;
+    if (ioctl(device.get(), LOOP_CONFIGURE, &config) == 0) {
+      *device_fd = std::move(device);
+      return path;
+    }
+    if (errno != EBUSY) return ErrnoError("LOOP_CONFIGURE", path);
+  }
+  return Failure("attach pack disk", "/dev/loop-control",
+                 "no free loop device after " + std::to_string(kLoopAttachAttempts) + " attempts");
+}
+
+// Mounts the ext4 filesystem on `device` onto the directory `target_fd` (nosuid, nodev).
+Result<void> MountOnto(const std::string& device, int target_fd, const std::string& shown_path) {
+  unique_fd fs(fsopen("ext4", FSOPEN_CLOEXEC));
+  if (!fs) return ErrnoError("fsopen ext4", shown_path);
+  if (fsconfig(fs.get(), FSCONFIG_SET_STRING, "source", device.c_str(), 0) != 0) {
+    return ErrnoError("fsconfig source", device);
+  }
+  if (fsconfig(fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) {
+    return ErrnoError("mount ext4 from", device);
+  }
+  unique_fd mount(fsmount(fs.get(), FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV));
+  if (!mount) return ErrnoError("fsmount", device);
+  if (move_mount(mount.get(), "", target_fd, "",
+                 MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
+    return ErrnoError("move_mount", shown_path);
+  }
+  return Ok{};
+}
+
+// Whether the open directory has no entries but "." and "..".
+bool IsEmptyDirectory(int dir_fd) {
+  int dup = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3);
+  if (dup < 0) return false;
+  DIR* dir = fdopendir(dup);
+  if (dir == nullptr) {
+    unique_fd owned(dup);
+    return false;
+  }
+  bool empty = true;
+  while (struct dirent* entry = readdir(dir)) {
+    std::string_view name = entry->d_name;
+    if (name != "." && name != "..") empty = false;
+  }
+  closedir(dir);
+  return empty;
+}
+
+}  // namespace
+
+Result<bool> IsMountRoot(int parent_fd, const std::string& name) {
+  struct statx stx {};
+  if (statx(parent_fd, name.c_str(), AT_SYMLINK_NOFOLLOW, STATX_TYPE, &stx) != 0) {
+    return ErrnoError("statx", name);
+  }
+  if ((stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) == 0) {
+    return Failure("statx", name, "the kernel does not report mount roots (STATX_ATTR_MOUNT_ROOT)");
+  }
+  return (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
+}
+
+Result<void> EnsurePackDisk(const PackDiskSettings& settings, const std::string& pack_ref) {
+  if (settings.size_bytes == 0) return Ok{};
+  const std::string mount_point = settings.runtime_envs_dir + "/" + pack_ref;
+  auto root = OpenDirPath(settings.runtime_envs_dir, true, 0755);
+  if (!root) return root.error();
+  auto mounted = IsMountRoot(root->get(), pack_ref);
+  if (mounted && *mounted) return Ok{};  // the fast path of every later execution
+
+  auto locks = OpenDirPath(settings.state_dir + "/locks", true, 0700);
+  if (!locks) return locks.error();
+  auto lock =
+      FileLock::Acquire(settings.state_dir + "/locks/" + pack_ref + ".disk", kDiskLockTimeout);
+  if (!lock) return lock.error();
+  if (mkdirat(root->get(), pack_ref.c_str(), 0755) != 0 && errno != EEXIST) {
+    return ErrnoError("mkdir", mount_point);
+  }
+  mounted = IsMountRoot(root->get(), pack_ref);
+  if (!mounted) return mounted.error();
+  if (*mounted) return Ok{};  // another process mounted it while we waited
+
+  auto disks = OpenDirPath(settings.state_dir + "/disks", true, 0700);
+  if (!disks) return disks.error();
+  const std::string image_name = pack_ref + ".img";
+  auto image = OpenOrCreateImage(disks->get(), image_name, settings.size_bytes,
+                                 settings.state_dir + "/disks/" + image_name);
+  if (!image) return image.error();
+  unique_fd device_fd;
+  auto device = AttachLoopDevice(image->get(), &device_fd);
+  if (!device) return device.error();
+  auto target = OpenDirBeneath(root->get(), pack_ref);
+  if (!target) return target.error();
+  PV_TRY(MountOnto(*device, target->get(), mount_point));
+
+  mounted = IsMountRoot(root->get(), pack_ref);
+  if (!mounted) return mounted.error();
+  if (!*mounted) return Failure("mount pack disk", mount_point, "not a mount root after mounting");
+  // mkfs's lost+found would look like an environment to `env list`; e2fsck makes it when needed.
+  auto disk_root = OpenDirBeneath(root->get(), pack_ref);
+  if (!disk_root) return disk_root.error();
+  if (unlinkat(disk_root->get(), "lost+found", AT_REMOVEDIR) != 0 && errno != ENOENT &&
+      errno != ENOTEMPTY) {
+    return ErrnoError("remove", mount_point + "/lost+found");
+  }
+  if (fchmod(disk_root->get(), 0755) != 0) return ErrnoError("chmod", mount_point);
+  return Ok{};
+}
+
+Result<void> ReleasePackDisk(const PackDiskSettings& settings, const std::string& pack_ref) {
+  auto root = OpenDirPath(settings.runtime_envs_dir, false);
+  if (!root) return root.error();
+  auto locks = OpenDirPath(settings.state_dir + "/locks", true, 0700);
+  if (!locks) return locks.error();
+  auto lock =
+      FileLock::Acquire(settings.state_dir + "/locks/" + pack_ref + ".disk", kDiskLockTimeout);
+  if (!lock) return lock.error();
+  auto mounted = IsMountRoot(root->get(), pack_ref);
+  if (!mounted) return mounted.error().err == ENOENT ? Result<void>(Ok{}) : mounted.error();
+  if (*mounted) {
+    auto disk_root = OpenDirBeneath(root->get(), pack_ref);
+    if (!disk_root) return disk_root.error();
+    if (!IsEmptyDirectory(disk_root->get())) return Ok{};
+    disk_root->reset();  // an open fd inside would make the unmount EBUSY
+    // By path (the components are root's: runtime_envs_dir and the pack's mount point), never
+    // following a symlink in the last one.
+    std::string mount_point = settings.runtime_envs_dir + "/" + pack_ref;
+    if (umount2(mount_point.c_str(), UMOUNT_NOFOLLOW) != 0) {
+      if (errno == EBUSY) return Ok{};
+      return ErrnoError("unmount pack disk", mount_point);
+    }
+  }
+  if (auto disks = OpenDirPath(settings.state_dir + "/disks", false)) {
+    if (unlinkat(disks->get(), (pack_ref + ".img").c_str(), 0) != 0 && errno != ENOENT) {
+      return ErrnoError("remove", settings.state_dir + "/disks/" + pack_ref + ".img");
+    }
+  }
+  if (unlinkat(root->get(), pack_ref.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT &&
+      errno != ENOTEMPTY) {
+    return ErrnoError("remove", settings.runtime_envs_dir + "/" + pack_ref);
+  }
+  return Ok{};
+}
+
+}  // namespace packvisor::envs
