@@ -123,12 +123,17 @@ std::vector<std::string> EntriesWithPrefix(int dir_fd, const std::string& prefix
 
 std::string ExitDescription(const sandbox::SandboxResult& result) {
   switch (result.outcome) {
-    case sandbox::Outcome::kExited: return "exited with code " + std::to_string(result.exit_code);
-    case sandbox::Outcome::kSignaled: return "was killed by signal " + std::to_string(result.signal);
-    case sandbox::Outcome::kTimedOut: return "timed out";
-    case sandbox::Outcome::kCancelled: return "was cancelled";
+    case sandbox::Outcome::kExited:
+      return "exited with code " + std::to_string(result.exit_code);
+    case sandbox::Outcome::kSignaled:
+      return "was killed by signal " + std::to_string(result.signal);
+    case sandbox::Outcome::kTimedOut:
+      return "timed out";
+    case sandbox::Outcome::kCancelled:
+      return "was cancelled";
     case sandbox::Outcome::kSetupFailed:
-    case sandbox::Outcome::kExecFailed: return "could not start: " + result.FailureMessage();
+    case sandbox::Outcome::kExecFailed:
+      return "could not start: " + result.FailureMessage();
   }
   return "failed";
 }
@@ -145,8 +150,9 @@ class ProgressLine {
         auto seconds = std::chrono::duration_cast<std::chrono::seconds>(
                            std::chrono::steady_clock::now() - start)
                            .count();
-        if (seconds >= 1) std::fprintf(stderr, "\rpackvisor: %s ... %lld s", what_.c_str(),
-                                       static_cast<long long>(seconds));
+        if (seconds >= 1)
+          std::fprintf(stderr, "\rpackvisor: %s ... %lld s", what_.c_str(),
+                       static_cast<long long>(seconds));
       }
     });
   }
@@ -167,10 +173,14 @@ class ProgressLine {
 
 const char* EnvironmentStateName(EnvironmentState state) {
   switch (state) {
-    case EnvironmentState::kMissing: return "missing";
-    case EnvironmentState::kReady: return "ready";
-    case EnvironmentState::kStale: return "stale";
-    case EnvironmentState::kBroken: return "broken";
+    case EnvironmentState::kMissing:
+      return "missing";
+    case EnvironmentState::kReady:
+      return "ready";
+    case EnvironmentState::kStale:
+      return "stale";
+    case EnvironmentState::kBroken:
+      return "broken";
   }
   return "unknown";
 }
@@ -391,8 +401,8 @@ Result<void> EnvironmentManager::Build(int pack_fd, const std::string& pack_ref,
     spec.argv = *argv;
     spec.pack_dir = pack_dir;
     spec.env_dir = staging_path;
-    spec.network = settings_.install_network ? sandbox::NetworkMode::kHost
-                                             : sandbox::NetworkMode::kNone;
+    spec.network =
+        settings_.install_network ? sandbox::NetworkMode::kHost : sandbox::NetworkMode::kNone;
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left <= std::chrono::milliseconds::zero()) {
@@ -408,8 +418,7 @@ Result<void> EnvironmentManager::Build(int pack_fd, const std::string& pack_ref,
     io.stdout_sink = &output;
     io.stderr_sink = &output;
     spdlog::info("environment {}: {} ({})", label, step, spec.argv[0]);
-    ProgressLine progress(settings_.show_progress,
-                          "building environment " + label + ": " + step);
+    ProgressLine progress(settings_.show_progress, "building environment " + label + ": " + step);
     auto result = sandbox::RunSandbox(spec, io);
     if (!result) return result.error();
     if (!output.text().empty()) {
@@ -420,12 +429,11 @@ Result<void> EnvironmentManager::Build(int pack_fd, const std::string& pack_ref,
     // the killed process was writing is missing from the environment.
     if (result->oom_killed || result->outcome != sandbox::Outcome::kExited ||
         result->exit_code != 0) {
-      std::string detail =
-          std::string("step '") + step + "' " +
-          (result->oom_killed && spec.cgroup
-               ? "ran out of memory (limit " +
-                     std::to_string(spec.cgroup->memory_max_bytes >> 20) + " MiB)"
-               : ExitDescription(*result));
+      std::string detail = std::string("step '") + step + "' " +
+                           (result->oom_killed && spec.cgroup
+                                ? "ran out of memory (limit " +
+                                      std::to_string(spec.cgroup->memory_max_bytes >> 20) + " MiB)"
+                                : ExitDescription(*result));
       std::string lines = output.LastLines(kFailureLines);
       if (!lines.empty()) detail += ": " + lines;
       return Failure("environment build", label, detail);
@@ -447,8 +455,8 @@ Result<void> EnvironmentManager::Build(int pack_fd, const std::string& pack_ref,
       auto interpreter = InterpreterFor(runtime, CommandPhase::kInstall);
       if (!interpreter) return interpreter.error();
       values.interpreter = *interpreter;
-      values.manifest_path = std::string(kSandboxPackDir) + "/" +
-                             runtime.dependencies->manifest_file;
+      values.manifest_path =
+          std::string(kSandboxPackDir) + "/" + runtime.dependencies->manifest_file;
       PV_TRY(run_step("install", runtime.dependencies->install_command));
     }
   }
@@ -513,7 +521,7 @@ Result<std::vector<EnvironmentInfo>> EnvironmentManager::List() const {
       auto marker = ReadMarker(pack_fd->get(), runtime);
       auto st = EnvStat(pack_fd->get(), runtime);
       info.state = marker && st && MarkerMatches(*marker, *st) ? EnvironmentState::kReady
-                                                                : EnvironmentState::kBroken;
+                                                               : EnvironmentState::kBroken;
       if (marker) info.digest = marker->digest;
       if (auto size = TreeSizeAt(pack_fd->get(), runtime)) info.size_bytes = *size;
       struct stat used {};

@@ -85,7 +85,8 @@ class EnvironmentManager {
   // while an execution uses it.
   Result<void> Remove(const std::string& pack_ref, const std::string& runtime);
 
-  // Removes staging and replaced trees that no builder or execution holds (dead builders' leftovers).
+  // Removes staging and replaced trees that no builder or execution holds (dead builders'
+  // leftovers).
   Result<void> CleanUpStale();
 
   // The digest of (runtime definition, manifest bytes, interpreter identity).

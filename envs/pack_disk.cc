@@ -48,10 +48,11 @@ Result<void> MakeFilesystem(int image_fd, uint64_t size_bytes) {
   }
   std::string device = "/proc/" + std::to_string(getpid()) + "/fd/" + std::to_string(image_fd);
   std::string journal = "size=" + std::to_string(std::clamp<uint64_t>(size_bytes >> 28, 4, 64));
-  std::vector<std::string> args = {mkfs,     "-q",     "-F",    "-m", "0",   "-J",
-                                   journal,  "-E",
-                                   "root_owner=0:0,lazy_itable_init=1,lazy_journal_init=1",
-                                   device};
+  std::vector<std::string> args = {
+      mkfs,    "-q", "-F",
+      "-m",    "0",  "-J",
+      journal, "-E", "root_owner=0:0,lazy_itable_init=1,lazy_journal_init=1",
+      device};
   std::vector<char*> argv;
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
@@ -74,8 +75,7 @@ Result<void> MakeFilesystem(int image_fd, uint64_t size_bytes) {
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     return Failure("create pack disk", mkfs,
                    "failed (" + std::string(WIFEXITED(status) ? "exit status " : "signal ") +
-                       std::to_string(WIFEXITED(status) ? WEXITSTATUS(status)
-                                                        : WTERMSIG(status)) +
+                       std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status)) +
                        ")");
   }
   return Ok{};
@@ -122,8 +122,8 @@ Result<std::string> AttachLoopDevice(int image_fd, unique_fd* device_fd) {
     unique_fd device(open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
     if (!device && errno == ENOENT) {
       // /dev without udev (a container's tmpfs): make the node the kernel just created.
-      auto numbers = os::ReadFile("/sys/devices/virtual/block/loop" + std::to_string(number) +
-                                  "/dev");
+      auto numbers =
+          os::ReadFile("/sys/devices/virtual/block/loop" + std::to_string(number) + "/dev");
       unsigned major_number = 0;
       unsigned minor_number = 0;
       if (!numbers || std::sscanf(numbers->c_str(), "%u:%u", &major_number, &minor_number) != 2) {

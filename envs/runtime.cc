@@ -236,9 +236,9 @@ Result<void> ParseLimits(const Context& ctx, const toml::table& root, RuntimeDef
     if (node == nullptr) continue;
     std::optional<int64_t> value = node->value_exact<int64_t>();
     if (!value || *value < static_cast<int64_t>(min) || *value > static_cast<int64_t>(max)) {
-      return ctx.At(*node, Join("limits", key),
-                    "expected a whole number from " + std::to_string(min) + " to " +
-                        std::to_string(max));
+      return ctx.At(
+          *node, Join("limits", key),
+          "expected a whole number from " + std::to_string(min) + " to " + std::to_string(max));
     }
     *out = static_cast<uint64_t>(*value);
   }

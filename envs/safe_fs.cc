@@ -15,8 +15,8 @@
 namespace packvisor::envs {
 namespace {
 
-constexpr uint64_t kBeneath = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
-                              RESOLVE_NO_XDEV;
+constexpr uint64_t kBeneath =
+    RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
 
 bool IsSingleComponent(const std::string& name) {
   return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos;
@@ -92,9 +92,9 @@ Result<unique_fd> OpenDirPath(const std::string& path, bool create, mode_t mode)
     if (create && mkdirat(current.get(), part.c_str(), mode) != 0 && errno != EEXIST) {
       return ErrnoError("mkdir", path);
     }
-    int fd = os::Openat2(current.get(), part.c_str(),
-                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0,
-                         RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+    int fd =
+        os::Openat2(current.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0,
+                    RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
     if (fd < 0) return ErrnoError("open directory", path);
     current.reset(fd);
   }
@@ -182,8 +182,8 @@ Result<void> ChownTreeAt(int dirfd, const std::string& name, uid_t uid, gid_t gi
 }
 
 Result<std::string> ReadSmallFileAt(int dirfd, const std::string& name, size_t max_bytes) {
-  int fd = os::Openat2(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0,
-                       kBeneath);
+  int fd =
+      os::Openat2(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0, kBeneath);
   if (fd < 0) return ErrnoError("open", name);
   unique_fd file(fd);
   struct stat st {};
@@ -207,8 +207,8 @@ Result<std::string> ReadSmallFileAt(int dirfd, const std::string& name, size_t m
 
 Result<void> WriteFileAtomicAt(int dirfd, const std::string& name, const std::string& content) {
   std::string temp = "." + name + ".tmp-" + RandomSuffix();
-  unique_fd file(openat(dirfd, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                        0644));
+  unique_fd file(
+      openat(dirfd, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
   if (!file) return ErrnoError("create", temp);
   auto written = os::WriteAll(file.get(), content.data(), content.size(), temp);
   if (written && fsync(file.get()) != 0) written = ErrnoError("fsync", temp);

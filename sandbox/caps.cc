@@ -23,10 +23,10 @@ CapabilityPlan::~CapabilityPlan() {
 }
 
 int CapabilityPlan::LockSecurebits() const {
-  constexpr unsigned long kLockedBits =
-      SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
-      SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE |
-      SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+  constexpr unsigned long kLockedBits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED |
+                                        SECBIT_NO_SETUID_FIXUP | SECBIT_NO_SETUID_FIXUP_LOCKED |
+                                        SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE |
+                                        SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
   static_assert(kLockedBits == kLockedSecurebits);
   return prctl(PR_SET_SECUREBITS, kLockedBits, 0, 0, 0) == 0 ? 0 : errno;
 }

@@ -45,7 +45,8 @@ std::string ReadOr(const std::string& path, const std::string& fallback = {}) {
 // The value of "key N" in a flat keyed file (cpu.stat, memory.events, memory.oom_control).
 uint64_t KeyedValue(const std::string& text, const std::string& key) {
   for (const std::string& line : Split(text, '\n')) {
-    if (line.rfind(key + " ", 0) == 0) return std::strtoull(line.c_str() + key.size() + 1, nullptr, 10);
+    if (line.rfind(key + " ", 0) == 0)
+      return std::strtoull(line.c_str() + key.size() + 1, nullptr, 10);
   }
   return 0;
 }
@@ -114,9 +115,12 @@ void KillV1(const std::string& freezer_dir, const std::vector<std::string>& dirs
 
 const char* CgroupBackendName(CgroupBackend backend) {
   switch (backend) {
-    case CgroupBackend::kNone: return "none";
-    case CgroupBackend::kV2: return "v2";
-    case CgroupBackend::kV1: return "v1";
+    case CgroupBackend::kNone:
+      return "none";
+    case CgroupBackend::kV2:
+      return "v2";
+    case CgroupBackend::kV1:
+      return "v1";
   }
   return "none";
 }
@@ -210,6 +214,24 @@ const CgroupLayout& CgroupLayout::Probe() {
   return layout;
 }
 
+std::vector<CgroupFileWrite> V2LimitWrites(const CgroupLimits& limits) {
+  std::string quota = std::to_string(limits.cpu_max_percent * kCpuPeriodUs / 100);
+  return {{"memory.max", std::to_string(limits.memory_max_bytes), false},
+          {"memory.swap.max", "0", true},
+          {"pids.max", std::to_string(limits.pids_max), false},
+          {"cpu.max", quota + " " + std::to_string(kCpuPeriodUs), false}};
+}
+
+CgroupUsage ParseV2Usage(const std::string& cpu_stat, const std::string& memory_peak,
+                         const std::string& memory_events) {
+  CgroupUsage usage;
+  usage.cpu_ms = static_cast<int64_t>(KeyedValue(cpu_stat, "usage_usec") / 1000);
+  usage.memory_peak_kb =
+      static_cast<int64_t>(std::strtoull(memory_peak.c_str(), nullptr, 10) / 1024);
+  usage.oom_kills = KeyedValue(memory_events, "oom_kill");
+  return usage;
+}
+
 Result<ExecutionCgroup> ExecutionCgroup::Create(const CgroupLayout& layout,
                                                 const std::string& parent, const std::string& name,
                                                 const CgroupLimits& limits) {
@@ -238,10 +260,10 @@ Result<ExecutionCgroup> ExecutionCgroup::Create(const CgroupLayout& layout,
     if (mkdir(dir.c_str(), 0755) != 0) return ErrnoError("mkdir", dir);
     group.dirs_.push_back(dir);
     group.v2_dir_ = dir;
-    PV_TRY(Write(dir + "/memory.max", memory_bytes));
-    if (Exists(dir + "/memory.swap.max")) PV_TRY(Write(dir + "/memory.swap.max", "0"));
-    PV_TRY(Write(dir + "/pids.max", std::to_string(limits.pids_max)));
-    PV_TRY(Write(dir + "/cpu.max", quota + " " + std::to_string(kCpuPeriodUs)));
+    for (const CgroupFileWrite& write : V2LimitWrites(limits)) {
+      if (write.optional && !Exists(dir + "/" + write.file)) continue;
+      PV_TRY(Write(dir + "/" + write.file, write.value));
+    }
     int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return ErrnoError("open", dir);
     group.v2_fd_.reset(fd);
@@ -255,11 +277,11 @@ Result<ExecutionCgroup> ExecutionCgroup::Create(const CgroupLayout& layout,
     group.dirs_.push_back(dir);
     return dir;
   };
-  for (auto [own, target] : {std::pair{&layout.v1_memory, &group.memory_dir_},
-                             std::pair{&layout.v1_pids, &group.pids_dir_},
-                             std::pair{&layout.v1_cpu, &group.cpu_dir_},
-                             std::pair{&layout.v1_cpuacct, &group.cpuacct_dir_},
-                             std::pair{&layout.v1_freezer, &group.freezer_dir_}}) {
+  for (auto [own, target] :
+       {std::pair{&layout.v1_memory, &group.memory_dir_},
+        std::pair{&layout.v1_pids, &group.pids_dir_}, std::pair{&layout.v1_cpu, &group.cpu_dir_},
+        std::pair{&layout.v1_cpuacct, &group.cpuacct_dir_},
+        std::pair{&layout.v1_freezer, &group.freezer_dir_}}) {
     // cpu and cpuacct are often one hierarchy: create once.
     if (!own->empty() && own == &layout.v1_cpuacct && layout.v1_cpuacct == layout.v1_cpu) {
       *target = group.cpu_dir_;
@@ -310,11 +332,8 @@ void ExecutionCgroup::KillAll() const {
 CgroupUsage ExecutionCgroup::ReadUsage() const {
   CgroupUsage usage;
   if (backend_ == CgroupBackend::kV2) {
-    usage.cpu_ms = static_cast<int64_t>(KeyedValue(ReadOr(v2_dir_ + "/cpu.stat"), "usage_usec") /
-                                        1000);
-    usage.memory_peak_kb = static_cast<int64_t>(NumberIn(v2_dir_ + "/memory.peak") / 1024);
-    usage.oom_kills = KeyedValue(ReadOr(v2_dir_ + "/memory.events"), "oom_kill");
-    return usage;
+    return ParseV2Usage(ReadOr(v2_dir_ + "/cpu.stat"), ReadOr(v2_dir_ + "/memory.peak", "0"),
+                        ReadOr(v2_dir_ + "/memory.events"));
   }
   if (!cpuacct_dir_.empty()) {
     usage.cpu_ms = static_cast<int64_t>(NumberIn(cpuacct_dir_ + "/cpuacct.usage") / 1000000);

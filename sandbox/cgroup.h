@@ -47,6 +47,23 @@ struct CgroupUsage {
   uint64_t oom_kills = 0;
 };
 
+// One write of a limit into an execution cgroup's directory: `file` gets `value`; an `optional`
+// file is written only where the kernel offers it (memory.swap.max without swap accounting).
+struct CgroupFileWrite {
+  std::string file;
+  std::string value;
+  bool optional = false;
+};
+
+// cgroup v2: what the execution cgroup's directory gets for `limits`, in order (memory.max,
+// memory.swap.max = 0, pids.max, cpu.max as "quota period").
+std::vector<CgroupFileWrite> V2LimitWrites(const CgroupLimits& limits);
+
+// cgroup v2 usage from the texts of cpu.stat (usage_usec), memory.peak (bytes) and memory.events
+// (oom_kill).
+CgroupUsage ParseV2Usage(const std::string& cpu_stat, const std::string& memory_peak,
+                         const std::string& memory_events);
+
 // One execution's cgroup. Removed (after killing anything left in it) on destruction.
 class ExecutionCgroup {
  public:

@@ -37,7 +37,8 @@ void Send(int fd, MessageKind kind, SetupStep step, int err, int detail) {
 int Errno(long rc) { return rc < 0 ? errno : 0; }
 
 // Runs one setup step, `op` returning 0 or an errno; any failure ends the child after reporting
-// {step, errno, *detail}. Test builds may make the step fail or skip it (sandbox/fault_injection.h).
+// {step, errno, *detail}. Test builds may make the step fail or skip it
+// (sandbox/fault_injection.h).
 template <typename Op>
 void Do(const ChildPlan& plan, SetupStep step, Op&& op, const int* detail = nullptr) {
 #ifdef PACKVISOR_TEST_HOOKS
@@ -118,7 +119,8 @@ int ForceSpeculationMitigations() {
   Do(plan, SetupStep::kParentDeathSignal, [] { return Errno(prctl(PR_SET_PDEATHSIG, SIGKILL)); });
   Do(plan, SetupStep::kResetSignals, [] { return ResetSignals(); });
   int resource = 0;
-  Do(plan, SetupStep::kRlimits, [&] { return ApplyRlimits(*plan.rlimits, &resource); }, &resource);
+  Do(
+      plan, SetupStep::kRlimits, [&] { return ApplyRlimits(*plan.rlimits, &resource); }, &resource);
   // The report and release pipes stay usable until exec, which closes them.
   Do(plan, SetupStep::kCloseFds, [] { return Errno(os::CloseRange(3, ~0U, CLOSE_RANGE_CLOEXEC)); });
   // Securebits are not in /proc: the action reports them for the verification.
@@ -170,13 +172,15 @@ void RunChild(const ChildPlan& plan) {
 
   // Mounts: private first, so nothing we do propagates to the host.
   Do(plan, SetupStep::kMountPrivate, [] { return MakeMountsPrivate(); });
-  Do(plan, SetupStep::kMountStagingRoot, [&] { return MountStagingRoot(plan.staging_tmpfs_options); });
+  Do(plan, SetupStep::kMountStagingRoot,
+     [&] { return MountStagingRoot(plan.staging_tmpfs_options); });
   Do(plan, SetupStep::kPivotRoot, [] { return PivotToStagingRoot(); });
   // proc is mounted inside the plan while the host's proc is still visible under the old root
   // (the kernel requires a fully visible proc before it lets a user namespace mount one).
   int failed_op = 0;
-  Do(plan, SetupStep::kMountPlan, [&] { return ApplyMountPlan(*plan.mounts, &failed_op); },
-     &failed_op);
+  Do(
+      plan, SetupStep::kMountPlan, [&] { return ApplyMountPlan(*plan.mounts, &failed_op); },
+      &failed_op);
   Do(plan, SetupStep::kDetachOldRoot, [] { return DetachOldRoot(); });
   // Read-only root after the old root's mount point is removed from it.
   Do(plan, SetupStep::kRootReadOnly, [] { return MakeRootReadOnly(); });

@@ -1,7 +1,7 @@
 #include "sandbox/fault_injection.h"
 
-#include <cstdlib>
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <string_view>

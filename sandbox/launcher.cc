@@ -13,8 +13,8 @@
 
 #include <cstdio>
 #include <cstring>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "sandbox/caps.h"
@@ -103,12 +103,19 @@ Result<int> ReapInit(int pidfd, struct rusage* usage) {
 class Monitor {
  public:
   Monitor(const SandboxSpec& spec, const MountPlan& mounts, const ExecutionCgroup* cgroup,
-          LaunchIo& io, int pidfd,
-          pid_t init_pid, Pipe& stdin_pipe,
-          Pipe& stdout_pipe, Pipe& stderr_pipe, Pipe& report_pipe, Pipe& release_pipe)
-      : spec_(spec), mounts_(mounts), cgroup_(cgroup), io_(io), pidfd_(pidfd), init_pid_(init_pid), stdin_(std::move(stdin_pipe.write)),
-        stdout_(std::move(stdout_pipe.read)), stderr_(std::move(stderr_pipe.read)),
-        report_(std::move(report_pipe.read)), release_(std::move(release_pipe.write)) {}
+          LaunchIo& io, int pidfd, pid_t init_pid, Pipe& stdin_pipe, Pipe& stdout_pipe,
+          Pipe& stderr_pipe, Pipe& report_pipe, Pipe& release_pipe)
+      : spec_(spec),
+        mounts_(mounts),
+        cgroup_(cgroup),
+        io_(io),
+        pidfd_(pidfd),
+        init_pid_(init_pid),
+        stdin_(std::move(stdin_pipe.write)),
+        stdout_(std::move(stdout_pipe.read)),
+        stderr_(std::move(stderr_pipe.read)),
+        report_(std::move(report_pipe.read)),
+        release_(std::move(release_pipe.write)) {}
 
   Result<SandboxResult> Run(Clock::time_point start);
 
@@ -185,12 +192,12 @@ void Monitor::HandleMessage(const ChildMessage& message) {
       // The action is fully confined and waits; check it from outside before letting it exec.
       Result<void> verified = Ok{};
       if (!skip_verification_) {
-        verified = message.detail == kLockedSecurebits
-                       ? VerifyConfinedAction(init_pid_, spec_,
-                                              cgroup_ ? cgroup_->MembershipSuffix() : "")
-                       : Failure("sandbox verification", "securebits",
-                                 "found " + std::to_string(message.detail) + ", want " +
-                                     std::to_string(kLockedSecurebits));
+        verified =
+            message.detail == kLockedSecurebits
+                ? VerifyConfinedAction(init_pid_, spec_, cgroup_ ? cgroup_->MembershipSuffix() : "")
+                : Failure("sandbox verification", "securebits",
+                          "found " + std::to_string(message.detail) + ", want " +
+                              std::to_string(kLockedSecurebits));
       }
       if (!verified) {
         setup_failed_ = true;
@@ -267,10 +274,10 @@ Result<SandboxResult> Monitor::Run(Clock::time_point start) {
     if (!init_exited) {
       auto now = Clock::now();
       auto until = term_sent ? kill_deadline : deadline;
-      wait_ms = until <= now ? 0
-                             : static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(
-                                                    until - now)
-                                                    .count());
+      wait_ms =
+          until <= now
+              ? 0
+              : static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(until - now).count());
     }
     int ready = poll(fds, static_cast<nfds_t>(count), wait_ms);
     if (ready < 0 && errno != EINTR) return ErrnoError("poll", "sandbox pipes");
@@ -342,8 +349,8 @@ Result<SandboxResult> Monitor::Run(Clock::time_point start) {
   } else {
     // Init died without a report: treat as a setup failure with init's own status.
     result_.outcome = Outcome::kSetupFailed;
-    result_.failure_detail = "sandbox init ended unexpectedly (status " +
-                             std::to_string(init_status) + ")";
+    result_.failure_detail =
+        "sandbox init ended unexpectedly (status " + std::to_string(init_status) + ")";
   }
   return result_;
 }
@@ -352,12 +359,18 @@ Result<SandboxResult> Monitor::Run(Clock::time_point start) {
 
 const char* OutcomeName(Outcome outcome) {
   switch (outcome) {
-    case Outcome::kExited: return "exited";
-    case Outcome::kSignaled: return "signaled";
-    case Outcome::kTimedOut: return "timed_out";
-    case Outcome::kCancelled: return "cancelled";
-    case Outcome::kSetupFailed: return "setup_failed";
-    case Outcome::kExecFailed: return "exec_failed";
+    case Outcome::kExited:
+      return "exited";
+    case Outcome::kSignaled:
+      return "signaled";
+    case Outcome::kTimedOut:
+      return "timed_out";
+    case Outcome::kCancelled:
+      return "cancelled";
+    case Outcome::kSetupFailed:
+      return "setup_failed";
+    case Outcome::kExecFailed:
+      return "exec_failed";
   }
   return "unknown";
 }
@@ -399,8 +412,8 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io) {
   auto report_pipe = MakePipe("report");
   auto id_maps_pipe = MakePipe("id maps");
   auto release_pipe = MakePipe("release");
-  for (auto* p : {&stdin_pipe, &stdout_pipe, &stderr_pipe, &report_pipe, &id_maps_pipe,
-                  &release_pipe}) {
+  for (auto* p :
+       {&stdin_pipe, &stdout_pipe, &stderr_pipe, &report_pipe, &id_maps_pipe, &release_pipe}) {
     if (!*p) return p->error();
   }
 
@@ -411,8 +424,8 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io) {
   plan.report_fd = report_pipe->write.get();
   plan.id_maps_fd = id_maps_pipe->read.get();
   plan.release_fd = release_pipe->read.get();
-  int parent_fds[6] = {stdin_pipe->write.get(),  stdout_pipe->read.get(),
-                       stderr_pipe->read.get(),  report_pipe->read.get(),
+  int parent_fds[6] = {stdin_pipe->write.get(),   stdout_pipe->read.get(),
+                       stderr_pipe->read.get(),   report_pipe->read.get(),
                        id_maps_pipe->write.get(), release_pipe->write.get()};
   std::memcpy(plan.parent_fds, parent_fds, sizeof(parent_fds));
   plan.uid = spec.ids.inside_uid;
@@ -434,9 +447,9 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io) {
   // child is cloned into it; on v1 it is moved in before it may go on (the id-maps byte).
   std::optional<ExecutionCgroup> cgroup;
   if (spec.cgroup && !plan.faults.no_cgroup) {  // no_cgroup: test-hooks builds only (benchmark)
-    auto created = ExecutionCgroup::Create(CgroupLayout::Probe(), spec.cgroup_parent,
-                                           std::to_string(getpid()) + "-" + RandomName(),
-                                           *spec.cgroup);
+    auto created =
+        ExecutionCgroup::Create(CgroupLayout::Probe(), spec.cgroup_parent,
+                                std::to_string(getpid()) + "-" + RandomName(), *spec.cgroup);
     if (!created) return created.error();
     cgroup.emplace(std::move(*created));
   }
@@ -487,8 +500,8 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io) {
   (void)!write(id_maps_pipe->write.get(), &go, 1);
   id_maps_pipe->write.reset();
 
-  Monitor monitor(spec, mounts, cgroup ? &*cgroup : nullptr, io, pidfd.get(), pid, *stdin_pipe, *stdout_pipe, *stderr_pipe,
-                  *report_pipe, *release_pipe);
+  Monitor monitor(spec, mounts, cgroup ? &*cgroup : nullptr, io, pidfd.get(), pid, *stdin_pipe,
+                  *stdout_pipe, *stderr_pipe, *report_pipe, *release_pipe);
   return monitor.Run(start);
 }
 

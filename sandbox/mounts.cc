@@ -1,12 +1,11 @@
 #include "sandbox/mounts.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-#include <dirent.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -28,15 +27,15 @@ struct EtcEntry {
   bool bind;
 };
 constexpr EtcEntry kEtcEntries[] = {
-    {"ld.so.cache", false},   {"ld.so.conf", false},      {"ld.so.conf.d", false},
-    {"alternatives", true},   {"ssl", true},              {"ca-certificates", false},
-    {"localtime", false},     {"timezone", false},        {"nsswitch.conf", false},
-    {"hosts", false},         {"host.conf", false},       {"gai.conf", false},
-    {"protocols", false},     {"services", false},        {"python3", false},
-    {"python3.11", false},    {"npmrc", false},
+    {"ld.so.cache", false}, {"ld.so.conf", false}, {"ld.so.conf.d", false},
+    {"alternatives", true}, {"ssl", true},         {"ca-certificates", false},
+    {"localtime", false},   {"timezone", false},   {"nsswitch.conf", false},
+    {"hosts", false},       {"host.conf", false},  {"gai.conf", false},
+    {"protocols", false},   {"services", false},   {"python3", false},
+    {"python3.11", false},  {"npmrc", false},
 };
-constexpr const char* kRootEntries[] = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
-                                        "/libx32"};
+constexpr const char* kRootEntries[] = {"/usr",   "/bin",   "/sbin",  "/lib",
+                                        "/lib32", "/lib64", "/libx32"};
 constexpr const char* kDevices[] = {"null", "zero", "full", "random", "urandom"};
 // Parts of a fresh proc that reach host-wide kernel state; covered read-only (as bubblewrap does).
 constexpr const char* kProcReadOnly[] = {"sys", "sysrq-trigger", "irq", "bus", "fs"};
@@ -132,7 +131,8 @@ void AddEntry(std::vector<MountOp>& ops, const HostLayout::Entry& entry) {
 }
 
 // mkdir -p for every ancestor of `path` that the plan has not made yet.
-void AddParents(std::vector<MountOp>& ops, std::vector<std::string>& made, const std::string& path) {
+void AddParents(std::vector<MountOp>& ops, std::vector<std::string>& made,
+                const std::string& path) {
   for (size_t slash = path.find('/', 1); slash != std::string::npos;
        slash = path.find('/', slash + 1)) {
     std::string dir = path.substr(0, slash);
@@ -149,18 +149,24 @@ void AddParents(std::vector<MountOp>& ops, std::vector<std::string>& made, const
 
 std::string MountOp::Describe() const {
   switch (kind) {
-    case MountOpKind::kMakeDir: return "mkdir " + target;
+    case MountOpKind::kMakeDir:
+      return "mkdir " + target;
     case MountOpKind::kBindDir:
     case MountOpKind::kBindFile: {
-      std::string host = source.rfind(kOldRoot, 0) == 0 ? source.substr(std::string(kOldRoot).size())
-                                                         : source;
+      std::string host =
+          source.rfind(kOldRoot, 0) == 0 ? source.substr(std::string(kOldRoot).size()) : source;
       return "bind " + host + " at " + target;
     }
-    case MountOpKind::kTmpfs: return "tmpfs at " + target;
-    case MountOpKind::kProc: return "proc at " + target;
-    case MountOpKind::kSymlink: return "symlink " + target + " -> " + source;
-    case MountOpKind::kWriteFile: return "write " + target;
-    case MountOpKind::kSetAttr: return "set mount attributes of " + target;
+    case MountOpKind::kTmpfs:
+      return "tmpfs at " + target;
+    case MountOpKind::kProc:
+      return "proc at " + target;
+    case MountOpKind::kSymlink:
+      return "symlink " + target + " -> " + source;
+    case MountOpKind::kWriteFile:
+      return "write " + target;
+    case MountOpKind::kSetAttr:
+      return "set mount attributes of " + target;
   }
   return target;
 }
@@ -222,7 +228,8 @@ Result<HostLayout> ProbeHostLayout(const SandboxSpec& spec) {
 
 std::string SyntheticPasswd(const IdMapping& ids) {
   return "root:x:0:0:root:/root:/usr/sbin/nologin\n"
-         "action:x:" + std::to_string(ids.inside_uid) + ":" + std::to_string(ids.inside_gid) +
+         "action:x:" +
+         std::to_string(ids.inside_uid) + ":" + std::to_string(ids.inside_gid) +
          ":action:/tmp:/bin/sh\n"
          "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
 }
@@ -236,9 +243,9 @@ namespace {
 Result<unique_fd> CloneTree(const std::string& path) {
   auto dir = os::OpenNoSymlinks(AT_FDCWD, path, O_PATH | O_DIRECTORY);
   if (!dir) return dir.error();
-  int fd = static_cast<int>(syscall(SYS_open_tree, dir->get(), "",
-                                    OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH |
-                                        AT_RECURSIVE));
+  int fd =
+      static_cast<int>(syscall(SYS_open_tree, dir->get(), "",
+                               OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE));
   if (fd < 0) return ErrnoError("open_tree", path);
   return unique_fd(fd);
 }
@@ -270,13 +277,14 @@ MountPlan BuildMountPlan(const SandboxSpec& spec, const HostLayout& host,
   made.push_back("/etc");
   for (const auto& entry : host.etc_entries) {
     if (entry.path == "/etc/resolv.conf") {
-      ops.push_back({MountOpKind::kBindFile, Old(entry.symlink_target), entry.path,
-                     kReadOnlyAttrs});
+      ops.push_back(
+          {MountOpKind::kBindFile, Old(entry.symlink_target), entry.path, kReadOnlyAttrs});
     } else {
       AddEntry(ops, entry);
     }
   }
-  ops.push_back({MountOpKind::kWriteFile, SyntheticPasswd(spec.ids), "/etc/passwd", 0, 0, {}, 0644});
+  ops.push_back(
+      {MountOpKind::kWriteFile, SyntheticPasswd(spec.ids), "/etc/passwd", 0, 0, {}, 0644});
   ops.push_back({MountOpKind::kWriteFile, SyntheticGroup(spec.ids), "/etc/group", 0, 0, {}, 0644});
 
   for (const auto& entry : host.extra_binds) {
@@ -284,18 +292,35 @@ MountPlan BuildMountPlan(const SandboxSpec& spec, const HostLayout& host,
     AddEntry(ops, entry);
   }
   if (!spec.pack_dir.empty()) {
-    ops.push_back({MountOpKind::kBindDir, Old(spec.pack_dir), kPackMountPoint, kReadOnlyAttrs, 0,
-                   {}, 0755, trees.pack});
+    ops.push_back({MountOpKind::kBindDir,
+                   Old(spec.pack_dir),
+                   kPackMountPoint,
+                   kReadOnlyAttrs,
+                   0,
+                   {},
+                   0755,
+                   trees.pack});
   }
   if (!spec.env_dir.empty()) {
-    ops.push_back({MountOpKind::kBindDir, Old(spec.env_dir), kEnvMountPoint,
-                   MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, MOUNT_ATTR_RDONLY, {}, 0755, trees.env});
+    ops.push_back({MountOpKind::kBindDir,
+                   Old(spec.env_dir),
+                   kEnvMountPoint,
+                   MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                   MOUNT_ATTR_RDONLY,
+                   {},
+                   0755,
+                   trees.env});
   }
   std::string tmp_options = "mode=1777,size=" + std::to_string(spec.limits.tmp_size_bytes);
-  ops.push_back({MountOpKind::kTmpfs, {}, "/tmp", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0,
-                 tmp_options});
+  ops.push_back(
+      {MountOpKind::kTmpfs, {}, "/tmp", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, tmp_options});
   for (const SandboxFile& file : spec.files) {
-    ops.push_back({MountOpKind::kWriteFile, file.content, file.path, 0, 0, {},
+    ops.push_back({MountOpKind::kWriteFile,
+                   file.content,
+                   file.path,
+                   0,
+                   0,
+                   {},
                    static_cast<mode_t>(file.mode)});
   }
 
@@ -306,7 +331,11 @@ MountPlan BuildMountPlan(const SandboxSpec& spec, const HostLayout& host,
     ops.push_back({kind, path, path, kReadOnlyAttrs});
   }
 
-  ops.push_back({MountOpKind::kTmpfs, {}, "/dev", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, 0,
+  ops.push_back({MountOpKind::kTmpfs,
+                 {},
+                 "/dev",
+                 MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+                 0,
                  "mode=0755,size=64k,nr_inodes=64"});
   for (const std::string& name : host.devices) {
     ops.push_back({MountOpKind::kBindFile, Old("/dev/" + name), "/dev/" + name,
@@ -316,8 +345,8 @@ MountPlan BuildMountPlan(const SandboxSpec& spec, const HostLayout& host,
   ops.push_back({MountOpKind::kSymlink, "/proc/self/fd/0", "/dev/stdin"});
   ops.push_back({MountOpKind::kSymlink, "/proc/self/fd/1", "/dev/stdout"});
   ops.push_back({MountOpKind::kSymlink, "/proc/self/fd/2", "/dev/stderr"});
-  ops.push_back({MountOpKind::kTmpfs, {}, "/dev/shm", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0,
-                 tmp_options});
+  ops.push_back(
+      {MountOpKind::kTmpfs, {}, "/dev/shm", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, tmp_options});
   ops.push_back({MountOpKind::kSetAttr, {}, "/dev", MOUNT_ATTR_RDONLY});
   return MountPlan{std::move(ops)};
 }
@@ -372,8 +401,8 @@ int ApplyOne(const MountOp& op) {
     case MountOpKind::kBindDir:
       if ((err = MkdirIfMissing(target, 0755)) != 0) return err;
       if (op.source_fd >= 0) {
-        if (syscall(SYS_move_mount, op.source_fd, "", AT_FDCWD, target,
-                    MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+        if (syscall(SYS_move_mount, op.source_fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) !=
+            0) {
           return errno;
         }
       } else if (mount(op.source.c_str(), target, nullptr, MS_BIND | MS_REC, nullptr) != 0) {
@@ -436,8 +465,6 @@ int DetachOldRoot() {
   return 0;
 }
 
-int MakeRootReadOnly() {
-  return os::MountSetattr("/", false, kReadOnlyAttrs, 0) == 0 ? 0 : errno;
-}
+int MakeRootReadOnly() { return os::MountSetattr("/", false, kReadOnlyAttrs, 0) == 0 ? 0 : errno; }
 
 }  // namespace packvisor::sandbox

@@ -34,8 +34,14 @@ enum class MountOpKind {
 struct MountOp {
   MountOp(MountOpKind kind_, std::string source_, std::string target_, uint64_t attr_set_ = 0,
           uint64_t attr_clr_ = 0, std::string data_ = {}, mode_t mode_ = 0755, int source_fd_ = -1)
-      : kind(kind_), source(std::move(source_)), target(std::move(target_)), attr_set(attr_set_),
-        attr_clr(attr_clr_), data(std::move(data_)), mode(mode_), source_fd(source_fd_) {}
+      : kind(kind_),
+        source(std::move(source_)),
+        target(std::move(target_)),
+        attr_set(attr_set_),
+        attr_clr(attr_clr_),
+        data(std::move(data_)),
+        mode(mode_),
+        source_fd(source_fd_) {}
 
   MountOpKind kind;
   std::string source;  // bind source under kOldRoot, symlink target, or file content
@@ -72,9 +78,9 @@ struct HostLayout {
   // The /etc entries the sandbox needs, where present: small files and small directories copied,
   // large directories (ssl, alternatives) bound read-only.
   std::vector<Entry> etc_entries;
-  std::vector<std::string> devices;  // /dev nodes present on the host (null, zero, ...)
+  std::vector<std::string> devices;         // /dev nodes present on the host (null, zero, ...)
   std::vector<std::string> proc_read_only;  // /proc subtrees to cover read-only
-  std::vector<Entry> extra_binds;  // spec.extra_ro_binds, typed
+  std::vector<Entry> extra_binds;           // spec.extra_ro_binds, typed
 };
 
 Result<HostLayout> ProbeHostLayout(const SandboxSpec& spec);

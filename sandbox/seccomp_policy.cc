@@ -26,27 +26,73 @@ namespace {
 // Calls that are denied whatever their arguments.
 constexpr const char* kDeniedAlways[] = {
     // Mount table and root changes (catalog 6, 7).
-    "mount", "umount", "umount2", "pivot_root", "chroot", "fsopen", "fsconfig", "fsmount", "fspick",
-    "open_tree", "move_mount", "mount_setattr",
+    "mount",
+    "umount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "open_tree",
+    "move_mount",
+    "mount_setattr",
     // Namespaces (catalog 4, 5): setns always; unshare/clone with CLONE_NEW* below.
     "setns",
     // Kernel keyrings (catalog 17).
-    "keyctl", "add_key", "request_key",
+    "keyctl",
+    "add_key",
+    "request_key",
     // Exploit primitives and cross-process access (catalog 8, 16).
-    "bpf", "perf_event_open", "userfaultfd", "ptrace", "process_vm_readv", "process_vm_writev",
-    "pidfd_getfd", "kcmp",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "pidfd_getfd",
+    "kcmp",
     // Host-wide, privileged and obsolete calls (catalog 18).
-    "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
-    "create_module", "reboot", "swapon", "swapoff", "acct", "syslog", "settimeofday",
-    "clock_settime", "adjtimex", "clock_adjtime", "open_by_handle_at", "name_to_handle_at",
-    "quotactl", "quotactl_fd", "lookup_dcookie", "nfsservctl", "vhangup", "iopl", "ioperm",
-    "fanotify_init", "sethostname", "setdomainname", "uselib", "_sysctl", "get_kernel_syms",
-    "query_module", "vm86", "vm86old",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "create_module",
+    "reboot",
+    "swapon",
+    "swapoff",
+    "acct",
+    "syslog",
+    "settimeofday",
+    "clock_settime",
+    "adjtimex",
+    "clock_adjtime",
+    "open_by_handle_at",
+    "name_to_handle_at",
+    "quotactl",
+    "quotactl_fd",
+    "lookup_dcookie",
+    "nfsservctl",
+    "vhangup",
+    "iopl",
+    "ioperm",
+    "fanotify_init",
+    "sethostname",
+    "setdomainname",
+    "uselib",
+    "_sysctl",
+    "get_kernel_syms",
+    "query_module",
+    "vm86",
+    "vm86old",
 };
 constexpr const char* kIoUring[] = {"io_uring_setup", "io_uring_enter", "io_uring_register"};
 
-constexpr uint64_t kNamespaceFlags[] = {CLONE_NEWNS,  CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC,
-                                        CLONE_NEWUSER, CLONE_NEWPID,   CLONE_NEWNET, CLONE_NEWTIME};
+constexpr uint64_t kNamespaceFlags[] = {CLONE_NEWNS,  CLONE_NEWCGROUP, CLONE_NEWUTS,
+                                        CLONE_NEWIPC, CLONE_NEWUSER,   CLONE_NEWPID,
+                                        CLONE_NEWNET, CLONE_NEWTIME};
 
 struct CtxDeleter {
   void operator()(void* ctx) const { seccomp_release(ctx); }
@@ -111,7 +157,8 @@ Result<SeccompProgram> CompileSeccompPolicy(const SeccompOptions& options) {
   // clone, whose flags it can check.
   PV_TRY(Deny(c, "clone3", ENOSYS));
   for (uint64_t flag : kNamespaceFlags) {
-    // clone's flags and unshare's are compared on single bits, so high garbage bits cannot hide one.
+    // clone's flags and unshare's are compared on single bits, so high garbage bits cannot hide
+    // one.
     if (flag != CLONE_NEWTIME) {  // CLONE_NEWTIME overlaps CSIGNAL for clone
       PV_TRY(Deny(c, "clone", EPERM, {SCMP_A0(SCMP_CMP_MASKED_EQ, flag, flag)}));
     }

@@ -29,7 +29,8 @@ Result<void> CheckHostPath(const std::string& what, const std::string& path, boo
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0) return ErrnoError("invalid " + what, path);
   if (S_ISLNK(st.st_mode)) return Failure("invalid " + what, path, "is a symbolic link");
-  if (must_be_dir && !S_ISDIR(st.st_mode)) return Failure("invalid " + what, path, "not a directory");
+  if (must_be_dir && !S_ISDIR(st.st_mode))
+    return Failure("invalid " + what, path, "not a directory");
   return Ok{};
 }
 

@@ -5,8 +5,8 @@
 #include <sys/types.h>
 
 #include <chrono>
-#include <optional>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 

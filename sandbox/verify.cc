@@ -107,10 +107,11 @@ Result<void> CheckSpeculationText(const std::string& status, SpeculationControl 
 Result<void> CheckLimitsText(const std::string& limits, const ResourceLimits& expected) {
   auto check = [&](const std::string& name, uint64_t value) -> Result<void> {
     size_t pos = limits.find("\n" + name);
-    if (pos == std::string::npos) return Failure("sandbox verification", "limit " + name, "missing");
-    std::vector<std::string> fields =
-        Split(limits.substr(pos + 1 + name.size(), limits.find('\n', pos + 1) - pos - 1 - name.size()),
-              ' ');
+    if (pos == std::string::npos)
+      return Failure("sandbox verification", "limit " + name, "missing");
+    std::vector<std::string> fields = Split(
+        limits.substr(pos + 1 + name.size(), limits.find('\n', pos + 1) - pos - 1 - name.size()),
+        ' ');
     std::string want = std::to_string(value);
     if (fields.size() < 2 || fields[0] != want || fields[1] != want) {
       std::string seen = fields.size() < 2 ? std::string("?") : fields[0] + " " + fields[1];
@@ -199,7 +200,8 @@ Result<void> VerifyConfinedAction(pid_t init_pid, const SandboxSpec& spec,
       size_t second = line.find(':', colon + 1);
       if (colon == std::string::npos || second == std::string::npos) continue;
       std::string controllers = "," + line.substr(colon + 1, second - colon - 1) + ",";
-      bool relevant = line.rfind("0::", 0) == 0 || controllers.find(",memory,") != std::string::npos ||
+      bool relevant = line.rfind("0::", 0) == 0 ||
+                      controllers.find(",memory,") != std::string::npos ||
                       controllers.find(",pids,") != std::string::npos ||
                       controllers.find(",cpu,") != std::string::npos;
       if (!relevant) continue;

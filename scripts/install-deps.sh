@@ -7,7 +7,7 @@ packages=(
   libseccomp-dev libcap-dev libspdlog-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev
   python3 python3-venv python3-pip
-  bubblewrap hyperfine iproute2 libcap2-bin util-linux procps e2fsprogs
+  bubblewrap hyperfine iproute2 libcap2-bin util-linux procps e2fsprogs clang-format
 )
 missing=()
 for p in "${packages[@]}"; do

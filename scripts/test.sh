@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+bash scripts/check-format.sh
 bash scripts/build.sh build
 (cd build && ctest --output-on-failure -j "$(nproc)" --timeout 300)
 # Sanitizers: the unit tests only (the launch tests need the static binary, which the sanitizer

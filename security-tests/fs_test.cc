@@ -452,10 +452,10 @@ TEST(FsTest, C30_scratch_size_and_file_size_limits) {
 
 // Each pack's environments live on a filesystem of their own (envs.pack_disk_mb, a loop-mounted
 // ext4 image). An action makes empty files in /env until it fails (inodes), then writes 1 MiB
-// chunks until it fails (blocks): both stop at its pack's disk, the only host storage it used is that disk's
-// image (allocated blocks within the disk size), and another pack's action still writes to its
-// own /env. The positive control runs the same filler with the per-pack disk off and reaches the
-// target, so the assertions can fail.
+// chunks until it fails (blocks): both stop at its pack's disk, the only host storage it used is
+// that disk's image (allocated blocks within the disk size), and another pack's action still writes
+// to its own /env. The positive control runs the same filler with the per-pack disk off and reaches
+// the target, so the assertions can fail.
 struct DiskFillerWorld {
   explicit DiskFillerWorld(uint64_t pack_disk_mb) {
     // Parameters arrive as one JSON line on stdin: {"mib": N} is how far to go.

@@ -26,8 +26,8 @@
 #include <thread>
 #include <vector>
 
-#include "supervisor/config.h"
 #include "security-tests/suite_support.h"
+#include "supervisor/config.h"
 #include "tests/support/harness.h"
 
 namespace packvisor {

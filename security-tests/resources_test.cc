@@ -26,8 +26,8 @@
 #include <thread>
 #include <vector>
 
-#include "supervisor/config.h"
 #include "security-tests/suite_support.h"
+#include "supervisor/config.h"
 #include "tests/support/cgroup_fixtures.h"
 #include "tests/support/harness.h"
 
@@ -90,9 +90,9 @@ TEST_F(ResourcesTest, E46_memory_exhaustion_ends_in_oom_at_memory_max) {
 TEST_F(ResourcesTest, E47_cpu_burners_held_to_cpu_max) {
   HostGuard guard;
   auto burn = [&](const char* percent) {
-    CommandResult run = RunPackvisor(
-        {"exec", "--pack-dir", pack_.path(), "--cpu-percent", percent, "--timeout", "2", "--json",
-         "--", "/bin/sh", "-c", "echo reached; while :; do :; done"});
+    CommandResult run =
+        RunPackvisor({"exec", "--pack-dir", pack_.path(), "--cpu-percent", percent, "--timeout",
+                      "2", "--json", "--", "/bin/sh", "-c", "echo reached; while :; do :; done"});
     nlohmann::json result = ParseResult(run);
     EXPECT_NE(Field(result, "stdout").find("reached\n"), std::string::npos);
     EXPECT_EQ(Field(result, "status"), "timed_out");
@@ -277,9 +277,9 @@ TEST_F(ResourcesTest, E49_inotify_flood_does_not_starve_host_root_or_a_concurren
   world.Write("packs/flood/pack.yaml", "ref: flood\nversion: 1.0.0\ndescription: e49\n");
   world.Write("packs/flood/actions/a.yaml", "name: a\nrunner_type: shell\nentry_point: a.sh\n");
   world.Write("packs/flood/actions/e49_fds.py", Script("e49_fds.py"));
-  world.Write("packs/flood/actions/a.sh",
-              "exec /usr/bin/python3 /pack/actions/e49_fds.py 4096 inotify hold 2 marker=" +
-                  marker + "\n");
+  world.Write(
+      "packs/flood/actions/a.sh",
+      "exec /usr/bin/python3 /pack/actions/e49_fds.py 4096 inotify hold 2 marker=" + marker + "\n");
   world.Write("packvisor.toml", "packs_base_dir = \"" + world.Path("packs") +
                                     "\"\nruntime_envs_dir = \"" + world.Path("envs") +
                                     "\"\nstate_dir = \"" + world.Path("state") + "\"\n");
@@ -316,9 +316,9 @@ TEST_F(ResourcesTest, E49_inotify_flood_does_not_starve_host_root_or_a_concurren
   int attack_errno = -1;
   size_t at = attacker_out.find("inotify opened ");
   ASSERT_NE(at, std::string::npos) << attacker_out;
-  ASSERT_EQ(std::sscanf(attacker_out.c_str() + at, "inotify opened %lu errno %d", &opened,
-                        &attack_errno),
-            2);
+  ASSERT_EQ(
+      std::sscanf(attacker_out.c_str() + at, "inotify opened %lu errno %d", &opened, &attack_errno),
+      2);
   unsigned long budget =
       std::stoul(testing::ReadFileOrEmpty("/proc/sys/fs/inotify/max_user_instances"));
   EXPECT_EQ(attack_errno, EMFILE) << attacker_out;
@@ -553,7 +553,8 @@ TEST_F(ResourcesTest, E50_env_build_beyond_memory_limit_is_oom_killed) {
   EXPECT_LE(allocated, 64) << "allocated beyond memory_max_mb: " << result.dump();
   // The defence held: OOM-killed and reported as such, the build failed, nothing published.
   EXPECT_EQ(Field(result, "status"), "setup_failed") << result.dump();
-  EXPECT_NE(error.find("step 'create' ran out of memory (limit 64 MiB)"), std::string::npos) << error;
+  EXPECT_NE(error.find("step 'create' ran out of memory (limit 64 MiB)"), std::string::npos)
+      << error;
   EXPECT_EQ(error.find("balloon-survived"), std::string::npos) << error;
   EXPECT_EQ(Field(result, "stdout").find("the action ran"), std::string::npos);
   EXPECT_FALSE(std::filesystem::exists(world.Path("envs/mempack/balloon"))) << "published";

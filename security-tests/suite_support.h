@@ -13,12 +13,11 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "supervisor/config.h"
 #include "tests/support/harness.h"
@@ -28,7 +27,6 @@ namespace packvisor::security_suite {
 using testing::CommandResult;
 using testing::RunPackvisor;
 using testing::TempDir;
-
 
 // Scripts of the hostile actions: $PACKVISOR_SECURITY_SCRIPTS_DIR, else scripts/ next to the
 // test binary (the installed layout), else the source tree.
@@ -170,6 +168,5 @@ inline std::map<std::string, std::string> Said(const std::string& out) {
   }
   return said;
 }
-
 
 }  // namespace packvisor::security_suite

@@ -666,8 +666,7 @@ constexpr SysctlProbe kSysctls[] = {
      [](long long v) { return v == 0; },
      "hard links to files one does not own are allowed (env trees could link host files)",
      "hard links restricted to files one owns"},
-    {"fs.protected_symlinks", "/proc/sys/fs/protected_symlinks",
-     [](long long v) { return v == 0; },
+    {"fs.protected_symlinks", "/proc/sys/fs/protected_symlinks", [](long long v) { return v == 0; },
      "symlinks in sticky world-writable dirs are followed for everyone",
      "symlinks in sticky world-writable dirs protected"},
     {"fs.inotify.max_user_instances", "/proc/sys/fs/inotify/max_user_instances",
@@ -685,9 +684,10 @@ void ProbeCorePatternAndSwap(std::vector<CheckRow>& rows) {
     while (!value.empty() && value.back() == '\n') value.pop_back();
     bool piped = !value.empty() && value[0] == '|';
     core.status = piped ? CheckStatus::kWarn : CheckStatus::kInfo;
-    core.meaning = "= " + value + (piped ? ": core dumps go to a root helper (the sandbox sets "
-                                           "RLIMIT_CORE 0, so actions produce none)"
-                                         : ": the sandbox sets RLIMIT_CORE 0 (no core dumps)");
+    core.meaning = "= " + value +
+                   (piped ? ": core dumps go to a root helper (the sandbox sets "
+                            "RLIMIT_CORE 0, so actions produce none)"
+                          : ": the sandbox sets RLIMIT_CORE 0 (no core dumps)");
   } else {
     core.meaning = "not readable";
   }
@@ -696,9 +696,9 @@ void ProbeCorePatternAndSwap(std::vector<CheckRow>& rows) {
   CheckRow swap{"swap", CheckStatus::kInfo, "", false};
   size_t at = meminfo ? meminfo->find("SwapTotal:") : std::string::npos;
   long long kb = at == std::string::npos ? 0 : std::atoll(meminfo->c_str() + at + 10);
-  swap.meaning = kb > 0 ? std::to_string(kb / 1024) +
-                              " MiB of swap: memory limits include swap (swap limit 0)"
-                        : "no swap";
+  swap.meaning =
+      kb > 0 ? std::to_string(kb / 1024) + " MiB of swap: memory limits include swap (swap limit 0)"
+             : "no swap";
   rows.push_back(std::move(swap));
 }
 
@@ -785,8 +785,9 @@ void ProbePackDisks(const Config& config, std::vector<CheckRow>& rows) {
   CheckRow row{"per-pack env disks", CheckStatus::kOk, "", config.envs.pack_disk_mb != 0};
   if (config.envs.pack_disk_mb == 0) {
     row.status = CheckStatus::kWarn;
-    row.meaning = "envs.pack_disk_mb = 0: no quota on /env; one pack can fill the filesystem "
-                  "of runtime_envs_dir for every other pack and the host";
+    row.meaning =
+        "envs.pack_disk_mb = 0: no quota on /env; one pack can fill the filesystem "
+        "of runtime_envs_dir for every other pack and the host";
     rows.push_back(std::move(row));
     return;
   }

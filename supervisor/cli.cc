@@ -112,12 +112,13 @@ int RunCli(int argc, char** argv) {
 
   if (exec_cmd->parsed() || run_cmd->parsed()) {
     // Cgroups left by supervisors that died (SIGKILL, power loss): anything in them is killed.
-    int stale = sandbox::RemoveStaleCgroups(sandbox::CgroupLayout::Probe(),
-                                            config->sandbox.cgroup_parent);
+    int stale =
+        sandbox::RemoveStaleCgroups(sandbox::CgroupLayout::Probe(), config->sandbox.cgroup_parent);
     if (stale > 0) spdlog::info("removed {} stale execution cgroup(s)", stale);
     // Staging and replaced environment trees of builders and executions that died.
     auto cleaned = envs::EnvironmentManager(EnvironmentSettingsFrom(*config)).CleanUpStale();
-    if (!cleaned) spdlog::warn("cleaning up stale environment trees: {}", cleaned.error().message());
+    if (!cleaned)
+      spdlog::warn("cleaning up stale environment trees: {}", cleaned.error().message());
   }
   if (exec_cmd->parsed()) return RunExecCommand(*config, exec);
   if (app.got_subcommand("check")) return RunCheckCommand(*config);

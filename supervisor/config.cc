@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,8 +16,6 @@
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <toml++/toml.h>
 
 #include "envs/pack_disk.h"
 
@@ -554,8 +553,8 @@ const std::vector<Field>& SandboxFields() {
          if (!value) return value.error();
          bool ok = !value->empty() && value->size() <= 64 && *value != "." && *value != "..";
          for (char c : *value) {
-           ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ||
-                       c == '.');
+           ok = ok &&
+                (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.');
          }
          if (!ok) return l.Bad(n, key, "expected one cgroup directory name ([A-Za-z0-9._-])");
          l.config().sandbox.cgroup_parent = *value;
@@ -737,7 +736,8 @@ Result<void> Loader::CheckCrossFields() {
       return Conflict(ceiling_key, default_key,
                       std::string(ceiling_key) + " " + std::to_string(*ceiling) +
                           " is below the default " + default_key + " " +
-                          std::to_string(default_value) + " (the ceiling bounds what runtimes "
+                          std::to_string(default_value) +
+                          " (the ceiling bounds what runtimes "
                           "and actions may ask for)");
     }
   }

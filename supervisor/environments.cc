@@ -104,7 +104,8 @@ int RunEnvSetupCommand(const Config& config, const std::string& pack_ref,
   } else {
     selected = RuntimesWithEnvironment(*pack, *runtimes, &problems);
   }
-  for (const std::string& problem : problems) std::fprintf(stderr, "packvisor: %s\n", problem.c_str());
+  for (const std::string& problem : problems)
+    std::fprintf(stderr, "packvisor: %s\n", problem.c_str());
   auto settings = EnvironmentSettingsForPack(config, pack->ref);
   if (!settings) return Fail(settings.error().message());
   envs::EnvironmentManager manager(std::move(*settings));
@@ -139,9 +140,8 @@ int RunEnvListCommand(const Config& config) {
       gmtime_r(&t, &tm);
       strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
     }
-    std::printf("%-20s %-10s %-8s %-14s %9.1fM  %s\n", info.pack_ref.c_str(),
-                info.runtime.c_str(), envs::EnvironmentStateName(info.state),
-                info.digest.substr(0, 12).c_str(),
+    std::printf("%-20s %-10s %-8s %-14s %9.1fM  %s\n", info.pack_ref.c_str(), info.runtime.c_str(),
+                envs::EnvironmentStateName(info.state), info.digest.substr(0, 12).c_str(),
                 static_cast<double>(info.size_bytes) / (1 << 20), when);
   }
   return 0;

@@ -6,8 +6,8 @@
 #include <cmath>
 #include <map>
 
-#include "sandbox/launcher.h"
 #include "envs/environment.h"
+#include "sandbox/launcher.h"
 #include "supervisor/environments.h"
 #include "supervisor/output.h"
 #include "supervisor/packs.h"
@@ -42,9 +42,8 @@ struct Invocation {
 };
 
 Result<std::string> InlineFileName(const envs::RuntimeDefinition& runtime) {
-  std::string extension = runtime.inline_code.extension.empty()
-                              ? runtime.interpreter.file_extension
-                              : runtime.inline_code.extension;
+  std::string extension = runtime.inline_code.extension.empty() ? runtime.interpreter.file_extension
+                                                                : runtime.inline_code.extension;
   if (!extension.empty() && extension[0] != '.') extension = "." + extension;
   return "/tmp/packvisor-inline" + extension;
 }
@@ -77,8 +76,8 @@ Result<Invocation> BuildInvocation(const Action& action, const envs::RuntimeDefi
     auto name = InlineFileName(runtime);
     if (!name) return name.error();
     helpers = runtime.inline_code.shell_helpers;
-    std::string content = helpers ? ShellHelpersScript(inputs, *request.inline_code)
-                                  : *request.inline_code;
+    std::string content =
+        helpers ? ShellHelpersScript(inputs, *request.inline_code) : *request.inline_code;
     invocation.files.push_back({*name, std::move(content), 0400});
     invocation.argv.insert(invocation.argv.end(), interpreter_args->begin(),
                            interpreter_args->end());
@@ -94,9 +93,9 @@ Result<Invocation> BuildInvocation(const Action& action, const envs::RuntimeDefi
     std::string document = FormatParameterDocument(inputs, action.parameter_format);
     if (document.size() > kMaxInputBytes) {
       WipeString(document);
-      return Failure("parameters", action.action_ref,
-                     "parameters and secrets exceed " + std::to_string(kMaxInputBytes >> 20) +
-                         " MiB");
+      return Failure(
+          "parameters", action.action_ref,
+          "parameters and secrets exceed " + std::to_string(kMaxInputBytes >> 20) + " MiB");
     }
     if (action.parameter_delivery == ParameterDelivery::kFile) {
       invocation.files.push_back({kParameterFile, std::move(document), 0400});
@@ -108,10 +107,10 @@ Result<Invocation> BuildInvocation(const Action& action, const envs::RuntimeDefi
   return invocation;
 }
 
-std::vector<std::string> EnvironmentList(const Config& config, const std::string& env_dir,
-                                         const std::map<std::string, std::string>& runtime_env,
-                                         const std::vector<std::pair<std::string, std::string>>&
-                                             packvisor_vars) {
+std::vector<std::string> EnvironmentList(
+    const Config& config, const std::string& env_dir,
+    const std::map<std::string, std::string>& runtime_env,
+    const std::vector<std::pair<std::string, std::string>>& packvisor_vars) {
   // Base (PATH, HOME, LANG, TMPDIR, passthrough), then the runtime's env_vars applied onto it
   // (prepend/append see the base value), then PACKVISOR_* which nothing overrides.
   std::vector<std::string> base = SandboxEnvironment(config, env_dir, {});
@@ -264,9 +263,11 @@ ExecutionResult RunExecution(const ExecutionContext& context, RunRequest request
       {"PACKVISOR_EXEC_ID", request.execution_id},
       {"PACKVISOR_ACTION", action.action_ref},
       {"PACKVISOR_PACK_REF", pack.ref},
-      {"PACKVISOR_PARAMETER_DELIVERY", std::string(ParameterDeliveryName(action.parameter_delivery))},
+      {"PACKVISOR_PARAMETER_DELIVERY",
+       std::string(ParameterDeliveryName(action.parameter_delivery))},
       {"PACKVISOR_PARAMETER_FORMAT", std::string(ParameterFormatName(action.parameter_format))}};
-  if (invocation->parameter_file) packvisor_vars.emplace_back("PACKVISOR_PARAMETER_FILE", kParameterFile);
+  if (invocation->parameter_file)
+    packvisor_vars.emplace_back("PACKVISOR_PARAMETER_FILE", kParameterFile);
   spec.env = EnvironmentList(config, spec.env_dir, invocation->extra_env, packvisor_vars);
   struct WipeSpecFiles {
     sandbox::SandboxSpec& spec;
@@ -297,8 +298,8 @@ ExecutionResult RunExecution(const ExecutionContext& context, RunRequest request
     auto parsed = ParseActionOutput(result.stdout_text, action.output_format);
     if (!parsed) {
       result.status = ExecutionStatus::kFailed;
-      result.error = "output_format " + std::string(OutputFormatName(action.output_format)) +
-                     ": " + parsed.error().message();
+      result.error = "output_format " + std::string(OutputFormatName(action.output_format)) + ": " +
+                     parsed.error().message();
     } else if (!parsed->is_null()) {
       result.result = std::move(*parsed);
       result.stdout_text.clear();  // as the original platform: the result replaces stdout

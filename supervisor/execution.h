@@ -3,11 +3,10 @@
 // parameter file / inline-shell prelude inside the sandbox) and are wiped here after delivery.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "envs/runtime.h"
 #include "supervisor/config.h"
@@ -16,13 +15,13 @@
 namespace packvisor {
 
 struct RunRequest {
-  std::string action_ref;                               // "pack.action"
+  std::string action_ref;  // "pack.action"
   nlohmann::json parameters = nlohmann::json::object();
-  nlohmann::json secrets = nlohmann::json::object();    // wiped by RunExecution
-  std::optional<double> timeout_seconds;                // overrides the action's and the config's
-  std::optional<std::string> inline_code;               // runs instead of the entry point
-  std::string execution_id;                             // generated when empty
-  int cancel_fd = -1;                                   // readable: cancel the execution
+  nlohmann::json secrets = nlohmann::json::object();  // wiped by RunExecution
+  std::optional<double> timeout_seconds;              // overrides the action's and the config's
+  std::optional<std::string> inline_code;             // runs instead of the entry point
+  std::string execution_id;                           // generated when empty
+  int cancel_fd = -1;                                 // readable: cancel the execution
   // Names of parameters that came from the command line (visible in `ps`): a parameter the
   // action declares `secret: true` is refused among them.
   std::set<std::string> parameters_from_argv;

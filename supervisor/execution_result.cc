@@ -9,12 +9,18 @@ namespace packvisor {
 
 const char* ExecutionStatusName(ExecutionStatus status) {
   switch (status) {
-    case ExecutionStatus::kSucceeded: return "succeeded";
-    case ExecutionStatus::kFailed: return "failed";
-    case ExecutionStatus::kTimedOut: return "timed_out";
-    case ExecutionStatus::kCancelled: return "cancelled";
-    case ExecutionStatus::kSetupFailed: return "setup_failed";
-    case ExecutionStatus::kRejected: return "rejected";
+    case ExecutionStatus::kSucceeded:
+      return "succeeded";
+    case ExecutionStatus::kFailed:
+      return "failed";
+    case ExecutionStatus::kTimedOut:
+      return "timed_out";
+    case ExecutionStatus::kCancelled:
+      return "cancelled";
+    case ExecutionStatus::kSetupFailed:
+      return "setup_failed";
+    case ExecutionStatus::kRejected:
+      return "rejected";
   }
   return "failed";
 }
@@ -61,12 +67,16 @@ std::string ExecutionResult::ToJsonLine() const {
 int ExecutionResult::ExitStatus() const {
   if (start_failure_exit) return *start_failure_exit;  // 126/127: could not start, not found
   switch (status) {
-    case ExecutionStatus::kTimedOut: return 124;
+    case ExecutionStatus::kTimedOut:
+      return 124;
     case ExecutionStatus::kSetupFailed:
-    case ExecutionStatus::kRejected: return 125;
-    case ExecutionStatus::kCancelled: return 128 + 15;
+    case ExecutionStatus::kRejected:
+      return 125;
+    case ExecutionStatus::kCancelled:
+      return 128 + 15;
     case ExecutionStatus::kSucceeded:
-    case ExecutionStatus::kFailed: break;
+    case ExecutionStatus::kFailed:
+      break;
   }
   if (signal) return 128 + *signal;
   // Exit 0 but failed (its output did not parse as the declared output_format): not a success.
@@ -75,10 +85,10 @@ int ExecutionResult::ExitStatus() const {
   return 125;
 }
 
-ExecutionResult ResultFromSandbox(const sandbox::SandboxResult& sandbox_result,
-                                  CappedOutput& out, CappedOutput& err,
-                                  std::string execution_id, std::string action_ref,
-                                  int64_t timeout_seconds, const std::string& command) {
+ExecutionResult ResultFromSandbox(const sandbox::SandboxResult& sandbox_result, CappedOutput& out,
+                                  CappedOutput& err, std::string execution_id,
+                                  std::string action_ref, int64_t timeout_seconds,
+                                  const std::string& command) {
   using sandbox::Outcome;
   ExecutionResult r;
   r.execution_id = std::move(execution_id);
@@ -95,8 +105,8 @@ ExecutionResult ResultFromSandbox(const sandbox::SandboxResult& sandbox_result,
   switch (sandbox_result.outcome) {
     case Outcome::kExited:
       r.exit_code = sandbox_result.exit_code;
-      r.status = sandbox_result.exit_code == 0 ? ExecutionStatus::kSucceeded
-                                               : ExecutionStatus::kFailed;
+      r.status =
+          sandbox_result.exit_code == 0 ? ExecutionStatus::kSucceeded : ExecutionStatus::kFailed;
       break;
     case Outcome::kSignaled:
       r.signal = sandbox_result.signal;
@@ -130,8 +140,8 @@ ExecutionResult ResultFromSandbox(const sandbox::SandboxResult& sandbox_result,
   if (sandbox_result.oom_killed &&
       (r.status == ExecutionStatus::kFailed || r.status == ExecutionStatus::kSucceeded)) {
     r.status = ExecutionStatus::kFailed;
-    r.error = "out of memory (limit " + std::to_string(sandbox_result.memory_limit_bytes >> 20) +
-              " MiB)";
+    r.error =
+        "out of memory (limit " + std::to_string(sandbox_result.memory_limit_bytes >> 20) + " MiB)";
   }
   return r;
 }

@@ -2,10 +2,9 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "sandbox/launcher.h"
 #include "supervisor/output.h"
@@ -51,9 +50,9 @@ std::string NewExecutionId();
 
 // Combines how the sandbox ended with the captured output.
 // Moves the captured output out of `out` and `err`.
-ExecutionResult ResultFromSandbox(const sandbox::SandboxResult& sandbox_result,
-                                  CappedOutput& out, CappedOutput& err,
-                                  std::string execution_id, std::string action_ref,
-                                  int64_t timeout_seconds, const std::string& command);
+ExecutionResult ResultFromSandbox(const sandbox::SandboxResult& sandbox_result, CappedOutput& out,
+                                  CappedOutput& err, std::string execution_id,
+                                  std::string action_ref, int64_t timeout_seconds,
+                                  const std::string& command);
 
 }  // namespace packvisor

@@ -785,8 +785,8 @@ void ParseLimitRequest(const FileContext& ctx, const YAML::Node& node, const std
                  return false;
                }
                std::optional<int64_t> n = value.IsScalar() && !IsQuotedOrStr(value)
-                                               ? ParseInt(value.Scalar())
-                                               : std::nullopt;
+                                              ? ParseInt(value.Scalar())
+                                              : std::nullopt;
                if (!n || *n < static_cast<int64_t>(min) || *n > static_cast<int64_t>(max)) {
                  ctx.Add(LineOf(value), key + "." + field,
                          "expected a whole number from " + std::to_string(min) + " to " +

@@ -3,9 +3,8 @@
 // (and wipes) the returned text, which may hold secrets.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "supervisor/packs.h"
 

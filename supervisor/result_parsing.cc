@@ -86,8 +86,8 @@ Result<nlohmann::json> ParseActionOutput(const std::string& stdout_text, OutputF
         ++number;
         auto value = nlohmann::json::parse(line, nullptr, false);
         if (value.is_discarded()) {
-          return Failure("parse output", "jsonl", "line " + std::to_string(number) +
-                                                      " is not valid JSON");
+          return Failure("parse output", "jsonl",
+                         "line " + std::to_string(number) + " is not valid JSON");
         }
         array.push_back(std::move(value));
       }

@@ -1,10 +1,9 @@
 // Turning an action's stdout into `result` (SPEC §7), on exit 0 only.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "sandbox/os/error.h"
 #include "supervisor/packs.h"

@@ -65,7 +65,8 @@ Result<nlohmann::json> ReadObjectFile(const std::string& path, const std::string
 
 // The parameters of --params-json and --param; `from_argv` gets the names that were on the
 // command line itself (not read from a file).
-Result<nlohmann::json> CollectParameters(const RunOptions& options, std::set<std::string>* from_argv) {
+Result<nlohmann::json> CollectParameters(const RunOptions& options,
+                                         std::set<std::string>* from_argv) {
   nlohmann::json params = nlohmann::json::object();
   if (options.params_json) {
     const std::string& value = *options.params_json;

@@ -1,8 +1,7 @@
 #include "supervisor/sandbox_defaults.h"
 
-#include <sys/stat.h>
-
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -24,13 +23,13 @@ sandbox::SandboxSpec BaseSandboxSpec(const Config& config) {
   if (sandbox::CgroupLayout::Probe().backend != sandbox::CgroupBackend::kNone ||
       !config.sandbox.allow_rlimits_only) {
     // Without a back end the launch then fails closed, naming what is missing.
-    spec.cgroup = sandbox::CgroupLimits{config.sandbox.memory_max_mb << 20,
-                                        config.sandbox.pids_max,
+    spec.cgroup = sandbox::CgroupLimits{config.sandbox.memory_max_mb << 20, config.sandbox.pids_max,
                                         config.sandbox.cpu_max_percent};
   } else {
-    spdlog::warn("no usable cgroup back end ({}): running with rlimits only, as "
-                 "sandbox.allow_rlimits_only allows",
-                 sandbox::CgroupLayout::Probe().why_none);
+    spdlog::warn(
+        "no usable cgroup back end ({}): running with rlimits only, as "
+        "sandbox.allow_rlimits_only allows",
+        sandbox::CgroupLayout::Probe().why_none);
   }
   return spec;
 }
@@ -90,8 +89,8 @@ std::vector<std::string> SandboxEnvironment(
   };
   // lstat: the env tree is written by sandboxed code; root never follows a link planted there.
   struct stat st {};
-  bool env_has_bin = !env_dir.empty() && lstat((env_dir + "/bin").c_str(), &st) == 0 &&
-                     S_ISDIR(st.st_mode);
+  bool env_has_bin =
+      !env_dir.empty() && lstat((env_dir + "/bin").c_str(), &st) == 0 && S_ISDIR(st.st_mode);
   set("PATH", std::string(env_has_bin ? "/env/bin:" : "") + "/usr/local/bin:/usr/bin:/bin");
   set("HOME", "/tmp");
   set("LANG", "C.UTF-8");

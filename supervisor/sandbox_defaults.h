@@ -37,7 +37,8 @@ void ApplyLimits(const EffectiveLimits& limits, sandbox::SandboxSpec* spec);
 // The sandbox environment of SPEC §6: PATH (with /env/bin first when env_dir has a bin), HOME,
 // LANG, TMPDIR, then `extra` (runtime env_vars and PACKVISOR_* variables, in order), then the
 // variables of sandbox.passthrough_env that are set in the supervisor's own environment.
-std::vector<std::string> SandboxEnvironment(const Config& config, const std::string& env_dir,
-                                            const std::vector<std::pair<std::string, std::string>>& extra);
+std::vector<std::string> SandboxEnvironment(
+    const Config& config, const std::string& env_dir,
+    const std::vector<std::pair<std::string, std::string>>& extra);
 
 }  // namespace packvisor

@@ -44,8 +44,10 @@ Result<sandbox::IdMapping> HostIdsForPack(const Config& config, const std::strin
     id = found->second;
     if (id <= config.sandbox.uid_range_first || id > config.sandbox.uid_range_last) {
       return Failure("host id of pack", pack_ref,
-                     "persisted id " + std::to_string(id) + " is outside sandbox.uid_range; "
-                     "remove it from " + config.state_dir + "/ids after checking its files");
+                     "persisted id " + std::to_string(id) +
+                         " is outside sandbox.uid_range; "
+                         "remove it from " +
+                         config.state_dir + "/ids after checking its files");
     }
   } else {
     for (uid_t candidate = config.sandbox.uid_range_first + 1;

@@ -26,7 +26,7 @@ Error Failure(std::string operation, std::string subject, std::string detail);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
   Result(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return v_.index() == 0; }
@@ -65,8 +65,8 @@ class [[nodiscard]] Result<void> {
 }  // namespace packvisor
 
 // Propagates a failed Result<...> to the caller, which must return a Result of any type.
-#define PV_TRY(expr)                                       \
-  do {                                                     \
-    auto&& pv_try_result_ = (expr);                        \
+#define PV_TRY(expr)                                         \
+  do {                                                       \
+    auto&& pv_try_result_ = (expr);                          \
     if (!pv_try_result_.ok()) return pv_try_result_.error(); \
   } while (0)

@@ -77,8 +77,7 @@ TEST(EnvConcurrency, EightConcurrentFirstRunsBuildOnce) {
   auto id = Identity(world.EnvDir("hello", "python"));
   ASSERT_TRUE(id);
   EXPECT_EQ(inodes, std::set<uint64_t>{static_cast<uint64_t>(id->ino)});
-  EXPECT_EQ(world.Marker("hello", "python")["ino"].get<uint64_t>(),
-            static_cast<uint64_t>(id->ino));
+  EXPECT_EQ(world.Marker("hello", "python")["ino"].get<uint64_t>(), static_cast<uint64_t>(id->ino));
   EXPECT_TRUE(world.PackEnvEntries("hello", ".staging-").empty());
   EXPECT_TRUE(world.PackEnvEntries("hello", ".old-").empty());
   EXPECT_EQ(world.PacksFingerprint(), pack_before);
@@ -103,8 +102,7 @@ TEST(EnvConcurrency, KilledBuildLeavesPreviousEnvironmentAndNextRunRecovers) {
   bool started = false;
   for (int i = 0; i < 500 && !started; ++i) {
     for (const std::string& staging : world.PackEnvEntries("hello", ".staging-slowrt-")) {
-      started = started ||
-                Exists(world.EnvsDir() + "/hello/" + staging + "/install-started");
+      started = started || Exists(world.EnvsDir() + "/hello/" + staging + "/install-started");
     }
     if (!started) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

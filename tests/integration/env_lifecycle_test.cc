@@ -221,7 +221,8 @@ TEST(EnvLifecycle, TwoPacksGetSeparateEnvironments) {
   auto alpha_id = Identity(world.EnvDir("alpha", "python"));
   auto beta_id = Identity(world.EnvDir("beta", "python"));
   ASSERT_TRUE(alpha_id && beta_id);
-  EXPECT_NE(std::make_pair(alpha_id->dev, alpha_id->ino), std::make_pair(beta_id->dev, beta_id->ino));
+  EXPECT_NE(std::make_pair(alpha_id->dev, alpha_id->ino),
+            std::make_pair(beta_id->dev, beta_id->ino));
   EXPECT_EQ(alpha["result"]["env_ino"].get<uint64_t>(), static_cast<uint64_t>(alpha_id->ino));
   EXPECT_EQ(beta["result"]["env_ino"].get<uint64_t>(), static_cast<uint64_t>(beta_id->ino));
 

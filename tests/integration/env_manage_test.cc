@@ -30,7 +30,8 @@ void WriteMixedPack(EnvWorld& world, bool python_deps, const std::string& node_d
   if (!node_dependency.empty()) {
     world.WritePackFile("hello", "package.json",
                         "{\"name\": \"hello\", \"version\": \"1.0.0\", \"dependencies\": "
-                        "{\"demo-node\": \"file:" + node_dependency + "\"}}\n");
+                        "{\"demo-node\": \"file:" +
+                            node_dependency + "\"}}\n");
   }
 }
 
@@ -42,8 +43,7 @@ TEST(EnvManage, RegisterSetsUpEveryRuntimeAndReportsEach) {
 
   CommandResult reg = world.Cli({"pack", "register", world.PackDir("hello")});
   ASSERT_EQ(reg.exit_code, 0) << Describe(reg);
-  EXPECT_NE(reg.stdout_text.find("hello: valid (3 actions)"), std::string::npos)
-      << reg.stdout_text;
+  EXPECT_NE(reg.stdout_text.find("hello: valid (3 actions)"), std::string::npos) << reg.stdout_text;
   EXPECT_NE(reg.stdout_text.find("hello/python: built (" + world.EnvDir("hello", "python") + ")"),
             std::string::npos)
       << reg.stdout_text;

@@ -31,13 +31,19 @@ std::string HostileRuntime(const std::string& tmp_canary, const std::string& usr
       "r=/env/report; "
       "if (echo x > /pack/evil) 2>/dev/null; then echo pack_write=ok; else echo pack_write=denied; "
       "fi >> $r; "
-      "if (echo x > " + usr_canary + ") 2>/dev/null; then echo usr_write=ok; "
+      "if (echo x > " +
+      usr_canary +
+      ") 2>/dev/null; then echo usr_write=ok; "
       "else echo usr_write=denied; fi >> $r; "
-      "if (echo y > " + tmp_canary + ") 2>/dev/null; then echo tmp_write=ok; "
+      "if (echo y > " +
+      tmp_canary +
+      ") 2>/dev/null; then echo tmp_write=ok; "
       "else echo tmp_write=denied; fi >> $r; "
       "if cat /etc/shadow > /env/shadow-copy 2>/dev/null; then echo shadow=read; "
       "else echo shadow=denied; fi >> $r; "
-      "if cat " + host_secret + " > /env/secret-copy 2>/dev/null; then echo secret=read; "
+      "if cat " +
+      host_secret +
+      " > /env/secret-copy 2>/dev/null; then echo secret=read; "
       "else echo secret=denied; fi >> $r; "
       "echo uid=$(id -u) >> $r; "
       "echo ifaces=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort | tr '\\n' ,) "
@@ -48,8 +54,8 @@ std::string HostileRuntime(const std::string& tmp_canary, const std::string& usr
          "[inline]\nstrategy = \"temp_file\"\nextension = \".hostile\"\n"
          "[environment]\ncreate_command = [\"/bin/mkdir\", \"-p\", \"{env_dir}/bin\"]\n"
          "[dependencies]\nmanifest_file = \"deps.txt\"\n"
-         "install_command = [\"/bin/sh\", \"-c\", '''" + script +
-         "''', \"hostile-install\", \"{manifest_path}\"]\n";
+         "install_command = [\"/bin/sh\", \"-c\", '''" +
+         script + "''', \"hostile-install\", \"{manifest_path}\"]\n";
 }
 
 TEST(EnvSecurity, InstallStepCannotReachTheHost) {
@@ -88,7 +94,7 @@ TEST(EnvSecurity, InstallStepCannotReachTheHost) {
   EXPECT_NE(report.find("secret=denied"), std::string::npos) << report;
   EXPECT_NE(report.find("uid=1000\n"), std::string::npos) << report;
   EXPECT_NE(report.find("ifaces=lo,\n"), std::string::npos) << "install_network = false\n"
-                                                           << report;
+                                                            << report;
   EXPECT_EQ(report.find("TOPSECRET"), std::string::npos);
 
   // And the host is unchanged.
@@ -141,12 +147,20 @@ TEST(EnvSecurity, PlantedSymlinksAreNeverFollowed) {
                     "import os\n"
                     "os.symlink('/etc/shadow', '/env/evil')\n"
                     "os.symlink('/root', '/env/bin2')\n"
-                    "os.symlink('" + canary + "', '/env/canary-dir')\n"
-                    "os.symlink('" + canary + "/a', '/env/canary-file')\n"
-                    "os.makedirs('/env/deep/er', exist_ok=True)\n"
-                    "os.symlink('" + canary + "', '/env/deep/er/link')\n"
-                    "os.symlink('" + canary + "', '/env/.staging-python-0000000000000000')\n"
-                    "print('planted')\n");
+                    "os.symlink('" +
+                        canary +
+                        "', '/env/canary-dir')\n"
+                        "os.symlink('" +
+                        canary +
+                        "/a', '/env/canary-file')\n"
+                        "os.makedirs('/env/deep/er', exist_ok=True)\n"
+                        "os.symlink('" +
+                        canary +
+                        "', '/env/deep/er/link')\n"
+                        "os.symlink('" +
+                        canary +
+                        "', '/env/.staging-python-0000000000000000')\n"
+                        "print('planted')\n");
   world.WriteConfig();
   HostTargets before = Snapshot(world);
 

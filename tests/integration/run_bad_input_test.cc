@@ -98,21 +98,24 @@ TEST_F(RunBadInputTest, UnknownRuntime) {
 }
 
 TEST_F(RunBadInputTest, MissingEntryPoint) {
-  world_.WriteAction("bad", "missing", "name: missing\nrunner_type: python\n"
-                                       "entry_point: missing.py\n");
+  world_.WriteAction("bad", "missing",
+                     "name: missing\nrunner_type: python\n"
+                     "entry_point: missing.py\n");
   ExpectRefused({"bad.missing"}, 125, {ActionYaml("missing"), "entry_point", "missing.py"});
 }
 
 TEST_F(RunBadInputTest, EntryPointEscapingWithDotDot) {
   world_.WriteFile("packs/bad/outside.py", kOkScript);
-  world_.WriteAction("bad", "dotdot", "name: dotdot\nrunner_type: python\n"
-                                      "entry_point: ../outside.py\n");
+  world_.WriteAction("bad", "dotdot",
+                     "name: dotdot\nrunner_type: python\n"
+                     "entry_point: ../outside.py\n");
   ExpectRefused({"bad.dotdot"}, 125, {ActionYaml("dotdot"), "entry_point"});
 }
 
 TEST_F(RunBadInputTest, EntryPointEscapingWithDeepDotDot) {
-  world_.WriteAction("bad", "deep", "name: deep\nrunner_type: shell\n"
-                                    "entry_point: ../../../../../../etc/passwd\n");
+  world_.WriteAction("bad", "deep",
+                     "name: deep\nrunner_type: shell\n"
+                     "entry_point: ../../../../../../etc/passwd\n");
   ExpectRefused({"bad.deep"}, 125, {ActionYaml("deep"), "entry_point"});
 }
 
@@ -128,8 +131,9 @@ TEST_F(RunBadInputTest, EntryPointSymlinkToEtcPasswd) {
 }
 
 TEST_F(RunBadInputTest, EntryPointSymlinkedDirectoryEscaping) {
-  world_.WriteAction("bad", "dirlink", "name: dirlink\nrunner_type: shell\n"
-                                       "entry_point: etc/passwd\n");
+  world_.WriteAction("bad", "dirlink",
+                     "name: dirlink\nrunner_type: shell\n"
+                     "entry_point: etc/passwd\n");
   ASSERT_EQ(symlink("/etc", (world_.PackDir("bad") + "/actions/etc").c_str()), 0);
   ExpectRefused({"bad.dirlink"}, 125, {ActionYaml("dirlink"), "entry_point"});
 }
@@ -167,9 +171,10 @@ TEST_F(RunBadInputTest, OversizedParametersFile) {
 
 TEST_F(RunBadInputTest, OversizedParameterDocument) {
   // Each source is under 8 MiB, the document (parameters ∪ secrets) is over it.
-  world_.WriteAction("bad", "two", "name: two\nrunner_type: python\nentry_point: typed.py\n"
-                                   "parameters:\n  a: {type: string}\n"
-                                   "  b: {type: string, secret: true}\n");
+  world_.WriteAction("bad", "two",
+                     "name: two\nrunner_type: python\nentry_point: typed.py\n"
+                     "parameters:\n  a: {type: string}\n"
+                     "  b: {type: string, secret: true}\n");
   world_.WriteFile("a.json", nlohmann::json({{"a", std::string(5u << 20, 'a')}}).dump());
   world_.WriteFile("b.json", nlohmann::json({{"b", std::string(5u << 20, 'b')}}).dump(), 0600);
   ExpectRefused({"bad.two", "--params-json", "@" + world_.Path("a.json"), "--secrets-file",
@@ -177,13 +182,9 @@ TEST_F(RunBadInputTest, OversizedParameterDocument) {
                 125, {"bad.two", "8 MiB"});
 }
 
-TEST_F(RunBadInputTest, UnknownAction) {
-  ExpectRefused({"bad.nosuch"}, 127, {"bad.nosuch"});
-}
+TEST_F(RunBadInputTest, UnknownAction) { ExpectRefused({"bad.nosuch"}, 127, {"bad.nosuch"}); }
 
-TEST_F(RunBadInputTest, UnknownPack) {
-  ExpectRefused({"nosuchpack.typed"}, 127, {"nosuchpack"});
-}
+TEST_F(RunBadInputTest, UnknownPack) { ExpectRefused({"nosuchpack.typed"}, 127, {"nosuchpack"}); }
 
 TEST_F(RunBadInputTest, MalformedActionRef) {
   ExpectRefused({"no-dot-here"}, 125, {"no-dot-here"});

@@ -49,13 +49,11 @@ TEST_F(RunLimitsTest, RuntimeLimitAppliesAndAnActionMayRaiseItWithinTheCeiling) 
                       "name = \"tinysh\"\n[interpreter]\nbinary = \"/bin/sh\"\n"
                       "file_extension = \".tsh\"\n[limits]\npids = 16\n");
   world_.WriteSimpleAction("lim", "few", "tinysh", "few.tsh", kForker);
-  world_.WriteSimpleAction("lim", "many", "tinysh", "many.tsh", kForker,
-                           "limits:\n  pids: 64\n");
+  world_.WriteSimpleAction("lim", "many", "tinysh", "many.tsh", kForker, "limits:\n  pids: 64\n");
   world_.WriteConfig("[sandbox]\npids_max = 32\npids_ceiling = 128\n");
   nlohmann::json few = Run("lim.few").Json();
   EXPECT_THAT(few["stdout"].get<std::string>(), HasSubstr("reached"));
-  EXPECT_THAT(few["stdout"].get<std::string>(), ::testing::Not(HasSubstr("made 40")))
-      << few.dump();
+  EXPECT_THAT(few["stdout"].get<std::string>(), ::testing::Not(HasSubstr("made 40"))) << few.dump();
   nlohmann::json many = Run("lim.many").Json();
   EXPECT_EQ(many["status"], "succeeded") << many.dump();
   EXPECT_THAT(many["stdout"].get<std::string>(), HasSubstr("made 40"));
@@ -70,7 +68,7 @@ TEST_F(RunLimitsTest, RequestAboveTheCeilingIsRejectedBeforeAnythingStarts) {
   EXPECT_EQ(human.stdout_text, "");
   EXPECT_THAT(human.stderr_text,
               HasSubstr(world_.PackDir("lim") + "/actions/greedy.yaml: limits.memory_mb: 4096 "
-                        "exceeds sandbox.memory_ceiling_mb 1024"));
+                                                "exceeds sandbox.memory_ceiling_mb 1024"));
   EXPECT_EQ(std::count(human.stderr_text.begin(), human.stderr_text.end(), '\n'), 1)
       << human.stderr_text;
   CommandResult json = Run("lim.greedy");

@@ -64,9 +64,9 @@ TEST_F(RunParametersTest, DotenvIsSortedQuotedFlattenedLines) {
                            "  zeta: {type: string}\n  alpha: {type: integer}\n"
                            "  headers: {type: object}\n  list: {type: array}\n"
                            "  flag: {type: boolean}\n");
-  nlohmann::json result = RunOk(
-      "par.dotenv", {"--params-json",
-                     R"({"zeta": "it's", "alpha": 3, "headers": {"Content-Type": "text/plain",
+  nlohmann::json result =
+      RunOk("par.dotenv", {"--params-json",
+                           R"({"zeta": "it's", "alpha": 3, "headers": {"Content-Type": "text/plain",
                          "x": {"y": "z"}}, "list": [1, "a"], "flag": true})"});
   std::string text = result["stdin"];
   // Trailing newline optional; everything else exact.
@@ -134,8 +134,8 @@ TEST_F(RunParametersTest, FileDeliveryWithDotenvFormat) {
                            "cat \"$PACKVISOR_PARAMETER_FILE\"\necho \"stdin=[$(cat)]\"\n",
                            "parameter_delivery: file\nparameter_format: dotenv\nparameters:\n"
                            "  b: {type: string}\n  a: {type: integer}\n");
-  CommandResult r = world_.Cli({"run", "par.filedot", "--param", "b=x y", "--param", "a=1",
-                                "--json"});
+  CommandResult r =
+      world_.Cli({"run", "par.filedot", "--param", "b=x y", "--param", "a=1", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
   std::string out = r.Json()["stdout"];
   EXPECT_THAT(out, HasSubstr("a='1'\nb='x y'"));
@@ -145,9 +145,9 @@ TEST_F(RunParametersTest, FileDeliveryWithDotenvFormat) {
 TEST_F(RunParametersTest, ParameterAndSecretWithTheSameNameAreRejected) {
   world_.WriteSimpleAction("par", "js", "python", "js.py", kEchoStdin,
                            "parameters:\n  api_key: {type: string}\n");
-  CommandResult r = world_.Cli({"run", "par.js", "--param", "api_key=public-value",
-                                "--secrets-stdin", "--json"},
-                               R"({"api_key": "hidden-value-42"})");
+  CommandResult r =
+      world_.Cli({"run", "par.js", "--param", "api_key=public-value", "--secrets-stdin", "--json"},
+                 R"({"api_key": "hidden-value-42"})");
   EXPECT_EQ(r.exit_code, 125) << r.stdout_text << r.stderr_text;
   nlohmann::json j = r.Json();
   EXPECT_EQ(j["status"], "rejected");
@@ -256,9 +256,9 @@ TEST_F(RunParametersTest, SecretsFileAndSecretsStdinExcludeEachOther) {
   world_.WriteSimpleAction("par", "sec", "python", "sec.py", kEchoStdin,
                            "parameters:\n  password: {type: string, secret: true}\n");
   world_.WriteFile("s.json", R"({"password": "x"})", 0600);
-  CommandResult r = world_.Cli({"run", "par.sec", "--secrets-file", world_.Path("s.json"),
-                                "--secrets-stdin"},
-                               R"({"password": "y"})");
+  CommandResult r =
+      world_.Cli({"run", "par.sec", "--secrets-file", world_.Path("s.json"), "--secrets-stdin"},
+                 R"({"password": "y"})");
   EXPECT_EQ(r.exit_code, 125);
   EXPECT_EQ(Lines(r.stderr_text).size(), 1u) << r.stderr_text;
 }

@@ -40,8 +40,10 @@ TEST_F(RunResultsTest, JsonWholeStdout) {
 }
 
 TEST_F(RunResultsTest, JsonLastLineFallback) {
-  ShellAction("last", "echo 'starting up...'\necho 'log: {not json'\necho\n"
-                      "echo '{\"answer\": 42}'\necho\n", "json");
+  ShellAction("last",
+              "echo 'starting up...'\necho 'log: {not json'\necho\n"
+              "echo '{\"answer\": 42}'\necho\n",
+              "json");
   CommandResult r = Run("res.last");
   ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
   nlohmann::json j = r.Json();
@@ -64,8 +66,10 @@ TEST_F(RunResultsTest, JsonlIsAnArrayOfLines) {
 }
 
 TEST_F(RunResultsTest, YamlDocument) {
-  ShellAction("yaml", "cat <<'EOF'\nname: demo\ncount: 3\nratio: 0.5\nok: true\n"
-                      "items:\n  - a\n  - b\nnested:\n  k: v\nnothing: null\nEOF\n", "yaml");
+  ShellAction("yaml",
+              "cat <<'EOF'\nname: demo\ncount: 3\nratio: 0.5\nok: true\n"
+              "items:\n  - a\n  - b\nnested:\n  k: v\nnothing: null\nEOF\n",
+              "yaml");
   CommandResult r = Run("res.yaml");
   ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
   EXPECT_EQ(r.Json()["result"], nlohmann::json::parse(R"({"name": "demo", "count": 3,
@@ -139,8 +143,10 @@ TEST_F(RunResultsTest, NonZeroExitIsFailedWithTheStderrSummary) {
 }
 
 TEST_F(RunResultsTest, NonZeroExitWithLongStderrUsesItsLastLine) {
-  ShellAction("long", "for i in 1 2 3 4 5 6 7; do echo \"noise $i\" >&2; done\n"
-                      "echo 'the real reason' >&2\nexit 2\n", "text");
+  ShellAction("long",
+              "for i in 1 2 3 4 5 6 7; do echo \"noise $i\" >&2; done\n"
+              "echo 'the real reason' >&2\nexit 2\n",
+              "text");
   CommandResult r = Run("res.long");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.Json()["error"], "the real reason");
@@ -209,10 +215,10 @@ TEST_F(RunResultsTest, ResultObjectHasEveryDocumentedField) {
   CommandResult r = Run("res.fields");
   ASSERT_EQ(r.exit_code, 0);
   nlohmann::json j = r.Json();
-  for (const char* key : {"execution_id", "action_ref", "status", "exit_code", "signal", "result",
-                          "stdout", "stderr", "stdout_truncated", "stderr_truncated",
-                          "stdout_bytes_truncated", "stderr_bytes_truncated", "timed_out",
-                          "duration_ms", "error", "usage"}) {
+  for (const char* key :
+       {"execution_id", "action_ref", "status", "exit_code", "signal", "result", "stdout", "stderr",
+        "stdout_truncated", "stderr_truncated", "stdout_bytes_truncated", "stderr_bytes_truncated",
+        "timed_out", "duration_ms", "error", "usage"}) {
     EXPECT_TRUE(j.contains(key)) << key;
   }
   EXPECT_EQ(j["action_ref"], "res.fields");

@@ -57,9 +57,9 @@ TEST_F(RunSecretsTest, PythonInlineSecretsNotInEnviron) {
       "print(json.dumps({'secrets_in_environ': leak, 'environ_check': True,\n"
       "                  'received': inputs['api_key'] == 'sk-test-abc123xyz' and\n"
       "                              inputs['password'] == 'sup3r-s3cret-pw'}))\n";
-  ExecutionResult r = world_.Run(InlineRequest(
-      "sec.py", code, nlohmann::json::object(),
-      {{"api_key", "sk-test-abc123xyz"}, {"password", "sup3r-s3cret-pw"}}));
+  ExecutionResult r = world_.Run(
+      InlineRequest("sec.py", code, nlohmann::json::object(),
+                    {{"api_key", "sk-test-abc123xyz"}, {"password", "sup3r-s3cret-pw"}}));
   ASSERT_EQ(r.status, ExecutionStatus::kSucceeded) << Describe(r);
   EXPECT_EQ(r.result["secrets_in_environ"], false) << Describe(r);
   EXPECT_EQ(r.result["environ_check"], true);
@@ -85,9 +85,9 @@ TEST_F(RunSecretsTest, ShellInlineSecretsAreVariablesButNotInEnviron) {
       "fi\n"
       "if bash -c 'test -n \"$api_key$PARAM_API_KEY\"'; then echo CHILD_SEES_IT; exit 1; fi\n"
       "echo SECURITY_PASS\n";
-  ExecutionResult r = world_.Run(InlineRequest(
-      "sec.sh", code, nlohmann::json::object(),
-      {{"api_key", "sk-shell-test-12345"}, {"password", "p@ss'w\"rd $HOME"}}));
+  ExecutionResult r = world_.Run(
+      InlineRequest("sec.sh", code, nlohmann::json::object(),
+                    {{"api_key", "sk-shell-test-12345"}, {"password", "p@ss'w\"rd $HOME"}}));
   EXPECT_EQ(r.status, ExecutionStatus::kSucceeded) << Describe(r);
   EXPECT_THAT(r.stdout_text, HasSubstr("SECURITY_PASS")) << Describe(r);
   EXPECT_THAT(r.stdout_text, Not(HasSubstr("SECURITY_FAIL")));
@@ -127,10 +127,10 @@ TEST_F(RunSecretsTest, PythonEmptySecrets) {
 }
 
 TEST_F(RunSecretsTest, ShellEmptySecrets) {
-  ExecutionResult r = world_.Run(InlineRequest(
-      "sec.sh",
-      "if [ -z \"$nonexistent\" ] && [ -z \"$PARAM_NONEXISTENT\" ]; then echo PASS;\n"
-      "else echo FAIL; fi\n"));
+  ExecutionResult r = world_.Run(
+      InlineRequest("sec.sh",
+                    "if [ -z \"$nonexistent\" ] && [ -z \"$PARAM_NONEXISTENT\" ]; then echo PASS;\n"
+                    "else echo FAIL; fi\n"));
   EXPECT_EQ(r.status, ExecutionStatus::kSucceeded) << Describe(r);
   EXPECT_EQ(r.stdout_text, "PASS\n");
 }
@@ -295,10 +295,9 @@ TEST_F(RunSecretLeakTest, SecretsStdinNeverInHostProcOrLogsOrTmpFiles) {
   std::string marker = UniqueMarker("leak-marker");
   auto since = std::chrono::system_clock::now() - std::chrono::seconds(1);
   ProcSampler sampler(token, marker);
-  CommandResult r =
-      world_.Cli({"--log-level", "trace", "run", "leak.py", "--param", "marker=" + marker,
-                  "--secrets-stdin", "--json"},
-                 nlohmann::json({{"api_key", token}}).dump());
+  CommandResult r = world_.Cli({"--log-level", "trace", "run", "leak.py", "--param",
+                                "marker=" + marker, "--secrets-stdin", "--json"},
+                               nlohmann::json({{"api_key", token}}).dump());
   sampler.Stop();
   ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
   EXPECT_EQ(r.Json()["result"]["received"], true);
@@ -329,9 +328,9 @@ TEST_F(RunSecretLeakTest, SecretsFileNeverInHostProcOrLogsOrOtherTmpFiles) {
 TEST_F(RunSecretLeakTest, HumanOutputAndTraceLogCarryNoSecret) {
   std::string token = FreshToken();
   std::string marker = UniqueMarker("leak-marker");
-  CommandResult r = world_.Cli({"--log-level", "trace", "run", "leak.py", "--param",
-                                "marker=" + marker, "--secrets-stdin"},
-                               nlohmann::json({{"api_key", token}}).dump());
+  CommandResult r = world_.Cli(
+      {"--log-level", "trace", "run", "leak.py", "--param", "marker=" + marker, "--secrets-stdin"},
+      nlohmann::json({{"api_key", token}}).dump());
   ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
   ExpectNoToken(r, token);
 }
@@ -359,9 +358,9 @@ TEST_F(RunSecretLeakTest, InlineShellSecretNeverOnHost) {
 
 TEST_F(RunSecretLeakTest, RejectedSecretOfWrongTypeIsNotQuoted) {
   std::string token = FreshToken();
-  CommandResult r = world_.Cli({"--log-level", "trace", "run", "leak.typed", "--secrets-stdin",
-                                "--json"},
-                               nlohmann::json({{"pin", token}}).dump());
+  CommandResult r =
+      world_.Cli({"--log-level", "trace", "run", "leak.typed", "--secrets-stdin", "--json"},
+                 nlohmann::json({{"pin", token}}).dump());
   EXPECT_EQ(r.exit_code, 125) << r.stdout_text << r.stderr_text;
   nlohmann::json j = r.Json();
   EXPECT_EQ(j["status"], "rejected");
@@ -372,9 +371,9 @@ TEST_F(RunSecretLeakTest, RejectedSecretOfWrongTypeIsNotQuoted) {
 
 TEST_F(RunSecretLeakTest, RejectedSecretOutsideEnumIsNotQuoted) {
   std::string token = FreshToken();
-  CommandResult r = world_.Cli({"--log-level", "trace", "run", "leak.typed", "--secrets-stdin",
-                                "--json"},
-                               nlohmann::json({{"mode", token}}).dump());
+  CommandResult r =
+      world_.Cli({"--log-level", "trace", "run", "leak.typed", "--secrets-stdin", "--json"},
+                 nlohmann::json({{"mode", token}}).dump());
   EXPECT_EQ(r.exit_code, 125) << r.stdout_text << r.stderr_text;
   EXPECT_EQ(r.Json()["status"], "rejected");
   EXPECT_THAT(r.Json()["error"].get<std::string>(), HasSubstr("mode"));
@@ -383,9 +382,9 @@ TEST_F(RunSecretLeakTest, RejectedSecretOutsideEnumIsNotQuoted) {
 
 TEST_F(RunSecretLeakTest, RejectedUnknownSecretIsNotQuoted) {
   std::string token = FreshToken();
-  CommandResult r = world_.Cli({"--log-level", "trace", "run", "leak.typed", "--secrets-stdin",
-                                "--json"},
-                               nlohmann::json({{"not_declared", token}}).dump());
+  CommandResult r =
+      world_.Cli({"--log-level", "trace", "run", "leak.typed", "--secrets-stdin", "--json"},
+                 nlohmann::json({{"not_declared", token}}).dump());
   EXPECT_EQ(r.exit_code, 125) << r.stdout_text << r.stderr_text;
   EXPECT_EQ(r.Json()["status"], "rejected");
   EXPECT_THAT(r.Json()["error"].get<std::string>(), HasSubstr("not_declared"));

@@ -55,12 +55,11 @@ TEST_F(RunTruncationTest, PythonStdoutTruncation) {
 }
 
 TEST_F(RunTruncationTest, PythonStderrTruncation) {
-  ExecutionResult r = world_.Run(
-      WithCaps(10 << 20, 300),
-      InlineRequest("trunc.py",
-                    "import sys\nfor i in range(100):\n"
-                    "    sys.stderr.write('error line %d\\n' % i)\n"
-                    "print('stdout is fine')\n"));
+  ExecutionResult r = world_.Run(WithCaps(10 << 20, 300),
+                                 InlineRequest("trunc.py",
+                                               "import sys\nfor i in range(100):\n"
+                                               "    sys.stderr.write('error line %d\\n' % i)\n"
+                                               "print('stdout is fine')\n"));
   EXPECT_EQ(r.status, ExecutionStatus::kSucceeded) << Describe(r);
   EXPECT_TRUE(r.stderr_truncated);
   EXPECT_THAT(r.stderr_text, HasSubstr(kStderrMarker));
@@ -101,11 +100,11 @@ TEST_F(RunTruncationTest, NoTruncationUnderLimit) {
 }
 
 TEST_F(RunTruncationTest, BothStreamsTruncated) {
-  ExecutionResult r = world_.Run(
-      WithCaps(300, 300),
-      InlineRequest("trunc.py",
-                    "import sys\nfor i in range(50):\n    print('stdout line %d' % i)\n"
-                    "    sys.stderr.write('stderr line %d\\n' % i)\n"));
+  ExecutionResult r =
+      world_.Run(WithCaps(300, 300),
+                 InlineRequest("trunc.py",
+                               "import sys\nfor i in range(50):\n    print('stdout line %d' % i)\n"
+                               "    sys.stderr.write('stderr line %d\\n' % i)\n"));
   EXPECT_EQ(r.status, ExecutionStatus::kSucceeded) << Describe(r);
   EXPECT_TRUE(r.stdout_truncated);
   EXPECT_TRUE(r.stderr_truncated);
@@ -118,10 +117,10 @@ TEST_F(RunTruncationTest, BothStreamsTruncated) {
 }
 
 TEST_F(RunTruncationTest, TruncationWithTimeout) {
-  RunRequest request = InlineRequest(
-      "trunc.py",
-      "import sys, time\nfor i in range(1000):\n    print('line %d of many' % i)\n"
-      "sys.stdout.flush()\ntime.sleep(30)\n");
+  RunRequest request =
+      InlineRequest("trunc.py",
+                    "import sys, time\nfor i in range(1000):\n    print('line %d of many' % i)\n"
+                    "sys.stdout.flush()\ntime.sleep(30)\n");
   request.timeout_seconds = 2;
   ExecutionResult r = world_.Run(WithCaps(500, 10 << 20), std::move(request));
   EXPECT_NE(r.status, ExecutionStatus::kSucceeded);

@@ -18,12 +18,11 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "tests/support/harness.h"
 
@@ -124,9 +123,9 @@ class EnvWorld {
 
   // actions/<name>.yaml: `runner_type` (omitted when empty), `entry_point`, extra YAML lines,
   // and the script itself.
-  void WriteAction(const std::string& pack, const std::string& name,
-                   const std::string& runner_type, const std::string& script_name,
-                   const std::string& script, const std::string& extra_yaml = "") const {
+  void WriteAction(const std::string& pack, const std::string& name, const std::string& runner_type,
+                   const std::string& script_name, const std::string& script,
+                   const std::string& extra_yaml = "") const {
     if (!Exists(PackDir(pack) + "/pack.yaml")) WritePack(pack);
     std::string yaml = "name: " + name + "\n";
     if (!runner_type.empty()) yaml += "runner_type: " + runner_type + "\n";
@@ -203,9 +202,8 @@ with zipfile.ZipFile(out, 'w') as z:
   std::string WriteConfig(const std::map<std::string, std::string>& more_install_env = {},
                           const std::string& envs_extra = "",
                           const std::string& extra_tables = "") const {
-    std::map<std::string, std::string> install_env = {{"PIP_NO_INDEX", "1"},
-                                                      {"PIP_FIND_LINKS", "/pack/wheels"},
-                                                      {"npm_config_offline", "true"}};
+    std::map<std::string, std::string> install_env = {
+        {"PIP_NO_INDEX", "1"}, {"PIP_FIND_LINKS", "/pack/wheels"}, {"npm_config_offline", "true"}};
     for (const auto& [name, value] : more_install_env) install_env[name] = value;
     std::string text = "packs_base_dir = \"" + PacksDir() + "\"\nruntime_envs_dir = \"" +
                        EnvsDir() + "\"\nstate_dir = \"" + StateDir() + "\"\n";

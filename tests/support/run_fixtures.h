@@ -13,13 +13,12 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "supervisor/builtin_runtimes.h"
 #include "supervisor/config.h"
@@ -47,18 +46,17 @@ class RunWorld {
 
   // pack.yaml with `ref: pack` (or the given text).
   void WritePack(const std::string& pack, const std::string& pack_yaml = "") const {
-    dir_.Write("packs/" + pack + "/pack.yaml",
-               pack_yaml.empty() ? "ref: " + pack + "\nversion: 1.0.0\ndescription: test\n"
-                                 : pack_yaml);
+    dir_.Write(
+        "packs/" + pack + "/pack.yaml",
+        pack_yaml.empty() ? "ref: " + pack + "\nversion: 1.0.0\ndescription: test\n" : pack_yaml);
     std::filesystem::create_directories(PackDir(pack) + "/actions");
     chmod((PackDir(pack) + "/actions").c_str(), 0755);
   }
 
   // actions/<name>.yaml (`action_yaml` verbatim) and, when `script_name` is not empty,
   // actions/<script_name> with `script`. Writes pack.yaml too when it is missing.
-  void WriteAction(const std::string& pack, const std::string& name,
-                   const std::string& action_yaml, const std::string& script_name = "",
-                   const std::string& script = "") const {
+  void WriteAction(const std::string& pack, const std::string& name, const std::string& action_yaml,
+                   const std::string& script_name = "", const std::string& script = "") const {
     if (!std::filesystem::exists(PackDir(pack) + "/pack.yaml")) WritePack(pack);
     dir_.Write("packs/" + pack + "/actions/" + name + ".yaml", action_yaml);
     if (!script_name.empty()) {
@@ -71,8 +69,8 @@ class RunWorld {
                          const std::string& runner_type, const std::string& script_name,
                          const std::string& script, const std::string& extra_yaml = "") const {
     WriteAction(pack, name,
-                "name: " + name + "\nrunner_type: " + runner_type + "\nentry_point: " +
-                    script_name + "\n" + extra_yaml,
+                "name: " + name + "\nrunner_type: " + runner_type +
+                    "\nentry_point: " + script_name + "\n" + extra_yaml,
                 script_name, script);
   }
 
@@ -181,8 +179,8 @@ inline std::vector<std::string> NewTmpEntries(const std::set<std::string>& befor
   std::vector<std::string> added;
   for (const std::string& name : DirectoryEntries("/tmp")) {
     if (before.count(name)) continue;
-    bool packvisor_name = name.rfind("packvisor-parameters", 0) == 0 ||
-                          name.rfind("packvisor-inline", 0) == 0;
+    bool packvisor_name =
+        name.rfind("packvisor-parameters", 0) == 0 || name.rfind("packvisor-inline", 0) == 0;
     struct stat st {};
     bool sandbox_owned = lstat(("/tmp/" + name).c_str(), &st) == 0 && st.st_uid >= 100000;
     if (packvisor_name || sandbox_owned) added.push_back(name);

@@ -558,9 +558,9 @@ TEST_F(ConfigTest, CeilingsDefaultToTheLimitsAndMayRaiseThem) {
   EXPECT_EQ(defaults->sandbox.memory_ceiling_mb, 256u);
   EXPECT_EQ(defaults->sandbox.pids_ceiling, 256u);
   EXPECT_EQ(defaults->sandbox.cpu_ceiling_percent, 100u);
-  auto raised = LoadConfigFile(
-      Write("r.toml", "[sandbox]\nmemory_ceiling_mb = 4096\npids_ceiling = 1024\n"
-                      "cpu_ceiling_percent = 200\n"));
+  auto raised = LoadConfigFile(Write("r.toml",
+                                     "[sandbox]\nmemory_ceiling_mb = 4096\npids_ceiling = 1024\n"
+                                     "cpu_ceiling_percent = 200\n"));
   ASSERT_TRUE(raised.ok()) << raised.error().message();
   EXPECT_EQ(raised->sandbox.memory_ceiling_mb, 4096u);
   EXPECT_EQ(raised->sandbox.memory_max_mb, 512u);

@@ -162,8 +162,8 @@ TEST(FileLock, AcquireWaitsForTheHolder) {
 // ---- names ----
 
 TEST(EnvironmentNames, AcceptsPathSafeNames) {
-  for (const std::string& name : std::vector<std::string>{"a", "hello", "core", "my-pack_2",
-                                                          "0pack", std::string(64, 'x')}) {
+  for (const std::string& name :
+       std::vector<std::string>{"a", "hello", "core", "my-pack_2", "0pack", std::string(64, 'x')}) {
     EXPECT_TRUE(CheckEnvironmentNames(name, "python").ok()) << name;
     EXPECT_TRUE(CheckEnvironmentNames("pack", name).ok()) << name;
   }
@@ -171,8 +171,8 @@ TEST(EnvironmentNames, AcceptsPathSafeNames) {
 
 TEST(EnvironmentNames, RefusesEverythingElse) {
   for (const std::string& name :
-       {std::string(), std::string("."), std::string(".."), std::string("../x"),
-        std::string("a/b"), std::string("Hello"), std::string("-pack"), std::string("_pack"),
+       {std::string(), std::string("."), std::string(".."), std::string("../x"), std::string("a/b"),
+        std::string("Hello"), std::string("-pack"), std::string("_pack"),
         std::string(".staging-python-1"), std::string("a.b"), std::string("a b"),
         std::string(65, 'x'), std::string("p\nq"), std::string("p\0q", 3)}) {
     auto as_pack = CheckEnvironmentNames(name, "python");
@@ -402,8 +402,8 @@ TEST_F(ManagerTest, CleanUpStaleRemovesOnlyUnheldLeftoversWithoutFollowingLinks)
   }
   EXPECT_FALSE(fs::exists(tree_.Path("envs/hello/.staging-python-00000000000000aa")));
   EXPECT_FALSE(fs::exists(tree_.Path("envs/hello/.old-python-00000000000000bb")));
-  EXPECT_FALSE(fs::exists(fs::symlink_status(
-      tree_.Path("envs/hello/.staging-python-00000000000000cc"))));
+  EXPECT_FALSE(
+      fs::exists(fs::symlink_status(tree_.Path("envs/hello/.staging-python-00000000000000cc"))));
   EXPECT_TRUE(fs::exists(tree_.Path("envs/hello/.staging-node-00000000000000dd/f")));
   EXPECT_TRUE(fs::exists(tree_.Path("target/keep.txt")));
   EXPECT_TRUE(fs::exists(tree_.Path("envs/hello/python")));

@@ -322,8 +322,9 @@ TEST(RuntimeDefinition, LimitsOutOfRangeOrUnknownAreRejected) {
             "test.toml:6: limits.pids: expected a whole number from 2 to 4194304");
   EXPECT_EQ(ErrorOf(std::string(kMinimal) + "[limits]\nmemory_mb = \"1G\"\n"),
             "test.toml:6: limits.memory_mb: expected a whole number from 1 to 1073741824");
-  EXPECT_NE(ErrorOf(std::string(kMinimal) + "[limits]\ncpu_percent = 0\n").find("limits.cpu_percent"),
-            std::string::npos);
+  EXPECT_NE(
+      ErrorOf(std::string(kMinimal) + "[limits]\ncpu_percent = 0\n").find("limits.cpu_percent"),
+      std::string::npos);
   EXPECT_NE(ErrorOf(std::string(kMinimal) + "[limits]\nswap_mb = 1\n")
                 .find("test.toml:6: limits.swap_mb: unknown key"),
             std::string::npos);

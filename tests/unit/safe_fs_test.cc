@@ -130,8 +130,8 @@ TEST_F(SafeFsTest, RemoveTreeAtDoesNotCrossOntoAnotherFilesystem) {
     int work = open(work_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (work < 0) _exit(13);
     auto removed = RemoveTreeAt(work, "tree");
-    if (removed.ok()) _exit(1);                                    // crossed, or ignored it
-    if (Read(mnt + "/other-fs.txt") != "other") _exit(2);          // removed the mount's files
+    if (removed.ok()) _exit(1);                            // crossed, or ignored it
+    if (Read(mnt + "/other-fs.txt") != "other") _exit(2);  // removed the mount's files
     std::ofstream(root_ + "/child-error") << removed.error().message();
     if (removed.error().message().find("filesystem") == std::string::npos) _exit(3);
     _exit(0);
@@ -202,7 +202,8 @@ TEST_F(SafeFsTest, OpenDirPathRefusesSymlinkComponents) {
   fs::create_directories(work_ + "/real/inner");
   auto opened = OpenDirPath(work_ + "/real/inner", false);
   ASSERT_TRUE(opened.ok()) << opened.error().message();
-  struct stat via_fd {}, via_path {};
+  struct stat via_fd {
+  }, via_path{};
   fstat(opened->get(), &via_fd);
   stat((work_ + "/real/inner").c_str(), &via_path);
   EXPECT_EQ(via_fd.st_ino, via_path.st_ino);
