@@ -52,20 +52,9 @@ int main(int argc, char** argv) {
   }
   std::vector<double> create, adopt, usage, remove, total;
   for (int i = 0; i < iterations; ++i) {
-    int go[2];
-    if (pipe(go) != 0) return 1;
-    pid_t child = fork();
-    if (child == 0) {
-      char byte;
-      close(go[1]);
-      _exit(read(go[0], &byte, 1) == 1 ? 0 : 1);
-    }
-    close(go[0]);
     if (gap_ms > 0) usleep(static_cast<useconds_t>(gap_ms) * 1000);
-    // As the launcher does before moving the child: no real-time policy (inherited under
-    // `chrt`; a v1 cpu cgroup without an RT budget refuses real-time tasks).
-    struct sched_param normal {};
-    sched_setscheduler(child, SCHED_OTHER, &normal);
+    // As the launcher does: create the group, open its v1 `tasks` files, and let the child move
+    // itself in by writing "0" (v2: the child would be cloned into it; nothing to join).
     std::optional<ExecutionCgroup> group;
     auto t0 = Clock::now();
     auto created = ExecutionCgroup::Create(
@@ -75,20 +64,39 @@ int main(int argc, char** argv) {
       return 1;
     }
     group.emplace(std::move(*created));
-    auto t1 = Clock::now();
-    if (auto adopted = group->Adopt(child); !adopted) {
-      std::fprintf(stderr, "adopt: %s\n", adopted.error().message().c_str());
+    auto join_fds = group->OpenJoinFds();
+    if (!join_fds) {
+      std::fprintf(stderr, "open join fds: %s\n", join_fds.error().message().c_str());
       return 1;
     }
-    auto t2 = Clock::now();
-    (void)!write(go[1], "x", 1);
-    close(go[1]);
+    auto t1 = Clock::now();
+    int report[2];
+    if (pipe(report) != 0) return 1;
+    pid_t child = fork();
+    if (child == 0) {
+      auto start = Clock::now();
+      for (const auto& fd : *join_fds) {
+        if (write(fd.get(), "0", 1) != 1) _exit(1);
+      }
+      double joined = Ms(Clock::now() - start);
+      _exit(write(report[1], &joined, sizeof(joined)) == sizeof(joined) ? 0 : 1);
+    }
+    close(report[1]);
+    double child_join_ms = -1;
+    if (read(report[0], &child_join_ms, sizeof(child_join_ms)) != sizeof(child_join_ms)) {
+      std::fprintf(stderr, "join: the child could not move itself in\n");
+      return 1;
+    }
+    close(report[0]);
+    join_fds->clear();
     waitpid(child, nullptr, 0);
     auto t3 = Clock::now();
     (void)group->ReadUsage();
     auto t4 = Clock::now();
     group.reset();
     auto t5 = Clock::now();
+    auto t2 = t1 + std::chrono::duration_cast<Clock::duration>(
+                       std::chrono::duration<double, std::milli>(child_join_ms));
     create.push_back(Ms(t1 - t0));
     adopt.push_back(Ms(t2 - t1));
     usage.push_back(Ms(t4 - t3));
@@ -98,9 +106,9 @@ int main(int argc, char** argv) {
   std::printf(
       "supervisor-side cgroup cost (%s back end), %d iterations, %d ms idle before each, ms:\n",
       packvisor::sandbox::CgroupBackendName(layout.backend), iterations, gap_ms);
-  for (auto [name, values] : {std::pair{"create+limits", &create}, std::pair{"adopt", &adopt},
-                              std::pair{"read usage", &usage}, std::pair{"kill+remove", &remove},
-                              std::pair{"total", &total}}) {
+  for (auto [name, values] : {std::pair{"create+limits", &create},
+                              std::pair{"join (child)", &adopt}, std::pair{"read usage", &usage},
+                              std::pair{"kill+remove", &remove}, std::pair{"total", &total}}) {
     std::printf("  %-14s median %6.3f  p90 %6.3f  max %6.3f\n", name, Percentile(*values, 0.5),
                 Percentile(*values, 0.9), Percentile(*values, 1.0));
   }

@@ -87,6 +87,10 @@ void RemoveDir(const std::string& dir) {
 }
 
 void KillV1(const std::string& freezer_dir, const std::vector<std::string>& dirs) {
+  // The common case at removal: the sandbox is gone and the groups are empty; nothing to freeze.
+  bool empty = true;
+  for (const std::string& dir : dirs) empty = empty && Members(dir).empty();
+  if (empty) return;
   bool frozen = false;
   if (!freezer_dir.empty() && Write(freezer_dir + "/freezer.state", "FROZEN").ok()) {
     // Frozen processes cannot fork away from the kill.
@@ -271,9 +275,14 @@ Result<ExecutionCgroup> ExecutionCgroup::Create(const CgroupLayout& layout,
   }
   auto create = [&](const std::string& own) -> Result<std::string> {
     if (own.empty()) return std::string();
-    PV_TRY(MakeDir(own + "/" + parent));
     std::string dir = own + "/" + parent + "/" + name;
-    if (mkdir(dir.c_str(), 0755) != 0) return ErrnoError("mkdir", dir);
+    // The parent directory exists after the first execution: try the leaf first.
+    int made = mkdir(dir.c_str(), 0755);
+    if (made != 0 && errno == ENOENT) {
+      PV_TRY(MakeDir(own + "/" + parent));
+      made = mkdir(dir.c_str(), 0755);
+    }
+    if (made != 0) return ErrnoError("mkdir", dir);
     group.dirs_.push_back(dir);
     return dir;
   };
@@ -317,6 +326,21 @@ Result<void> ExecutionCgroup::Adopt(pid_t pid) const {
     PV_TRY(Write(dir + "/cgroup.procs", std::to_string(pid)));
   }
   return Ok{};
+}
+
+Result<std::vector<unique_fd>> ExecutionCgroup::OpenJoinFds() const {
+  std::vector<unique_fd> fds;
+  if (backend_ != CgroupBackend::kV1) return fds;
+  for (const std::string& dir : dirs_) {
+    std::string tasks = dir + "/tasks";
+    unique_fd fd(open(tasks.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (!fd) return ErrnoError("open", tasks);
+    fds.push_back(std::move(fd));
+  }
+  if (fds.size() > static_cast<size_t>(kMaxCgroupJoinFds)) {
+    return Failure("cgroup", suffix_, "more hierarchies than a sandbox can join");
+  }
+  return fds;
 }
 
 void ExecutionCgroup::KillAll() const {

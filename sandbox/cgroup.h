@@ -19,6 +19,9 @@
 namespace packvisor::sandbox {
 
 enum class CgroupBackend { kNone, kV2, kV1 };
+
+// The most v1 hierarchies an execution cgroup spans (memory, pids, cpu, cpuacct, freezer).
+inline constexpr int kMaxCgroupJoinFds = 5;
 const char* CgroupBackendName(CgroupBackend backend);
 
 struct CgroupLimits {
@@ -78,6 +81,12 @@ class ExecutionCgroup {
   int clone_fd() const { return v2_fd_.get(); }
   // v1: moves `pid` into every hierarchy (before it runs untrusted code). No-op on v2.
   Result<void> Adopt(pid_t pid) const;
+  // v1: the `tasks` file of every hierarchy, opened for writing (O_CLOEXEC); empty on v2. A
+  // thread that writes "0" to them moves itself in. Unlike a `cgroup.procs` write of another
+  // pid (Adopt), moving oneself does not take the kernel's global threadgroup lock, whose write
+  // side waits for an RCU grace period when no migration happened recently (5-30 ms on an idle
+  // host). v1 checks the write against the opener's credentials (root), not the writer's.
+  Result<std::vector<unique_fd>> OpenJoinFds() const;
   // "/{parent}/{name}": how every relevant line of /proc/<pid>/cgroup of a member ends (the
   // verification before exec checks it).
   const std::string& MembershipSuffix() const { return suffix_; }

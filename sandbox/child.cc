@@ -140,6 +140,15 @@ int ForceSpeculationMitigations() {
 
 }  // namespace
 
+int JoinCgroup(const int (&fds)[kMaxCgroupJoinFds]) {
+  for (int fd : fds) {
+    if (fd < 0) continue;
+    if (write(fd, "0", 1) != 1) return errno != 0 ? errno : EIO;
+    os::CloseRange(static_cast<unsigned>(fd), static_cast<unsigned>(fd), 0);
+  }
+  return 0;
+}
+
 // The order of these steps is the launch sequence of docs/launch-sequence.md; each ordering
 // constraint is stated where it applies.
 void RunChild(const ChildPlan& plan) {
@@ -151,6 +160,11 @@ void RunChild(const ChildPlan& plan) {
   // The parent may have died before PDEATHSIG was armed; the go-ahead byte tells. Until it
   // arrives our uid is unmapped and we may not change ids.
   Do(plan, SetupStep::kWaitForIdMaps, [&] { return WaitForByte(plan.id_maps_fd, ECHILD); });
+  // cgroup v1: into the execution cgroup before anything else, and only now: the parent has reset
+  // our scheduling policy (v1's cpu controller refuses real-time tasks into a group without an
+  // RT budget). Writing "0" moves the writing thread, which is this whole single-threaded process
+  // (see ExecutionCgroup::OpenJoinFds). On v2 clone3 put us there already.
+  Do(plan, SetupStep::kJoinCgroup, [&] { return JoinCgroup(plan.cgroup_join_fds); });
 
   // Ids first: everything after, mounts included, runs as the unprivileged mapped ids. The
   // namespace's uid 0 is unmapped, so changing ids keeps our capabilities in this namespace.

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "sandbox/caps.h"
+#include "sandbox/cgroup.h"
 #include "sandbox/fault_injection.h"
 #include "sandbox/mounts.h"
 #include "sandbox/rlimits.h"
@@ -24,6 +25,9 @@ struct ChildPlan {
   // The parent's ends of those pipes; the child closes its copies first, so that EOF on the
   // go-ahead pipes really means the parent is gone.
   int parent_fds[6] = {-1, -1, -1, -1, -1, -1};
+  // cgroup v1: the execution cgroup's `tasks` files, opened by the parent (write permission is
+  // the opener's); the child writes "0" to each, moving itself in (see ExecutionCgroup).
+  int cgroup_join_fds[kMaxCgroupJoinFds] = {-1, -1, -1, -1, -1};
 
   uid_t uid = 0;
   gid_t gid = 0;

@@ -444,7 +444,8 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io) {
   plan.faults = FaultInjectionForLaunch();
 
   // The cgroup exists, with its limits, before the child runs its first instruction: on v2 the
-  // child is cloned into it; on v1 it is moved in before it may go on (the id-maps byte).
+  // child is cloned into it; on v1 the child moves itself in as its first step after the id-maps
+  // byte (through `tasks` fds opened here), before it does anything else.
   std::optional<ExecutionCgroup> cgroup;
   if (spec.cgroup && !plan.faults.no_cgroup) {  // no_cgroup: test-hooks builds only (benchmark)
     auto created =
@@ -452,6 +453,15 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io) {
                                 std::to_string(getpid()) + "-" + RandomName(), *spec.cgroup);
     if (!created) return created.error();
     cgroup.emplace(std::move(*created));
+  }
+  std::vector<unique_fd> cgroup_join_fds;
+  if (cgroup) {
+    auto opened = cgroup->OpenJoinFds();
+    if (!opened) return opened.error();
+    cgroup_join_fds = std::move(*opened);
+    for (size_t i = 0; i < cgroup_join_fds.size(); ++i) {
+      plan.cgroup_join_fds[i] = cgroup_join_fds[i].get();
+    }
   }
 
   uint64_t flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
@@ -479,6 +489,7 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io) {
   report_pipe->write.reset();
   id_maps_pipe->read.reset();
   release_pipe->read.reset();
+  cgroup_join_fds.clear();  // the child has its own copies
 
   auto maps = WriteIdMaps(pid, spec.ids);
   // Untrusted code never inherits a real-time policy from the supervisor (it could starve the
@@ -488,7 +499,6 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io) {
   if (maps && sched_setscheduler(pid, SCHED_OTHER, &normal) != 0) {
     maps = ErrnoError("sched_setscheduler", "sandbox");
   }
-  if (maps && cgroup) maps = cgroup->Adopt(pid);
   if (!maps) {
     os::PidfdSendSignal(pidfd.get(), SIGKILL);
     struct rusage ignored {};

@@ -12,6 +12,8 @@ const char* SetupStepName(SetupStep step) {
       return "set parent-death signal";
     case SetupStep::kWaitForIdMaps:
       return "wait for id maps";
+    case SetupStep::kJoinCgroup:
+      return "join the execution cgroup";
     case SetupStep::kSetGid:
       return "setresgid";
     case SetupStep::kSetGroups:
@@ -78,6 +80,8 @@ const char* SetupStepToken(SetupStep step) {
       return "pdeathsig";
     case SetupStep::kWaitForIdMaps:
       return "wait_id_maps";
+    case SetupStep::kJoinCgroup:
+      return "join_cgroup";
     case SetupStep::kSetGid:
       return "setgid";
     case SetupStep::kSetGroups:

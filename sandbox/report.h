@@ -11,6 +11,7 @@ enum class SetupStep : int32_t {
   kNone = 0,
   kParentDeathSignal,
   kWaitForIdMaps,
+  kJoinCgroup,  // v1: the child moves itself into the execution cgroup
   kSetGid,
   kSetGroups,
   kSetUid,

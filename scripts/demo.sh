@@ -31,3 +31,7 @@ step "packvisor run hello.count (node), as the JSON result object"
 
 step "bad input is refused before anything runs"
 "${pv[@]}" run hello.greet --param times=9 || echo "(exit status $?)"
+
+step "the pack's environments, on a disk of the pack's own (env rm hello releases it)"
+"${pv[@]}" env list
+findmnt -n -o TARGET,SOURCE,FSTYPE,SIZE,OPTIONS /tmp/packvisor-demo/runtime_envs/hello || true

@@ -82,7 +82,8 @@ INSTANTIATE_TEST_SUITE_P(Steps, FailStepTest,
                          ::testing::Values("no_new_privs", "seccomp", "drop_caps",
                                            "drop_bounding_caps", "clear_ambient_caps", "securebits",
                                            "setsid", "rlimits", "mount_plan", "pivot_root",
-                                           "root_read_only", "close_fds", "speculation"),
+                                           "root_read_only", "close_fds", "speculation",
+                                           "join_cgroup"),
                          [](const auto& info) { return info.param; });
 
 class SkipStepTest : public ::testing::TestWithParam<std::string> {};
@@ -115,7 +116,7 @@ INSTANTIATE_TEST_SUITE_P(Steps, SkipStepTest,
                          ::testing::Values("no_new_privs", "seccomp", "drop_caps",
                                            "drop_bounding_caps", "securebits", "setsid", "rlimits",
                                            "mount_plan", "pivot_root", "root_read_only",
-                                           "close_fds", "speculation"),
+                                           "close_fds", "speculation", "join_cgroup"),
                          [](const auto& info) { return info.param; });
 
 // Positive control: with seccomp skipped AND the verification switched off, the very same action

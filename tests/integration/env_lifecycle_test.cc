@@ -75,9 +75,7 @@ TEST(EnvLifecycle, SecondSetupDoesNotRebuild) {
   ASSERT_TRUE(id_before);
   ASSERT_FALSE(marker_before.empty());
 
-  auto start = Clock::now();
   CommandResult second = world.Cli({"env", "setup", "hello"});
-  auto elapsed = Clock::now() - start;
   ASSERT_EQ(second.exit_code, 0) << Describe(second);
   EXPECT_NE(second.stdout_text.find("hello/python: ready"), std::string::npos)
       << second.stdout_text;
@@ -85,8 +83,6 @@ TEST(EnvLifecycle, SecondSetupDoesNotRebuild) {
       << second.stderr_text;
   EXPECT_EQ(Identity(env), id_before);
   EXPECT_EQ(world.MarkerText("hello", "python"), marker_before);
-  // pip alone takes well over a second here; a ready environment costs a stat and a read.
-  EXPECT_LT(elapsed, std::chrono::milliseconds(1500));
 
   // A run does not rebuild it either.
   CommandResult raw;

@@ -10,10 +10,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "envs/lock.h"
@@ -141,22 +143,42 @@ TEST(FileLock, WorksAcrossProcessesAndDiesWithItsHolder) {
 TEST(FileLock, AcquireWaitsForTheHolder) {
   TempTree tree;
   std::string path = tree.Path("wait.build");
+  int ready[2];
+  int release[2];
+  ASSERT_EQ(pipe2(ready, O_CLOEXEC), 0);
+  ASSERT_EQ(pipe2(release, O_CLOEXEC), 0);
   pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     auto lock = FileLock::TryAcquire(path);
-    usleep(300 * 1000);
+    char held = lock.ok() ? 1 : 0;
+    (void)!write(ready[1], &held, 1);
+    char go = 0;
+    (void)!read(release[0], &go, 1);
     _exit(lock.ok() ? 0 : 1);
   }
-  // Give the child time to take it, then wait for it.
-  for (int i = 0; i < 100 && FileLock::TryAcquire(path).ok(); ++i) usleep(1000);
-  auto start = std::chrono::steady_clock::now();
-  auto lock = FileLock::Acquire(path, std::chrono::seconds(5));
-  auto waited = std::chrono::steady_clock::now() - start;
+  close(ready[1]);
+  close(release[0]);
+  char held = 0;
+  ASSERT_EQ(read(ready[0], &held, 1), 1);
+  ASSERT_EQ(held, 1) << "the holder did not get the lock";
+  EXPECT_FALSE(FileLock::TryAcquire(path).ok()) << "the lock is held by the child";
+  std::atomic<bool> acquired{false};
+  std::thread waiter([&] {
+    auto lock = FileLock::Acquire(path, std::chrono::seconds(30));
+    acquired = lock.ok();
+  });
+  // While the holder lives, the waiter cannot have the lock, however fast or slow this host is.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(acquired.load()) << "Acquire returned while another process held the lock";
+  ASSERT_EQ(write(release[1], "x", 1), 1);
+  waiter.join();
   int status = 0;
   waitpid(pid, &status, 0);
-  ASSERT_TRUE(lock.ok());
-  EXPECT_GT(waited, std::chrono::milliseconds(100));
+  close(ready[0]);
+  close(release[1]);
+  EXPECT_TRUE(acquired.load()) << "Acquire did not get the lock once the holder was gone";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 // ---- names ----
