@@ -106,7 +106,11 @@ Result<unique_fd> OpenOrCreateImage(int disks_fd, const std::string& name, uint6
   if (linkat(AT_FDCWD, self.c_str(), disks_fd, name.c_str(), AT_SYMLINK_FOLLOW) != 0) {
     return ErrnoError("link", shown_path);
   }
-  return fresh;
+  // Opened again by its name, so that the loop device records the image's real path (the
+  // O_TMPFILE's own name is "#<inode>", which tools show as deleted).
+  unique_fd linked(openat(disks_fd, name.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC));
+  if (!linked) return ErrnoError("open", shown_path);
+  return linked;
 }
 
 // A free loop device attached to `image_fd`, clearing itself when its last user (the mount) goes.
