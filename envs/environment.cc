@@ -342,6 +342,9 @@ Result<EnvironmentLease> EnvironmentManager::Ensure(const std::string& pack_ref,
   }
   auto pack_fd = OpenDirBeneath(root->get(), pack_ref);
   if (!pack_fd) return pack_fd.error();
+  PV_TRY(
+      CheckOnPackDisk({settings_.runtime_envs_dir, settings_.state_dir, settings_.pack_disk_bytes},
+                      pack_fd->get(), pack_ref));
   auto locks = OpenDirPath(settings_.state_dir + "/locks", true, 0700);
   if (!locks) return locks.error();
 

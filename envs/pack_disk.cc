@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -113,6 +114,58 @@ Result<unique_fd> OpenOrCreateImage(int disks_fd, const std::string& name, uint6
   return linked;
 }
 
+// Opens /dev/loop<number>, making the node first where /dev has no udev (a container's tmpfs).
+Result<unique_fd> OpenLoopDevice(int number, int flags) {
+  std::string path = "/dev/loop" + std::to_string(number);
+  unique_fd device(open(path.c_str(), flags | O_CLOEXEC | O_NOFOLLOW));
+  if (!device && errno == ENOENT) {
+    auto numbers =
+        os::ReadFile("/sys/devices/virtual/block/loop" + std::to_string(number) + "/dev");
+    unsigned major_number = 0;
+    unsigned minor_number = 0;
+    if (!numbers || std::sscanf(numbers->c_str(), "%u:%u", &major_number, &minor_number) != 2) {
+      return Failure("find device numbers of", path, "not in /sys/devices/virtual/block");
+    }
+    if (mknod(path.c_str(), S_IFBLK | 0600, makedev(major_number, minor_number)) != 0 &&
+        errno != EEXIST) {
+      return ErrnoError("mknod", path);
+    }
+    device.reset(open(path.c_str(), flags | O_CLOEXEC | O_NOFOLLOW));
+  }
+  if (!device) return ErrnoError("open", path);
+  return device;
+}
+
+// The loop device already bound to the image `image_fd` (same device and inode), if any. Its
+// filesystem may still be alive although no longer mounted here: a sandbox that was being set up
+// holds a copy of the host's mounts until it detaches them, and an operator may have unmounted
+// it. Mounting that device again yields the same live superblock; attaching the image to a
+// second loop device would give two ext4 instances one image, and they would corrupt it.
+std::optional<std::string> FindLoopDeviceOf(int image_fd) {
+  struct stat image {};
+  if (fstat(image_fd, &image) != 0) return std::nullopt;
+  DIR* dir = opendir("/sys/devices/virtual/block");
+  if (dir == nullptr) return std::nullopt;
+  std::optional<std::string> found;
+  while (struct dirent* entry = readdir(dir)) {
+    int number = -1;
+    if (std::sscanf(entry->d_name, "loop%d", &number) != 1 || number < 0) continue;
+    std::string backing =
+        "/sys/devices/virtual/block/" + std::string(entry->d_name) + "/loop/backing_file";
+    if (access(backing.c_str(), F_OK) != 0) continue;  // not bound
+    auto device = OpenLoopDevice(number, O_RDONLY);
+    if (!device) continue;
+    struct loop_info64 info {};
+    if (ioctl(device->get(), LOOP_GET_STATUS64, &info) != 0) continue;
+    if (info.lo_inode == image.st_ino && info.lo_device == image.st_dev) {
+      found = "/dev/loop" + std::to_string(number);
+      break;
+    }
+  }
+  closedir(dir);
+  return found;
+}
+
 // A free loop device attached to `image_fd`, clearing itself when its last user (the mount) goes.
 // Another process may take the device between LOOP_CTL_GET_FREE and LOOP_CONFIGURE (EBUSY): then
 // the next free one is tried.
@@ -123,23 +176,9 @@ Result<std::string> AttachLoopDevice(int image_fd, unique_fd* device_fd) {
     int number = ioctl(control.get(), LOOP_CTL_GET_FREE);
     if (number < 0) return ErrnoError("LOOP_CTL_GET_FREE", "/dev/loop-control");
     std::string path = "/dev/loop" + std::to_string(number);
-    unique_fd device(open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
-    if (!device && errno == ENOENT) {
-      // /dev without udev (a container's tmpfs): make the node the kernel just created.
-      auto numbers =
-          os::ReadFile("/sys/devices/virtual/block/loop" + std::to_string(number) + "/dev");
-      unsigned major_number = 0;
-      unsigned minor_number = 0;
-      if (!numbers || std::sscanf(numbers->c_str(), "%u:%u", &major_number, &minor_number) != 2) {
-        return Failure("find device numbers of", path, "not in /sys/devices/virtual/block");
-      }
-      if (mknod(path.c_str(), S_IFBLK | 0600, makedev(major_number, minor_number)) != 0 &&
-          errno != EEXIST) {
-        return ErrnoError("mknod", path);
-      }
-      device.reset(open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
-    }
-    if (!device) return ErrnoError("open", path);
+    auto opened = OpenLoopDevice(number, O_RDWR);
+    if (!opened) return opened.error();
+    unique_fd device = std::move(*opened);
     struct loop_config config {};
     config.fd = static_cast<uint32_t>(image_fd);
     config.info.lo_flags = LO_FLAGS_AUTOCLEAR;
@@ -194,13 +233,27 @@ bool IsEmptyDirectory(int dir_fd) {
 
 Result<bool> IsMountRoot(int parent_fd, const std::string& name) {
   struct statx stx {};
-  if (statx(parent_fd, name.c_str(), AT_SYMLINK_NOFOLLOW, STATX_TYPE, &stx) != 0) {
+  int flags = AT_SYMLINK_NOFOLLOW | (name.empty() ? AT_EMPTY_PATH : 0);
+  if (statx(parent_fd, name.c_str(), flags, STATX_TYPE, &stx) != 0) {
     return ErrnoError("statx", name);
   }
   if ((stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) == 0) {
     return Failure("statx", name, "the kernel does not report mount roots (STATX_ATTR_MOUNT_ROOT)");
   }
   return (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
+}
+
+Result<void> CheckOnPackDisk(const PackDiskSettings& settings, int pack_fd,
+                             const std::string& pack_ref) {
+  if (settings.size_bytes == 0) return Ok{};
+  auto mounted = IsMountRoot(pack_fd, "");
+  if (!mounted) return mounted.error();
+  if (!*mounted) {
+    return Failure("environment", settings.runtime_envs_dir + "/" + pack_ref,
+                   "is not the pack's mounted disk (unmounted meanwhile?); refusing to build "
+                   "outside it");
+  }
+  return Ok{};
 }
 
 Result<void> EnsurePackDisk(const PackDiskSettings& settings, const std::string& pack_ref) {
@@ -230,7 +283,12 @@ Result<void> EnsurePackDisk(const PackDiskSettings& settings, const std::string&
                                  settings.state_dir + "/disks/" + image_name);
   if (!image) return image.error();
   unique_fd device_fd;
-  auto device = AttachLoopDevice(image->get(), &device_fd);
+  Result<std::string> device = std::string();
+  if (std::optional<std::string> bound = FindLoopDeviceOf(image->get())) {
+    device = *bound;
+  } else {
+    device = AttachLoopDevice(image->get(), &device_fd);
+  }
   if (!device) return device.error();
   auto target = OpenDirBeneath(root->get(), pack_ref);
   if (!target) return target.error();

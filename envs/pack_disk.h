@@ -41,4 +41,10 @@ Result<void> ReleasePackDisk(const PackDiskSettings& settings, const std::string
 // Whether the directory `name` under `parent_fd` is the root of another mount than its parent.
 Result<bool> IsMountRoot(int parent_fd, const std::string& name);
 
+// For a directory fd of {runtime_envs_dir}/{pack} about to be built into: fails unless it is the
+// pack's mounted disk (when pack disks are on). Holding the fd then pins the mount, so nothing can
+// unmount it under the build and let it write to the host's filesystem instead.
+Result<void> CheckOnPackDisk(const PackDiskSettings& settings, int pack_fd,
+                             const std::string& pack_ref);
+
 }  // namespace packvisor::envs

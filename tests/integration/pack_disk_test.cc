@@ -3,9 +3,13 @@
 // Real loop devices, real ext4, real mounts.
 #include <gtest/gtest.h>
 #include <linux/magic.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <sstream>
@@ -97,6 +101,42 @@ TEST_F(PackDiskTest, AfterTheDiskWentAwayTheNextRunMountsItAgainWithItsContent) 
       << "the environment's content was lost: " << again.stdout_text;
   EXPECT_FALSE(MountInfoLine(MountPoint()).empty());
   EXPECT_EQ(world_.MarkerText("disky", "python"), marker) << "the environment was rebuilt";
+}
+
+// The filesystem can outlive its host mount: a sandbox being set up holds a copy of the host's
+// mounts until it detaches them. Unmounting on the host then leaves the superblock alive on its
+// loop device; the next run must mount that same device again, not attach the image a second
+// time (two ext4 instances on one image would corrupt it and lose what the first one cached).
+TEST_F(PackDiskTest, DiskStillAliveInAnotherMountNamespaceIsReusedNotAttachedTwice) {
+  ASSERT_EQ(world_.Cli({"run", "disky.probe"}).exit_code, 0);
+  std::string marker = world_.MarkerText("disky", "python");
+  pid_t holder = fork();
+  ASSERT_GE(holder, 0);
+  if (holder == 0) {
+    // A private copy of every mount, the pack's disk included, held until killed.
+    if (unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr)) {
+      _exit(1);
+    }
+    pause();
+    _exit(0);
+  }
+  for (int i = 0; i < 200; ++i) {
+    if (std::filesystem::read_symlink("/proc/" + std::to_string(holder) + "/ns/mnt") !=
+        std::filesystem::read_symlink("/proc/self/ns/mnt")) {
+      break;
+    }
+    usleep(5000);
+  }
+  ASSERT_EQ(umount2(MountPoint().c_str(), 0), 0) << strerror(errno);
+  EXPECT_EQ(LoopDevicesBackedFrom(world_.StateDir()), 1) << "the filesystem should still be alive";
+  CommandResult again = world_.Cli({"run", "disky.probe"});
+  kill(holder, SIGKILL);
+  waitpid(holder, nullptr, 0);
+  ASSERT_EQ(again.exit_code, 0) << again.stdout_text << again.stderr_text;
+  EXPECT_NE(again.stdout_text.find("again"), std::string::npos)
+      << "the environment's content was lost: " << again.stdout_text;
+  EXPECT_EQ(world_.MarkerText("disky", "python"), marker) << "the environment was rebuilt";
+  EXPECT_EQ(LoopDevicesBackedFrom(world_.StateDir()), 1) << "the image was attached twice";
 }
 
 TEST_F(PackDiskTest, EnvRmOfThePackReleasesItsDisk) {
