@@ -101,23 +101,14 @@ bool MarkerMatches(const Marker& marker, const struct stat& st) {
          marker.ino == static_cast<uint64_t>(st.st_ino);
 }
 
-// Entries of the pack's env directory whose name starts with `prefix`.
+// Entries of the pack's env directory whose name starts with `prefix` (none when unreadable).
 std::vector<std::string> EntriesWithPrefix(int dir_fd, const std::string& prefix) {
   std::vector<std::string> names;
-  int dup = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3);
-  if (dup < 0) return names;
-  DIR* dir = fdopendir(dup);
-  if (dir == nullptr) {
-    unique_fd owned(dup);
-    return names;
+  auto entries = DirectoryEntriesAt(dir_fd);
+  if (!entries) return names;
+  for (std::string& name : *entries) {
+    if (name.rfind(prefix, 0) == 0) names.push_back(std::move(name));
   }
-  rewinddir(dir);
-  while (struct dirent* entry = readdir(dir)) {
-    std::string name = entry->d_name;
-    if (name == "." || name == "..") continue;
-    if (name.rfind(prefix, 0) == 0) names.push_back(name);
-  }
-  closedir(dir);
   return names;
 }
 
@@ -307,8 +298,7 @@ Result<EnvironmentLease> EnvironmentManager::Ensure(const std::string& pack_ref,
                                                     const std::string& pack_dir,
                                                     const RuntimeDefinition& runtime) {
   PV_TRY(CheckEnvironmentNames(pack_ref, runtime.name));
-  PV_TRY(EnsurePackDisk(
-      {settings_.runtime_envs_dir, settings_.state_dir, settings_.pack_disk_bytes}, pack_ref));
+  PV_TRY(EnsurePackDisk(DiskSettings(), pack_ref));
   std::string host_dir = settings_.runtime_envs_dir + "/" + pack_ref + "/" + runtime.name;
   auto take_lease = [&](bool built_now) -> Result<EnvironmentLease> {
     RemoveReplacedTrees(pack_ref, runtime.name);
@@ -342,9 +332,7 @@ Result<EnvironmentLease> EnvironmentManager::Ensure(const std::string& pack_ref,
   }
   auto pack_fd = OpenDirBeneath(root->get(), pack_ref);
   if (!pack_fd) return pack_fd.error();
-  PV_TRY(
-      CheckOnPackDisk({settings_.runtime_envs_dir, settings_.state_dir, settings_.pack_disk_bytes},
-                      pack_fd->get(), pack_ref));
+  PV_TRY(CheckOnPackDisk(DiskSettings(), pack_fd->get(), pack_ref));
   auto locks = OpenDirPath(settings_.state_dir + "/locks", true, 0700);
   if (!locks) return locks.error();
 
@@ -572,8 +560,7 @@ Result<void> EnvironmentManager::Remove(const std::string& pack_ref, const std::
   }
   if (runtime.empty() && EntriesWithPrefix(pack_fd->get(), "").empty()) {
     pack_fd->reset();
-    return ReleasePackDisk(
-        {settings_.runtime_envs_dir, settings_.state_dir, settings_.pack_disk_bytes}, pack_ref);
+    return ReleasePackDisk(DiskSettings(), pack_ref);
   }
   return Ok{};
 }

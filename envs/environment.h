@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "envs/lock.h"
+#include "envs/pack_disk.h"
 #include "envs/runtime.h"
 #include "sandbox/os/error.h"
 #include "sandbox/spec.h"
@@ -99,6 +100,9 @@ class EnvironmentManager {
                        const char* kind) const;
   // Removes replaced trees (.old-{runtime}-*) when no execution holds the environment.
   void RemoveReplacedTrees(const std::string& pack_ref, const std::string& runtime) const;
+  PackDiskSettings DiskSettings() const {
+    return {settings_.runtime_envs_dir, settings_.state_dir, settings_.pack_disk_bytes};
+  }
 
   EnvironmentSettings settings_;
 };

@@ -35,13 +35,7 @@ constexpr int kLoopAttachAttempts = 8;
 // sandbox could have written): no reserved blocks, root-owned root directory, a journal scaled to
 // the disk (4..64 MiB) and lazy initialization (the image stays sparse).
 Result<void> MakeFilesystem(int image_fd, uint64_t size_bytes) {
-  const char* mkfs = nullptr;
-  for (const char* candidate : {"/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"}) {
-    if (access(candidate, X_OK) == 0) {
-      mkfs = candidate;
-      break;
-    }
-  }
+  const char* mkfs = FindMkfsExt4();
   if (mkfs == nullptr) {
     return Failure("create pack disk", "mkfs.ext4",
                    "not found in /usr/sbin or /sbin (install e2fsprogs, or set "
@@ -175,10 +169,10 @@ Result<std::string> AttachLoopDevice(int image_fd, unique_fd* device_fd) {
   for (int attempt = 0; attempt < kLoopAttachAttempts; ++attempt) {
     int number = ioctl(control.get(), LOOP_CTL_GET_FREE);
     if (number < 0) return ErrnoError("LOOP_CTL_GET_FREE", "/dev/loop-control");
-    std::string path = "/dev/loop" + std::to_string(number);
     auto opened = OpenLoopDevice(number, O_RDWR);
     if (!opened) return opened.error();
     unique_fd device = std::move(*opened);
+    std::string path = "/dev/loop" + std::to_string(number);
     struct loop_config config {};
     config.fd = static_cast<uint32_t>(image_fd);
     config.info.lo_flags = LO_FLAGS_AUTOCLEAR;
@@ -211,25 +205,21 @@ Result<void> MountOnto(const std::string& device, int target_fd, const std::stri
   return Ok{};
 }
 
-// Whether the open directory has no entries but "." and "..".
-bool IsEmptyDirectory(int dir_fd) {
-  int dup = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3);
-  if (dup < 0) return false;
-  DIR* dir = fdopendir(dup);
-  if (dir == nullptr) {
-    unique_fd owned(dup);
-    return false;
-  }
-  bool empty = true;
-  while (struct dirent* entry = readdir(dir)) {
-    std::string_view name = entry->d_name;
-    if (name != "." && name != "..") empty = false;
-  }
-  closedir(dir);
-  return empty;
+// The pack's disk lock: one process at a time makes, mounts or releases a pack's disk.
+Result<FileLock> LockPackDisk(const PackDiskSettings& settings, const std::string& pack_ref) {
+  auto locks = OpenDirPath(settings.state_dir + "/locks", true, 0700);
+  if (!locks) return locks.error();
+  return FileLock::Acquire(settings.state_dir + "/locks/" + pack_ref + ".disk", kDiskLockTimeout);
 }
 
 }  // namespace
+
+const char* FindMkfsExt4() {
+  for (const char* candidate : {"/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"}) {
+    if (access(candidate, X_OK) == 0) return candidate;
+  }
+  return nullptr;
+}
 
 Result<bool> IsMountRoot(int parent_fd, const std::string& name) {
   struct statx stx {};
@@ -264,10 +254,7 @@ Result<void> EnsurePackDisk(const PackDiskSettings& settings, const std::string&
   auto mounted = IsMountRoot(root->get(), pack_ref);
   if (mounted && *mounted) return Ok{};  // the fast path of every later execution
 
-  auto locks = OpenDirPath(settings.state_dir + "/locks", true, 0700);
-  if (!locks) return locks.error();
-  auto lock =
-      FileLock::Acquire(settings.state_dir + "/locks/" + pack_ref + ".disk", kDiskLockTimeout);
+  auto lock = LockPackDisk(settings, pack_ref);
   if (!lock) return lock.error();
   if (mkdirat(root->get(), pack_ref.c_str(), 0755) != 0 && errno != EEXIST) {
     return ErrnoError("mkdir", mount_point);
@@ -311,17 +298,15 @@ Result<void> EnsurePackDisk(const PackDiskSettings& settings, const std::string&
 Result<void> ReleasePackDisk(const PackDiskSettings& settings, const std::string& pack_ref) {
   auto root = OpenDirPath(settings.runtime_envs_dir, false);
   if (!root) return root.error();
-  auto locks = OpenDirPath(settings.state_dir + "/locks", true, 0700);
-  if (!locks) return locks.error();
-  auto lock =
-      FileLock::Acquire(settings.state_dir + "/locks/" + pack_ref + ".disk", kDiskLockTimeout);
+  auto lock = LockPackDisk(settings, pack_ref);
   if (!lock) return lock.error();
   auto mounted = IsMountRoot(root->get(), pack_ref);
   if (!mounted) return mounted.error().err == ENOENT ? Result<void>(Ok{}) : mounted.error();
   if (*mounted) {
     auto disk_root = OpenDirBeneath(root->get(), pack_ref);
     if (!disk_root) return disk_root.error();
-    if (!IsEmptyDirectory(disk_root->get())) return Ok{};
+    auto entries = DirectoryEntriesAt(disk_root->get());
+    if (!entries || !entries->empty()) return Ok{};
     disk_root->reset();  // an open fd inside would make the unmount EBUSY
     // By path (the components are root's: runtime_envs_dir and the pack's mount point), never
     // following a symlink in the last one.

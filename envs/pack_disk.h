@@ -38,6 +38,9 @@ Result<void> EnsurePackDisk(const PackDiskSettings& settings, const std::string&
 // does anything not empty; neither is an error.
 Result<void> ReleasePackDisk(const PackDiskSettings& settings, const std::string& pack_ref);
 
+// The mkfs.ext4 binary (/usr/sbin or /sbin), or nullptr when e2fsprogs is missing.
+const char* FindMkfsExt4();
+
 // Whether the directory `name` under `parent_fd` is the root of another mount than its parent.
 Result<bool> IsMountRoot(int parent_fd, const std::string& name);
 

@@ -22,8 +22,30 @@ bool IsSingleComponent(const std::string& name) {
   return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos;
 }
 
-// Directory entries of an open directory fd (the fd is duplicated; the caller keeps its own).
-Result<std::vector<std::string>> ListDir(int dirfd) {
+template <typename Visit>
+Result<void> WalkAt(int dirfd, const std::string& name, dev_t device, Visit& visit, int depth) {
+  if (depth > 256) return Failure("walk", name, "directory tree too deep");
+  struct stat st {};
+  if (fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return Ok{};
+    return ErrnoError("stat", name);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    if (st.st_dev != device) return Failure("walk", name, "crosses onto another filesystem");
+    auto child = os::OpenNoSymlinks(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    if (!child) return child.error();
+    auto names = DirectoryEntriesAt(child->get());
+    if (!names) return names.error();
+    for (const std::string& entry : *names) {
+      PV_TRY(WalkAt(child->get(), entry, device, visit, depth + 1));
+    }
+  }
+  return visit(dirfd, name, st);
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> DirectoryEntriesAt(int dirfd) {
   int dup = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
   if (dup < 0) return ErrnoError("dup", "directory");
   DIR* dir = fdopendir(dup);
@@ -43,29 +65,6 @@ Result<std::vector<std::string>> ListDir(int dirfd) {
   if (err != 0) return Error{err, "readdir", "directory"};
   return names;
 }
-
-template <typename Visit>
-Result<void> WalkAt(int dirfd, const std::string& name, dev_t device, Visit& visit, int depth) {
-  if (depth > 256) return Failure("walk", name, "directory tree too deep");
-  struct stat st {};
-  if (fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-    if (errno == ENOENT) return Ok{};
-    return ErrnoError("stat", name);
-  }
-  if (S_ISDIR(st.st_mode)) {
-    if (st.st_dev != device) return Failure("walk", name, "crosses onto another filesystem");
-    auto child = os::OpenNoSymlinks(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-    if (!child) return child.error();
-    auto names = ListDir(child->get());
-    if (!names) return names.error();
-    for (const std::string& entry : *names) {
-      PV_TRY(WalkAt(child->get(), entry, device, visit, depth + 1));
-    }
-  }
-  return visit(dirfd, name, st);
-}
-
-}  // namespace
 
 Result<unique_fd> OpenDirBeneath(int dirfd, const std::string& name) {
   if (!IsSingleComponent(name)) return Failure("open directory", name, "not a single component");
@@ -127,7 +126,7 @@ Result<void> RemoveBounded(int dirfd, const std::string& name, dev_t device, int
     }
     auto child = os::OpenNoSymlinks(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
     if (!child) return child.error();
-    auto names = ListDir(child->get());
+    auto names = DirectoryEntriesAt(child->get());
     if (!names) return names.error();
     for (const std::string& entry : *names) {
       PV_TRY(RemoveBounded(child->get(), entry, device, top_fd, later, depth + 1));

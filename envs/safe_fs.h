@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "sandbox/os/error.h"
 #include "sandbox/os/unique_fd.h"
@@ -21,6 +22,9 @@ Result<unique_fd> OpenDirBeneath(int dirfd, const std::string& name);
 // Opens an absolute directory path that must not contain any symlink. Creates missing
 // components with `mode` when create is true (root-owned).
 Result<unique_fd> OpenDirPath(const std::string& path, bool create, mode_t mode = 0755);
+
+// The names in the open directory `dirfd` (not "." and ".."); the fd itself is left as it was.
+Result<std::vector<std::string>> DirectoryEntriesAt(int dirfd);
 
 // Removes `name` beneath `dirfd` and everything under it, without following symlinks (a symlink
 // is removed, never its target) and without leaving the filesystem of `dirfd`. Missing is fine.

@@ -320,25 +320,17 @@ void ExecutionCgroup::Remove() {
   for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it) RemoveDir(*it);
 }
 
-Result<void> ExecutionCgroup::Adopt(pid_t pid) const {
-  if (backend_ != CgroupBackend::kV1) return Ok{};
-  for (const std::string& dir : dirs_) {
-    PV_TRY(Write(dir + "/cgroup.procs", std::to_string(pid)));
-  }
-  return Ok{};
-}
-
 Result<std::vector<unique_fd>> ExecutionCgroup::OpenJoinFds() const {
   std::vector<unique_fd> fds;
   if (backend_ != CgroupBackend::kV1) return fds;
+  if (dirs_.size() > static_cast<size_t>(kMaxCgroupJoinFds)) {
+    return Failure("cgroup", suffix_, "more hierarchies than a sandbox can join");
+  }
   for (const std::string& dir : dirs_) {
     std::string tasks = dir + "/tasks";
     unique_fd fd(open(tasks.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW));
     if (!fd) return ErrnoError("open", tasks);
     fds.push_back(std::move(fd));
-  }
-  if (fds.size() > static_cast<size_t>(kMaxCgroupJoinFds)) {
-    return Failure("cgroup", suffix_, "more hierarchies than a sandbox can join");
   }
   return fds;
 }

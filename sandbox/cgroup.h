@@ -79,13 +79,11 @@ class ExecutionCgroup {
 
   // v2: the directory fd for clone3's CLONE_INTO_CGROUP; -1 on v1.
   int clone_fd() const { return v2_fd_.get(); }
-  // v1: moves `pid` into every hierarchy (before it runs untrusted code). No-op on v2.
-  Result<void> Adopt(pid_t pid) const;
   // v1: the `tasks` file of every hierarchy, opened for writing (O_CLOEXEC); empty on v2. A
   // thread that writes "0" to them moves itself in. Unlike a `cgroup.procs` write of another
-  // pid (Adopt), moving oneself does not take the kernel's global threadgroup lock, whose write
-  // side waits for an RCU grace period when no migration happened recently (5-30 ms on an idle
-  // host). v1 checks the write against the opener's credentials (root), not the writer's.
+  // pid by the parent, moving oneself does not take the kernel's global threadgroup lock, whose
+  // write side waits for an RCU grace period when no migration happened recently (5-30 ms on an
+  // idle host). v1 checks the write against the opener's credentials (root), not the writer's.
   Result<std::vector<unique_fd>> OpenJoinFds() const;
   // "/{parent}/{name}": how every relevant line of /proc/<pid>/cgroup of a member ends (the
   // verification before exec checks it).

@@ -75,12 +75,16 @@ Result<void> CheckStatusText(const std::string& status, const IdMapping& ids) {
 }
 
 SpeculationControl HostSpeculationControl() {
-  auto controllable = [](unsigned long which) {
-    int state = prctl(PR_GET_SPECULATION_CTRL, which, 0, 0, 0);
-    return state >= 0 && (state & PR_SPEC_PRCTL) != 0;
-  };
-  return SpeculationControl{controllable(PR_SPEC_STORE_BYPASS),
-                            controllable(PR_SPEC_INDIRECT_BRANCH)};
+  // System-wide and fixed at boot: asked once per process, not on every launch.
+  static const SpeculationControl control = [] {
+    auto controllable = [](unsigned long which) {
+      int state = prctl(PR_GET_SPECULATION_CTRL, which, 0, 0, 0);
+      return state >= 0 && (state & PR_SPEC_PRCTL) != 0;
+    };
+    return SpeculationControl{controllable(PR_SPEC_STORE_BYPASS),
+                              controllable(PR_SPEC_INDIRECT_BRANCH)};
+  }();
+  return control;
 }
 
 Result<void> CheckSpeculationText(const std::string& status, SpeculationControl control) {

@@ -20,6 +20,7 @@
 #include <set>
 #include <utility>
 
+#include "envs/pack_disk.h"
 #include "sandbox/launcher.h"
 #include "sandbox/os/error.h"
 #include "sandbox/os/syscalls.h"
@@ -793,7 +794,7 @@ void ProbePackDisks(const Config& config, std::vector<CheckRow>& rows) {
   }
   unique_fd control(open("/dev/loop-control", O_RDWR | O_CLOEXEC));
   int control_errno = errno;
-  bool mkfs = access("/usr/sbin/mkfs.ext4", X_OK) == 0 || access("/sbin/mkfs.ext4", X_OK) == 0;
+  bool mkfs = envs::FindMkfsExt4() != nullptr;
   if (!control) {
     row.status = CheckStatus::kMissing;
     row.meaning = std::string("/dev/loop-control: ") + std::strerror(control_errno) +

@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 
+#include "envs/names.h"
 #include "sandbox/os/unique_fd.h"
 
 namespace packvisor {
@@ -22,28 +23,11 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// Character classes for names, matched by hand: std::regex is slow, and GCC 12 warns inside it
-// under the sanitizer build.
-constexpr std::string_view kLowerAlpha = "abcdefghijklmnopqrstuvwxyz";
-constexpr std::string_view kUpperAlpha = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
-constexpr std::string_view kDigits = "0123456789";
-
-// True when `s` is one character of `first` followed by at most `max_rest` characters of `rest`.
-bool MatchesName(std::string_view s, const std::string& first, const std::string& rest,
-                 size_t max_rest) {
-  if (s.empty() || s.size() > max_rest + 1) return false;
-  if (first.find(s.front()) == std::string::npos) return false;
-  for (char c : s.substr(1)) {
-    if (rest.find(c) == std::string::npos) return false;
-  }
-  return true;
-}
-
-std::string Chars(std::initializer_list<std::string_view> parts) {
-  std::string out;
-  for (std::string_view part : parts) out += part;
-  return out;
-}
+using envs::Chars;
+using envs::kDigits;
+using envs::kLowerAlpha;
+using envs::kUpperAlpha;
+using envs::MatchesName;
 
 // ---------------------------------------------------------------------------------------------
 // Problems: one line each, "file:line: key: detail" (or "file: detail" for a whole file).
