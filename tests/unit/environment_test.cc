@@ -20,33 +20,14 @@
 
 #include "envs/lock.h"
 #include "envs/runtime.h"
+#include "tests/support/scratch_dir.h"
 
 namespace packvisor::envs {
 namespace {
 
 namespace fs = std::filesystem;
 
-class TempTree {
- public:
-  TempTree() {
-    char pattern[] = "/tmp/packvisor-envunit-XXXXXX";
-    if (mkdtemp(pattern) == nullptr) throw std::runtime_error("mkdtemp");
-    path_ = pattern;
-  }
-  ~TempTree() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string Path(const std::string& relative) const { return path_ + "/" + relative; }
-  void Write(const std::string& relative, const std::string& content) const {
-    fs::create_directories(fs::path(Path(relative)).parent_path());
-    std::ofstream(Path(relative), std::ios::binary) << content;
-  }
-
- private:
-  std::string path_;
-};
+using TempTree = testing::ScratchDir;
 
 // ---- FileLock ----
 

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <string_view>
 
+#include "tests/support/scratch_dir.h"
+
 namespace packvisor {
 namespace {
 
@@ -19,27 +21,7 @@ const std::string kRuntimesDir = PACKVISOR_SOURCE_RUNTIMES_DIR;
 const std::string kFixtures =
     fs::path(kRuntimesDir).parent_path().parent_path().string() + "/tests/fixtures/packs";
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "pv-packs-XXXXXX").string();
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string Write(const std::string& name, const std::string& text) const {
-    std::string file = path_ + "/" + name;
-    fs::create_directories(fs::path(file).parent_path());
-    std::ofstream(file) << text;
-    return file;
-  }
-
- private:
-  std::string path_;
-};
+using TempDir = testing::ScratchDir;
 
 // A pack "p" in a temporary base directory, with one shell action "run" by default.
 class PackBuilder {

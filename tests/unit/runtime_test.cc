@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "tests/support/scratch_dir.h"
+
 namespace packvisor::envs {
 namespace {
 
@@ -13,26 +15,7 @@ namespace fs = std::filesystem;
 
 const std::string kBuiltinDir = PACKVISOR_SOURCE_RUNTIMES_DIR;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "pv-runtime-XXXXXX").string();
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string Write(const std::string& name, const std::string& text) const {
-    std::string file = path_ + "/" + name;
-    std::ofstream(file) << text;
-    return file;
-  }
-
- private:
-  std::string path_;
-};
+using TempDir = testing::ScratchDir;
 
 constexpr char kMinimal[] = R"(name = "ruby"
 [interpreter]
