@@ -25,6 +25,10 @@ class OutputSink {
  public:
   virtual ~OutputSink() = default;
   virtual void Consume(std::string_view chunk) = 0;
+  // True once the sink keeps nothing more of its stream. The launcher then moves the rest from
+  // the pipe to /dev/null without copying it (splice) and reports only its length to Skipped().
+  virtual bool Full() const { return false; }
+  virtual void Skipped(uint64_t bytes) { (void)bytes; }
 };
 
 // Keeps everything (tests, small outputs).

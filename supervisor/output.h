@@ -19,6 +19,8 @@ class CappedOutput : public sandbox::OutputSink {
   CappedOutput(uint64_t max_bytes, std::string stream_name);
 
   void Consume(std::string_view chunk) override;
+  bool Full() const override { return truncated_; }
+  void Skipped(uint64_t bytes) override { total_ += bytes; }
 
   // The captured text, with the marker appended when truncated.
   std::string Text() const;

@@ -87,6 +87,29 @@ TEST_F(RunTruncationTest, ShellInlineStdoutTruncation) {
   EXPECT_THAT(r.stdout_text, StartsWith("script=/tmp/"));  // temp_file, not bash -c
 }
 
+TEST_F(RunTruncationTest, OutputPastTheCapIsDiscardedAndCountedToTheByte) {
+  // Past the cap the supervisor splices the pipe into /dev/null instead of reading it: the count
+  // must stay exact on both streams, and the writer must never see EPIPE (head would fail, and
+  // the action would not reach its own exit status).
+  ExecutionResult r =
+      world_.Run(WithCaps(4096, 2048), InlineRequest("trunc.sh",
+                                                     "head -c 50000000 /dev/zero || exit 1\n"
+                                                     "head -c 30000001 /dev/zero >&2 || exit 2\n"
+                                                     "exit 7\n"));
+  EXPECT_EQ(r.status, ExecutionStatus::kFailed) << Describe(r);
+  EXPECT_EQ(r.exit_code, 7) << Describe(r);
+  ASSERT_TRUE(r.stdout_truncated);
+  ASSERT_TRUE(r.stderr_truncated);
+  size_t stdout_kept = r.stdout_text.find("\n\n[OUTPUT TRUNCATED");
+  size_t stderr_kept = r.stderr_text.find("\n\n[OUTPUT TRUNCATED");
+  ASSERT_NE(stdout_kept, std::string::npos);
+  ASSERT_NE(stderr_kept, std::string::npos);
+  EXPECT_EQ(stdout_kept, 4096u - 128u);
+  EXPECT_EQ(stderr_kept, 2048u - 128u);
+  EXPECT_EQ(stdout_kept + r.stdout_bytes_truncated, 50000000u);
+  EXPECT_EQ(stderr_kept + r.stderr_bytes_truncated, 30000001u);
+}
+
 TEST_F(RunTruncationTest, NoTruncationUnderLimit) {
   ExecutionResult r = world_.Run(WithCaps(10 << 20, 10 << 20),
                                  InlineRequest("trunc.py", "print('Hello, World!')\n"));

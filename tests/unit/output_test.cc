@@ -28,6 +28,18 @@ TEST(CappedOutput, TruncatesWithMarkerAndCounts) {
   EXPECT_EQ(out.bytes_truncated(), 8u);
 }
 
+TEST(CappedOutput, IsFullOnceTruncatedAndCountsSkippedBytes) {
+  CappedOutput out(128 + 10, "stdout");
+  out.Consume("0123456789");
+  EXPECT_FALSE(out.Full());  // exactly at the limit: one more byte must still be looked at
+  out.Consume("a");
+  EXPECT_TRUE(out.Full());
+  out.Skipped(1000);
+  EXPECT_EQ(out.total_bytes(), 1011u);
+  EXPECT_EQ(out.bytes_truncated(), 1001u);
+  EXPECT_EQ(out.Text(), "0123456789\n\n[OUTPUT TRUNCATED: stdout exceeded size limit]\n");
+}
+
 TEST(CappedOutput, CutsAtUtf8Boundary) {
   CappedOutput out(128 + 4, "stdout");
   out.Consume("ab\xc3\xa9\xc3\xa9");  // "abéé": the limit falls after "ab\xc3\xa9"
