@@ -44,6 +44,7 @@ g++ -std=c++20 -O2 -I"$SRC_DIR" -o "$OUT_DIR/make_bpf" "$SRC_DIR/bench/make_bpf.
   $(pkg-config --libs libseccomp libcap) -pthread
 gcc -O2 -static -o "$OUT_DIR/fd_exec" "$SRC_DIR/bench/fd_exec.c" 2>/dev/null ||
   gcc -O2 -o "$OUT_DIR/fd_exec" "$SRC_DIR/bench/fd_exec.c"
+gcc -O2 -Wall -Wextra -o "$OUT_DIR/raw_sandbox" "$SRC_DIR/bench/raw_sandbox.c"
 BPF=$OUT_DIR/policy.bpf
 echo "seccomp filter: $("$OUT_DIR/make_bpf" "$BPF") -> $BPF"
 
@@ -55,8 +56,10 @@ BWRAP_ARGS="--unshare-all --die-with-parent --ro-bind /usr /usr --symlink usr/li
 "$OUT_DIR/fd_exec" 9 "$BPF" "$BWRAP" $BWRAP_ARGS --seccomp 9 /bin/true ||
   die "bwrap --seccomp cannot run /bin/true"
 "$PV" exec -- /bin/true || die "packvisor exec cannot run /bin/true"
+"$OUT_DIR/raw_sandbox" "$BPF" 100000 /bin/true || die "raw_sandbox cannot run /bin/true"
 
-# 2. One hyperfine run over all five commands. "fd_exec true" measures the wrapper's own cost,
+# 2. One hyperfine run over all six commands ("raw" is bench/raw_sandbox.c: the floor of a
+#    clone-to-exec sandbox of the same shape, nothing of packvisor's own work). "fd_exec true" measures the wrapper's own cost,
 #    which is subtracted from bwrap+seccomp for the fair ratio.
 JSON=$OUT_DIR/exec_bench.json
 PRIO=()
@@ -66,6 +69,7 @@ PRIO=()
   -n fd_exec-true "$OUT_DIR/fd_exec 9 $BPF /bin/true" \
   -n bwrap "$BWRAP $BWRAP_ARGS /bin/true" \
   -n bwrap+seccomp "$OUT_DIR/fd_exec 9 $BPF $BWRAP $BWRAP_ARGS --seccomp 9 /bin/true" \
+  -n raw "$OUT_DIR/raw_sandbox $BPF 100000 /bin/true" \
   -n packvisor "$PV exec -- /bin/true"
 
 # 3. Peak RSS (GNU time's "Maximum resident set size": the largest of packvisor and the sandbox
@@ -85,7 +89,7 @@ import json, statistics, sys
 results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
 med = {name: r["median"] * 1000 for name, r in results.items()}
 print("\nmedians (ms), %d runs each:" % len(results["packvisor"]["times"]))
-for name in ("true", "fd_exec-true", "bwrap", "bwrap+seccomp", "packvisor"):
+for name in ("true", "fd_exec-true", "bwrap", "bwrap+seccomp", "raw", "packvisor"):
     r = results[name]
     print("  %-14s median %7.3f  mean %7.3f ± %.3f  min %7.3f" % (
         name, med[name], r["mean"] * 1000, r["stddev"] * 1000, r["min"] * 1000))
@@ -97,6 +101,8 @@ ratio = med["packvisor"] / fair
 print("ratio packvisor / bwrap+seccomp: %.3f (raw %.3f)   goal <= 0.80: %s" % (
     ratio, ratio_raw, "MET" if ratio <= 0.8 else "MISSED"))
 print("ratio packvisor / plain bwrap:   %.3f" % (med["packvisor"] / med["bwrap"]))
+print("ratio raw clone-to-exec sandbox / bwrap+seccomp: %.3f (the floor of this shape); "
+      "packvisor - raw: %+.3f ms" % (med["raw"] / fair, med["packvisor"] - med["raw"]))
 for label, path in (("packvisor exec", sys.argv[2]), ("bwrap+seccomp", sys.argv[3])):
     kb = [int(x) for x in open(path).read().split()]
     print("peak RSS %-15s max %6.2f MiB  median %6.2f MiB  (%d runs)" % (

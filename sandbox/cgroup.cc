@@ -316,8 +316,15 @@ ExecutionCgroup::~ExecutionCgroup() { Remove(); }
 void ExecutionCgroup::Remove() {
   if (removed_ || dirs_.empty()) return;
   removed_ = true;
-  KillAll();
-  for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it) RemoveDir(*it);
+  // The common case: the sandbox is gone and every group is empty, so rmdir alone succeeds and
+  // nothing needs reading. From the first busy group on (reverse creation order, so the first
+  // hierarchy, the one the stale scan lists, goes last), kill what is left and retry.
+  for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it) {
+    if (rmdir(it->c_str()) == 0 || errno == ENOENT) continue;
+    KillAll();
+    for (; it != dirs_.rend(); ++it) RemoveDir(*it);
+    return;
+  }
 }
 
 Result<std::vector<unique_fd>> ExecutionCgroup::OpenJoinFds() const {
@@ -361,39 +368,43 @@ CgroupUsage ExecutionCgroup::ReadUsage() const {
 }
 
 int RemoveStaleCgroups(const CgroupLayout& layout, const std::string& parent) {
+  // Every execution cgroup is made in the hierarchies in this order and removed in the reverse
+  // one, so its directory in the first hierarchy exists whenever any of its directories does:
+  // listing that one hierarchy finds every leftover.
   std::vector<std::string> roots;
   if (layout.backend == CgroupBackend::kV2) {
     roots.push_back(layout.v2_dir + "/" + parent);
   } else if (layout.backend == CgroupBackend::kV1) {
     for (const std::string* own : {&layout.v1_memory, &layout.v1_pids, &layout.v1_cpu,
                                    &layout.v1_cpuacct, &layout.v1_freezer}) {
-      if (!own->empty()) roots.push_back(*own + "/" + parent);
+      if (own->empty() || (own == &layout.v1_cpuacct && *own == layout.v1_cpu)) continue;
+      roots.push_back(*own + "/" + parent);
     }
   }
+  if (roots.empty()) return 0;
+  DIR* dir = opendir(roots.front().c_str());
+  if (dir == nullptr) return 0;
+  std::vector<std::string> names;
+  while (struct dirent* entry = readdir(dir)) {
+    std::string name = entry->d_name;
+    if (entry->d_type == DT_DIR && name != "." && name != "..") names.push_back(name);
+  }
+  closedir(dir);
   int removed = 0;
   std::string freezer = layout.v1_freezer.empty() ? "" : layout.v1_freezer + "/" + parent;
-  for (const std::string& root : roots) {
-    DIR* dir = opendir(root.c_str());
-    if (dir == nullptr) continue;
-    std::vector<std::string> names;
-    while (struct dirent* entry = readdir(dir)) {
-      std::string name = entry->d_name;
-      if (entry->d_type == DT_DIR && name != "." && name != "..") names.push_back(name);
+  for (const std::string& name : names) {
+    pid_t owner = static_cast<pid_t>(std::strtol(name.c_str(), nullptr, 10));
+    if (owner <= 0 || name.find('-') == std::string::npos) continue;
+    if (kill(owner, 0) == 0 || errno != ESRCH) continue;  // its supervisor still runs
+    std::vector<std::string> paths;
+    for (const std::string& root : roots) paths.push_back(root + "/" + name);
+    if (layout.backend == CgroupBackend::kV2) {
+      (void)Write(paths.front() + "/cgroup.kill", "1");
+    } else {
+      KillV1(freezer.empty() ? std::string() : freezer + "/" + name, paths);
     }
-    closedir(dir);
-    for (const std::string& name : names) {
-      pid_t owner = static_cast<pid_t>(std::strtol(name.c_str(), nullptr, 10));
-      if (owner <= 0 || name.find('-') == std::string::npos) continue;
-      if (kill(owner, 0) == 0 || errno != ESRCH) continue;  // its supervisor still runs
-      std::string path = root + "/" + name;
-      if (layout.backend == CgroupBackend::kV2) {
-        (void)Write(path + "/cgroup.kill", "1");
-      } else {
-        KillV1(freezer.empty() ? std::string() : freezer + "/" + name, {path});
-      }
-      RemoveDir(path);
-      ++removed;
-    }
+    for (auto it = paths.rbegin(); it != paths.rend(); ++it) RemoveDir(*it);
+    ++removed;
   }
   return removed;
 }

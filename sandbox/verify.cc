@@ -8,9 +8,11 @@
 
 #include <climits>
 #include <sstream>
+#include <string_view>
 #include <vector>
 
 #include "sandbox/os/syscalls.h"
+#include "sandbox/os/unique_fd.h"
 
 namespace packvisor::sandbox {
 namespace {
@@ -46,10 +48,23 @@ std::vector<std::string> Split(const std::string& text, char sep) {
   return parts;
 }
 
-Result<ino_t> NamespaceInode(const std::string& path) {
-  struct stat st {};
-  if (stat(path.c_str(), &st) != 0) return ErrnoError("stat", path);
-  return st.st_ino;
+constexpr const char* kNamespaceKinds[] = {"user", "mnt", "pid", "ipc", "uts", "cgroup", "net"};
+constexpr int kNamespaceKindCount = 7;
+
+// The supervisor's own namespaces, one inode per kind of kNamespaceKinds (0: unreadable). Asked
+// once per process: a supervisor never changes its namespaces.
+const ino_t* OwnNamespaceInodes() {
+  static const struct Inodes {
+    ino_t inode[kNamespaceKindCount] = {};
+    Inodes() {
+      for (int i = 0; i < kNamespaceKindCount; ++i) {
+        struct stat st {};
+        std::string path = std::string("/proc/self/ns/") + kNamespaceKinds[i];
+        if (stat(path.c_str(), &st) == 0) inode[i] = st.st_ino;
+      }
+    }
+  } own;
+  return own.inode;
 }
 
 }  // namespace
@@ -177,16 +192,20 @@ Result<void> VerifyConfinedAction(pid_t init_pid, const SandboxSpec& spec,
   if (pids.size() != 1 || pids[0] == "\n") {
     return Failure("sandbox verification", "action process", "expected one child of init");
   }
+  // Every later read goes through this pinned directory: if the action died and its pid were
+  // reused, the reads fail (ESRCH) instead of describing another process.
   std::string proc = "/proc/" + pids[0];
-
-  auto status = os::ReadFile(proc + "/status");
+  unique_fd proc_dir(open(proc.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+  if (!proc_dir) return ErrnoError("open", proc);
+  int at = proc_dir.get();
+  auto status = os::ReadFileAt(at, "status", proc);
   if (!status) return status.error();
   PV_TRY(CheckStatusText(*status, spec.ids));
   PV_TRY(CheckSpeculationText(*status, HostSpeculationControl()));
 
   // setsid() took effect: the action is in init's session (init is the leader) and has no
   // controlling terminal. Fields after the ")" of the command name: state ppid pgrp session tty_nr.
-  auto stat = os::ReadFile(proc + "/stat");
+  auto stat = os::ReadFileAt(at, "stat", proc);
   if (!stat) return stat.error();
   size_t close_paren = stat->rfind(')');
   std::vector<std::string> stat_fields =
@@ -196,7 +215,7 @@ Result<void> VerifyConfinedAction(pid_t init_pid, const SandboxSpec& spec,
   PV_TRY(Expect(stat_fields[4] == "0", "no controlling terminal", stat_fields[4]));
 
   if (!cgroup_suffix.empty()) {
-    auto cgroups = os::ReadFile(proc + "/cgroup");
+    auto cgroups = os::ReadFileAt(at, "cgroup", proc);
     if (!cgroups) return cgroups.error();
     int matched = 0;
     for (const std::string& line : Split(*cgroups, '\n')) {
@@ -220,35 +239,41 @@ Result<void> VerifyConfinedAction(pid_t init_pid, const SandboxSpec& spec,
     PV_TRY(Expect(matched >= 1, "cgroup membership", "no memory/pids/cpu cgroup"));
   }
 
-  auto limits = os::ReadFile(proc + "/limits");
+  auto limits = os::ReadFileAt(at, "limits", proc);
   if (!limits) return limits.error();
   PV_TRY(CheckLimitsText(*limits, spec.limits));
 
-  auto mountinfo = os::ReadFile(proc + "/mountinfo");
+  auto mountinfo = os::ReadFileAt(at, "mountinfo", proc);
   if (!mountinfo) return mountinfo.error();
   PV_TRY(CheckMountinfoText(*mountinfo, !spec.pack_dir.empty(), !spec.env_dir.empty()));
 
-  std::vector<const char*> namespaces = {"user", "mnt", "pid", "ipc", "uts", "cgroup"};
-  if (spec.network == NetworkMode::kNone) namespaces.push_back("net");
-  for (const char* ns : namespaces) {
-    auto inside = NamespaceInode(proc + "/ns/" + ns);
-    if (!inside) return inside.error();
-    auto outside = NamespaceInode(std::string("/proc/self/ns/") + ns);  // the supervisor's own
-    if (!outside) return outside.error();
-    if (*inside == *outside) {
-      return Failure("sandbox verification", std::string("namespace ") + ns, "shared with host");
+  const ino_t* own = OwnNamespaceInodes();
+  for (int i = 0; i < kNamespaceKindCount; ++i) {
+    const char* kind = kNamespaceKinds[i];
+    bool is_net = std::string_view(kind) == "net";
+    if (is_net && spec.network != NetworkMode::kNone) continue;
+    std::string name = std::string("ns/") + kind;
+    struct stat inside {};
+    if (fstatat(at, name.c_str(), &inside, 0) != 0) return ErrnoError("stat", proc + "/" + name);
+    if (own[i] == 0)
+      return Failure("sandbox verification", std::string("namespace ") + kind,
+                     "the supervisor's own is unreadable");
+    if (inside.st_ino == own[i]) {
+      return Failure("sandbox verification", std::string("namespace ") + kind, "shared with host");
     }
   }
-
   // Only 0, 1 and 2 may survive exec: every other descriptor must be close-on-exec.
   std::string fd_dir = proc + "/fdinfo";
-  DIR* dir = opendir(fd_dir.c_str());
+  unique_fd fdinfo(openat(at, "fdinfo", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fdinfo) return ErrnoError("open", fd_dir);
+  DIR* dir = fdopendir(fdinfo.get());
   if (dir == nullptr) return ErrnoError("opendir", fd_dir);
+  int fdinfo_fd = fdinfo.release();  // owned by dir from here on
   Result<void> fds_ok = Ok{};
   while (struct dirent* entry = readdir(dir)) {
     std::string name = entry->d_name;
     if (name == "." || name == ".." || name == "0" || name == "1" || name == "2") continue;
-    auto info = os::ReadFile(fd_dir + "/" + name);
+    auto info = os::ReadFileAt(fdinfo_fd, name.c_str(), fd_dir);
     if (!info) continue;  // closed meanwhile
     std::string flags = StatusField(*info, "flags");
     unsigned long value = std::strtoul(flags.c_str(), nullptr, 8);
@@ -259,9 +284,8 @@ Result<void> VerifyConfinedAction(pid_t init_pid, const SandboxSpec& spec,
   }
   closedir(dir);
   PV_TRY(fds_ok);
-
   char cwd[PATH_MAX];
-  ssize_t n = readlink((proc + "/cwd").c_str(), cwd, sizeof(cwd) - 1);
+  ssize_t n = readlinkat(at, "cwd", cwd, sizeof(cwd) - 1);
   if (n < 0) return ErrnoError("readlink", proc + "/cwd");
   std::string expected = spec.pack_dir.empty() && spec.working_dir == kPackMountPoint
                              ? std::string("/")

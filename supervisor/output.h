@@ -1,6 +1,7 @@
 // Bounded capture of one output stream (SPEC §7): at most max_bytes - 128 bytes are kept; past
 // that, the kept prefix is cut at a UTF-8 boundary and followed by a truncation marker, and the
-// rest is read and counted but dropped, so memory stays bounded whatever the action prints.
+// rest is only counted (the launcher splices it to /dev/null once Full() says so), so memory
+// stays bounded whatever the action prints.
 #pragma once
 
 #include <cstdint>

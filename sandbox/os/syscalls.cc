@@ -73,21 +73,35 @@ Result<void> WriteAll(int fd, const void* data, size_t size, const std::string& 
   return Ok{};
 }
 
-Result<std::string> ReadFile(const std::string& path) {
-  unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
-  if (!fd) return ErrnoError("open", path);
+namespace {
+
+Result<std::string> ReadAll(unique_fd fd, const std::string& what) {
   std::string content;
   char buf[8192];
   for (;;) {
     ssize_t n = ::read(fd.get(), buf, sizeof(buf));
     if (n < 0) {
       if (errno == EINTR) continue;
-      return ErrnoError("read", path);
+      return ErrnoError("read", what);
     }
     if (n == 0) break;
     content.append(buf, static_cast<size_t>(n));
   }
   return content;
+}
+
+}  // namespace
+
+Result<std::string> ReadFile(const std::string& path) {
+  unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  if (!fd) return ErrnoError("open", path);
+  return ReadAll(std::move(fd), path);
+}
+
+Result<std::string> ReadFileAt(int dir_fd, const char* name, const std::string& what) {
+  unique_fd fd(::openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW));
+  if (!fd) return ErrnoError("open", what + "/" + name);
+  return ReadAll(std::move(fd), what + "/" + name);
 }
 
 Result<void> WriteFile(const std::string& path, const std::string& content) {

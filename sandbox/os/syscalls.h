@@ -34,6 +34,8 @@ Result<unique_fd> OpenNoSymlinks(int dirfd, const std::string& path, int flags);
 Result<void> WriteAll(int fd, const void* data, size_t size, const std::string& what);
 // Reads a whole (small) file.
 Result<std::string> ReadFile(const std::string& path);
+// The same, relative to a directory fd (e.g. a pinned /proc/<pid>); `what` names it in errors.
+Result<std::string> ReadFileAt(int dir_fd, const char* name, const std::string& what);
 Result<void> WriteFile(const std::string& path, const std::string& content);
 
 // Makes sure fds 0, 1 and 2 are open (on /dev/null), so no pipe or file is ever given one of them.
