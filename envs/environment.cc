@@ -70,7 +70,6 @@ class OutputTail : public sandbox::OutputSink {
 
 struct Marker {
   std::string digest;
-  uint64_t dev = 0;
   uint64_t ino = 0;
 };
 
@@ -83,7 +82,6 @@ std::optional<Marker> ReadMarker(int pack_fd, const std::string& runtime) {
   }
   Marker marker;
   marker.digest = json["digest"].get<std::string>();
-  marker.dev = json.value("dev", uint64_t{0});
   marker.ino = json.value("ino", uint64_t{0});
   return marker;
 }
@@ -96,9 +94,14 @@ std::optional<struct stat> EnvStat(int pack_fd, const std::string& runtime) {
   return st;
 }
 
-bool MarkerMatches(const Marker& marker, const struct stat& st) {
-  return marker.dev == static_cast<uint64_t>(st.st_dev) &&
-         marker.ino == static_cast<uint64_t>(st.st_ino);
+// The published directory is still the one the marker was written for: its inode, on the same
+// filesystem as the pack directory that holds the marker (something mounted over it would be on
+// another). The device number itself is not compared: a pack disk mounted again after a reboot
+// may come back on another loop device, and its environments are still the ones built.
+bool MarkerMatches(const Marker& marker, const struct stat& st, int pack_fd) {
+  struct stat pack {};
+  if (fstat(pack_fd, &pack) != 0) return false;
+  return st.st_dev == pack.st_dev && marker.ino == static_cast<uint64_t>(st.st_ino);
 }
 
 // Entries of the pack's env directory whose name starts with `prefix` (none when unreadable).
@@ -264,7 +267,7 @@ Result<EnvironmentInfo> EnvironmentManager::Inspect(const std::string& pack_ref,
     return info;
   }
   info.digest = marker->digest;
-  if (!st || !MarkerMatches(*marker, *st)) {
+  if (!st || !MarkerMatches(*marker, *st, pack_fd->get())) {
     info.state = EnvironmentState::kBroken;
     return info;
   }
@@ -472,7 +475,6 @@ Result<void> EnvironmentManager::Build(int pack_fd, const std::string& pack_ref,
   auto st = EnvStat(pack_fd, runtime.name);
   if (!st) return Failure("publish", label, "the published environment vanished");
   nlohmann::json marker = {{"digest", digest},
-                           {"dev", static_cast<uint64_t>(st->st_dev)},
                            {"ino", static_cast<uint64_t>(st->st_ino)},
                            {"runtime", runtime.name},
                            {"built_at", static_cast<int64_t>(time(nullptr))}};
@@ -511,8 +513,9 @@ Result<std::vector<EnvironmentInfo>> EnvironmentManager::List() const {
       info.path = settings_.runtime_envs_dir + "/" + pack_ref + "/" + runtime;
       auto marker = ReadMarker(pack_fd->get(), runtime);
       auto st = EnvStat(pack_fd->get(), runtime);
-      info.state = marker && st && MarkerMatches(*marker, *st) ? EnvironmentState::kReady
-                                                               : EnvironmentState::kBroken;
+      info.state = marker && st && MarkerMatches(*marker, *st, pack_fd->get())
+                       ? EnvironmentState::kReady
+                       : EnvironmentState::kBroken;
       if (marker) info.digest = marker->digest;
       if (auto size = TreeSizeAt(pack_fd->get(), runtime)) info.size_bytes = *size;
       struct stat used {};

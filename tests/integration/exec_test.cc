@@ -340,7 +340,7 @@ class ExecBadInput : public ::testing::Test {
  protected:
   void SetUp() override {
     marker_ = UniqueMarker("pvbad");
-    mountinfo_before_ = ReadFileOrEmpty("/proc/self/mountinfo");
+    mounts_before_ = HostMountsOutsideTestScratch();
   }
 
   // The command that would run if packvisor wrongly launched anything: visible by its marker.
@@ -358,11 +358,11 @@ class ExecBadInput : public ::testing::Test {
     EXPECT_THAT(r.stderr_text, HasSubstr(needle));
     EXPECT_THAT(WaitForNoProcessesWithMarker(marker_, 200), ::testing::IsEmpty());
     EXPECT_THAT(EntriesContaining("/tmp", marker_), ::testing::IsEmpty());
-    EXPECT_EQ(ReadFileOrEmpty("/proc/self/mountinfo"), mountinfo_before_);
+    EXPECT_EQ(HostMountsOutsideTestScratch(), mounts_before_);
   }
 
   std::string marker_;
-  std::string mountinfo_before_;
+  std::vector<std::string> mounts_before_;
 };
 
 TEST_F(ExecBadInput, MissingPackDirIsRejected) {

@@ -1,13 +1,17 @@
 // Each pack's environments on a filesystem of their own (envs/pack_disk.h): created and mounted on
 // first use, reused, mounted again after it went away (a reboot), released by `env rm PACK`.
 // Real loop devices, real ext4, real mounts.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/loop.h>
 #include <linux/magic.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +19,7 @@
 #include <sstream>
 #include <string>
 
+#include "sandbox/os/unique_fd.h"
 #include "tests/support/env_fixtures.h"
 
 namespace packvisor::testing {
@@ -100,6 +105,41 @@ TEST_F(PackDiskTest, AfterTheDiskWentAwayTheNextRunMountsItAgainWithItsContent) 
   EXPECT_NE(again.stdout_text.find("again"), std::string::npos)
       << "the environment's content was lost: " << again.stdout_text;
   EXPECT_FALSE(MountInfoLine(MountPoint()).empty());
+  EXPECT_EQ(world_.MarkerText("disky", "python"), marker) << "the environment was rebuilt";
+}
+
+// After a reboot the disk may come back on another loop device (another pack took the old
+// number meanwhile): its environments are the same ones, so nothing is rebuilt. (The marker once
+// recorded the device number, and every such remount rebuilt every environment of the pack.)
+TEST_F(PackDiskTest, DiskBackOnAnotherLoopDeviceKeepsItsEnvironments) {
+  ASSERT_EQ(world_.Cli({"run", "disky.probe"}).exit_code, 0);
+  std::string marker = world_.MarkerText("disky", "python");
+  struct stat before {};
+  ASSERT_EQ(stat(MountPoint().c_str(), &before), 0);
+  ASSERT_EQ(umount2(MountPoint().c_str(), 0), 0) << strerror(errno);
+  // The old device clears itself once its filesystem is gone everywhere (a sandbox being set up
+  // elsewhere may hold a copy of the host's mounts for a moment).
+  for (int i = 0; i < 400 && LoopDevicesBackedFrom(world_.StateDir()) != 0; ++i) usleep(5000);
+  ASSERT_EQ(LoopDevicesBackedFrom(world_.StateDir()), 0) << "the old loop device stayed bound";
+  // Another "pack" takes the old device number.
+  std::string decoy_path = world_.StateDir() + "/decoy.img";
+  { std::ofstream(decoy_path).put('\0'); }
+  ASSERT_EQ(truncate(decoy_path.c_str(), 1 << 20), 0);
+  std::string old_device = "/dev/loop" + std::to_string(minor(before.st_dev));
+  unique_fd decoy(open(decoy_path.c_str(), O_RDWR | O_CLOEXEC));
+  unique_fd loop(open(old_device.c_str(), O_RDWR | O_CLOEXEC));
+  ASSERT_TRUE(decoy && loop) << old_device << ": " << strerror(errno);
+  struct loop_config config {};
+  config.fd = static_cast<uint32_t>(decoy.get());
+  config.info.lo_flags = LO_FLAGS_AUTOCLEAR;  // gone when `loop` closes, whatever happens below
+  (void)ioctl(loop.get(), LOOP_CONFIGURE, &config);  // EBUSY: another test took it: as good
+  CommandResult again = world_.Cli({"run", "disky.probe"});
+  ASSERT_EQ(again.exit_code, 0) << again.stdout_text << again.stderr_text;
+  struct stat after {};
+  ASSERT_EQ(stat(MountPoint().c_str(), &after), 0);
+  ASSERT_NE(after.st_dev, before.st_dev) << "the disk came back on the same device: nothing shown";
+  EXPECT_NE(again.stdout_text.find("again"), std::string::npos)
+      << "the environment was rebuilt: " << again.stdout_text << again.stderr_text;
   EXPECT_EQ(world_.MarkerText("disky", "python"), marker) << "the environment was rebuilt";
 }
 

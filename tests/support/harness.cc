@@ -260,6 +260,18 @@ std::vector<std::string> EntriesContaining(const std::string& dir, const std::st
   return found;
 }
 
+std::vector<std::string> HostMountsOutsideTestScratch() {
+  std::vector<std::string> kept;
+  for (const std::string& line : Lines(ReadFileOrEmpty("/proc/self/mountinfo"))) {
+    std::istringstream fields(line);
+    std::string id, parent, device, root, mount_point;
+    fields >> id >> parent >> device >> root >> mount_point;
+    if (mount_point.rfind("/tmp/packvisor-test-", 0) == 0) continue;
+    kept.push_back(line);
+  }
+  return kept;
+}
+
 std::vector<std::string> Lines(const std::string& text) {
   std::vector<std::string> lines;
   std::istringstream in(text);

@@ -71,6 +71,11 @@ bool WaitForPath(const std::string& path, int timeout_ms);
 // The whole file, or "" when it cannot be read.
 std::string ReadFileOrEmpty(const std::string& path);
 
+// The host's mount table (/proc/self/mountinfo lines) without the mounts below test scratch
+// directories (/tmp/packvisor-test-*): tests running in parallel mount and unmount pack disks
+// there, which a "nothing left mounted" check must not mistake for a leak of its own.
+std::vector<std::string> HostMountsOutsideTestScratch();
+
 // A canonical description of a directory tree (paths, types, modes, owners, sizes, contents,
 // symlink targets, mtimes): equal strings mean an unchanged tree.
 std::string TreeFingerprint(const std::string& root);

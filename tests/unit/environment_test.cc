@@ -230,9 +230,8 @@ class ManagerTest : public ::testing::Test {
     struct stat st {};
     stat(tree_.Path("envs/hello/python").c_str(), &st);
     tree_.Write("envs/hello/.python.ready",
-                "{\"digest\": \"" + digest + "\", \"dev\": " + std::to_string(st.st_dev) +
-                    ", \"ino\": " + std::to_string(matching_inode ? st.st_ino : st.st_ino + 1) +
-                    "}\n");
+                "{\"digest\": \"" + digest + "\", \"ino\": " +
+                    std::to_string(matching_inode ? st.st_ino : st.st_ino + 1) + "}\n");
   }
 
   TempTree tree_;
