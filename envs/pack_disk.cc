@@ -22,6 +22,7 @@
 
 #include "envs/lock.h"
 #include "envs/safe_fs.h"
+#include "sandbox/fault_injection.h"
 #include "sandbox/os/syscalls.h"
 #include "sandbox/os/unique_fd.h"
 
@@ -130,17 +131,30 @@ Result<unique_fd> OpenLoopDevice(int number, int flags) {
   return device;
 }
 
-// The loop device already bound to the image `image_fd` (same device and inode), if any. Its
-// filesystem may still be alive although no longer mounted here: a sandbox that was being set up
-// holds a copy of the host's mounts until it detaches them, and an operator may have unmounted
-// it. Mounting that device again yields the same live superblock; attaching the image to a
-// second loop device would give two ext4 instances one image, and they would corrupt it.
-std::optional<std::string> FindLoopDeviceOf(int image_fd) {
+// Whether the loop device open as `device_fd` is bound to the file `image` (same device and
+// inode as the kernel reports for its backing file).
+bool LoopBoundTo(int device_fd, const struct stat& image) {
+  struct loop_info64 info {};
+  if (ioctl(device_fd, LOOP_GET_STATUS64, &info) != 0) return false;
+  return info.lo_inode == image.st_ino && info.lo_device == image.st_dev;
+}
+
+struct BoundLoop {
+  std::string path;
+  unique_fd fd;  // held open: a device with an opener is never cleared, so never re-bound
+};
+
+// The loop device already bound to the image `image_fd`, if any, kept open. Its filesystem may
+// still be alive although no longer mounted here: a sandbox that was being set up holds a copy
+// of the host's mounts until it detaches them, and an operator may have unmounted it. Mounting
+// that device again yields the same live superblock; attaching the image to a second loop
+// device would give two ext4 instances one image, and they would corrupt it.
+std::optional<BoundLoop> FindLoopDeviceOf(int image_fd) {
   struct stat image {};
   if (fstat(image_fd, &image) != 0) return std::nullopt;
   DIR* dir = opendir("/sys/devices/virtual/block");
   if (dir == nullptr) return std::nullopt;
-  std::optional<std::string> found;
+  std::optional<BoundLoop> found;
   while (struct dirent* entry = readdir(dir)) {
     int number = -1;
     if (std::sscanf(entry->d_name, "loop%d", &number) != 1 || number < 0) continue;
@@ -148,13 +162,9 @@ std::optional<std::string> FindLoopDeviceOf(int image_fd) {
         "/sys/devices/virtual/block/" + std::string(entry->d_name) + "/loop/backing_file";
     if (access(backing.c_str(), F_OK) != 0) continue;  // not bound
     auto device = OpenLoopDevice(number, O_RDONLY);
-    if (!device) continue;
-    struct loop_info64 info {};
-    if (ioctl(device->get(), LOOP_GET_STATUS64, &info) != 0) continue;
-    if (info.lo_inode == image.st_ino && info.lo_device == image.st_dev) {
-      found = "/dev/loop" + std::to_string(number);
-      break;
-    }
+    if (!device || !LoopBoundTo(device->get(), image)) continue;
+    found = BoundLoop{"/dev/loop" + std::to_string(number), std::move(*device)};
+    break;
   }
   closedir(dir);
   return found;
@@ -186,18 +196,35 @@ Result<std::string> AttachLoopDevice(int image_fd, unique_fd* device_fd) {
                  "no free loop device after " + std::to_string(kLoopAttachAttempts) + " attempts");
 }
 
-// Mounts the ext4 filesystem on `device` onto the directory `target_fd` (nosuid, nodev).
-Result<void> MountOnto(const std::string& device, int target_fd, const std::string& shown_path) {
+// Mounts the ext4 filesystem on `device` (open as `device_fd`, bound to the image `image_fd`)
+// onto the directory `target_fd` (nosuid, nodev). The source is given by path, so before the new
+// mount is attached it is checked to be on that very device, and the device to be still bound to
+// this pack's image: never another pack's disk in this pack's place.
+Result<void> MountOnto(const std::string& device, int device_fd, int image_fd, int target_fd,
+                       const std::string& shown_path) {
+  std::string source = sandbox::PackDiskSourceOverride();  // test builds only
+  if (source.empty()) source = device;
   unique_fd fs(fsopen("ext4", FSOPEN_CLOEXEC));
   if (!fs) return ErrnoError("fsopen ext4", shown_path);
-  if (fsconfig(fs.get(), FSCONFIG_SET_STRING, "source", device.c_str(), 0) != 0) {
-    return ErrnoError("fsconfig source", device);
+  if (fsconfig(fs.get(), FSCONFIG_SET_STRING, "source", source.c_str(), 0) != 0) {
+    return ErrnoError("fsconfig source", source);
   }
   if (fsconfig(fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) {
-    return ErrnoError("mount ext4 from", device);
+    return ErrnoError("mount ext4 from", source);
   }
   unique_fd mount(fsmount(fs.get(), FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV));
-  if (!mount) return ErrnoError("fsmount", device);
+  if (!mount) return ErrnoError("fsmount", source);
+  struct stat mounted {
+  }, device_st{}, image{};
+  if (fstat(mount.get(), &mounted) != 0 || fstat(device_fd, &device_st) != 0 ||
+      fstat(image_fd, &image) != 0) {
+    return ErrnoError("stat", shown_path);
+  }
+  if (mounted.st_dev != device_st.st_rdev || !LoopBoundTo(device_fd, image)) {
+    return Failure("mount pack disk", shown_path,
+                   "the filesystem mounted from " + source + " is not on " + device +
+                       " bound to this pack's image (re-bound meanwhile?); not attached");
+  }
   if (move_mount(mount.get(), "", target_fd, "",
                  MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
     return ErrnoError("move_mount", shown_path);
@@ -269,17 +296,18 @@ Result<void> EnsurePackDisk(const PackDiskSettings& settings, const std::string&
   auto image = OpenOrCreateImage(disks->get(), image_name, settings.size_bytes,
                                  settings.state_dir + "/disks/" + image_name);
   if (!image) return image.error();
-  unique_fd device_fd;
+  unique_fd device_fd;  // held until the mount holds the device itself
   Result<std::string> device = std::string();
-  if (std::optional<std::string> bound = FindLoopDeviceOf(image->get())) {
-    device = *bound;
+  if (std::optional<BoundLoop> bound = FindLoopDeviceOf(image->get())) {
+    device = bound->path;
+    device_fd = std::move(bound->fd);
   } else {
     device = AttachLoopDevice(image->get(), &device_fd);
   }
   if (!device) return device.error();
   auto target = OpenDirBeneath(root->get(), pack_ref);
   if (!target) return target.error();
-  PV_TRY(MountOnto(*device, target->get(), mount_point));
+  PV_TRY(MountOnto(*device, device_fd.get(), image->get(), target->get(), mount_point));
 
   mounted = IsMountRoot(root->get(), pack_ref);
   if (!mounted) return mounted.error();

@@ -29,8 +29,14 @@ FaultInjection FaultInjectionForLaunch() {
   faults.no_cgroup = no_cgroup != nullptr && std::strcmp(no_cgroup, "1") == 0;
   return faults;
 }
+
+std::string PackDiskSourceOverride() {
+  const char* source = std::getenv("PACKVISOR_TEST_PACK_DISK_SOURCE");
+  return source == nullptr ? std::string() : std::string(source);
+}
 #else
 FaultInjection FaultInjectionForLaunch() { return {}; }
+std::string PackDiskSourceOverride() { return {}; }
 #endif
 
 }  // namespace packvisor::sandbox

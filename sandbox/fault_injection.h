@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "sandbox/report.h"
 
@@ -26,5 +27,11 @@ struct FaultInjection {
 // PACKVISOR_TEST_SKIP_VERIFY=1 (tokens from SetupStepToken), PACKVISOR_TEST_NO_CGROUP=1 (used by
 // bench/cgroup_bench.sh to measure what the cgroup adds to a launch). Other builds: no faults.
 FaultInjection FaultInjectionForLaunch();
+
+// Test builds: PACKVISOR_TEST_PACK_DISK_SOURCE=/dev/loopN makes a pack's disk be mounted from that
+// device instead of the one found or attached for the pack's image, as if the device had been
+// re-bound to another image between the lookup and the mount (catalog 30: the mount must refuse
+// it). Other builds: always empty.
+std::string PackDiskSourceOverride();
 
 }  // namespace packvisor::sandbox

@@ -564,6 +564,52 @@ TEST(FsTest, C30_positive_control_without_pack_disks_the_filler_passes_the_size)
   EXPECT_FALSE(std::filesystem::exists(world.dir.Path("state/disks/hog.img")));
 }
 
+// A pack's disk is mounted by device path, so between finding (or attaching) the loop device
+// bound to the pack's image and mounting it, the device could be cleared and re-bound to another
+// pack's image: that pack's environments would then be this pack's /env. The supervisor holds the
+// device open from the lookup on and, before attaching the new mount, checks that it is on that
+// device and that the device is still bound to this pack's image. The test makes the race happen
+// for certain (test builds: PACKVISOR_TEST_PACK_DISK_SOURCE = the victim pack's device) and
+// checks the victim's disk is never mounted in the attacker's place. The check cannot be switched
+// off; that the attack really ran shows in the error, which names the victim's device as the one
+// the filesystem was mounted from.
+TEST(FsTest, C30_another_packs_disk_is_never_mounted_in_a_packs_place) {
+  RequireRoot();
+  const std::string hooks = PACKVISOR_TEST_HOOKS_BINARY;
+  if (access(hooks.c_str(), X_OK) != 0) {  // an installed run: the hooks are never installed
+    GTEST_SKIP() << "needs the packvisor-test-hooks binary (" << hooks << ")";
+  }
+  DiskFillerWorld world(32);
+  std::string victim = world.Fill("victim", 1, 1);
+  ASSERT_NE(victim.find("files 1 errno 0\n"), std::string::npos) << victim;
+  std::string victim_mount = world.dir.Path("envs/victim");
+  std::string victim_device;
+  for (const std::string& line : testing::Lines(testing::ReadFileOrEmpty("/proc/self/mountinfo"))) {
+    std::vector<std::string> f = Fields(line);
+    if (f.size() > 9 && f[4] == victim_mount) victim_device = f[f.size() - 2];
+  }
+  ASSERT_EQ(victim_device.rfind("/dev/loop", 0), 0u) << "the victim's disk is not mounted";
+  Outcome attack = RunBinary(hooks,
+                             {"--config", world.dir.Path("packvisor.toml"), "run", "hog.fill",
+                              "--param", "mib=1", "--param", "files=1"},
+                             {"PACKVISOR_TEST_PACK_DISK_SOURCE=" + victim_device});
+  EXPECT_EQ(attack.exit_code, 125) << attack.out << attack.err;
+  EXPECT_NE(attack.err.find("the filesystem mounted from " + victim_device + " is not on"),
+            std::string::npos)
+      << "the attack did not run as intended: " << attack.err;
+  struct stat hog {
+  }, victim_root{};
+  ASSERT_EQ(stat(victim_mount.c_str(), &victim_root), 0);
+  if (stat(world.dir.Path("envs/hog").c_str(), &hog) == 0) {
+    EXPECT_NE(hog.st_dev, victim_root.st_dev) << "the victim's disk is mounted as the hog's";
+  }
+  EXPECT_FALSE(std::filesystem::exists(world.dir.Path("envs/hog/filler")))
+      << "the victim's environment is visible in the hog's place";
+  // Without the override, the same run gets the hog's own disk.
+  std::string own = world.Fill("hog", 1, 1);
+  EXPECT_NE(own.find("files 1 errno 0\n"), std::string::npos) << own;
+}
+
 // --- C31: data persisting between runs ---------------------------------------------------------
 
 bool UnderWritableRoot(const std::string& path) {
