@@ -184,6 +184,12 @@ void RunChild(const ChildPlan& plan) {
     return ParentAlive(plan.release_fd) ? 0 : ECHILD;
   });
 
+  // Our copy of the supervisor's command line: replaced before anything of the action exists.
+  if (plan.argument_area != nullptr && plan.argument_area_size > sizeof(kInitTitle)) {
+    memset(plan.argument_area, 0, plan.argument_area_size);
+    memcpy(plan.argument_area, kInitTitle, sizeof(kInitTitle));
+  }
+
   // Mounts: private first, so nothing we do propagates to the host.
   Do(plan, SetupStep::kMountPrivate, [] { return MakeMountsPrivate(); });
   Do(plan, SetupStep::kMountStagingRoot,

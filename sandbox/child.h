@@ -45,8 +45,17 @@ struct ChildPlan {
   // Absolute paths to try, in order, for argv[0] (the parent resolved it against PATH).
   const char* const* exec_candidates = nullptr;
 
+  // The supervisor's argument area (what /proc/<pid>/cmdline shows), in this copy of its memory:
+  // init overwrites it with kInitTitle, so the action cannot read the supervisor's command line
+  // (host paths, the config file, the run's arguments) from /proc/1/cmdline. Null: left alone.
+  char* argument_area = nullptr;
+  size_t argument_area_size = 0;
+
   FaultInjection faults;  // always empty outside the test-hooks build
 };
+
+// What /proc/1/cmdline shows inside the sandbox.
+inline constexpr char kInitTitle[] = "packvisor-init";
 
 // Exit status the action process uses when exec fails: 127 for "not found", 126 otherwise.
 inline constexpr int kExitNotFound = 127;

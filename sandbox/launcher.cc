@@ -472,6 +472,9 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io) {
   plan.argv = argv.data();
   plan.envp = envp.data();
   plan.exec_candidates = candidate_ptrs.data();
+  auto [argument_area, argument_area_size] = os::OwnArgumentArea();
+  plan.argument_area = argument_area;
+  plan.argument_area_size = argument_area_size;
   plan.faults = FaultInjectionForLaunch();
 
   // The cgroup exists, with its limits, before the child runs its first instruction: on v2 the

@@ -8,6 +8,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <sstream>
 
 namespace packvisor::os {
 
@@ -102,6 +105,28 @@ Result<std::string> ReadFileAt(int dir_fd, const char* name, const std::string& 
   unique_fd fd(::openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW));
   if (!fd) return ErrnoError("open", what + "/" + name);
   return ReadAll(std::move(fd), what + "/" + name);
+}
+
+std::pair<char*, size_t> OwnArgumentArea() {
+  static const std::pair<char*, size_t> area = []() -> std::pair<char*, size_t> {
+    auto stat = ReadFile("/proc/self/stat");
+    if (!stat) return {nullptr, 0};
+    // Fields after the command name, which is in parentheses and may hold anything: field 3
+    // (state) first, arg_start and arg_end are fields 48 and 49.
+    size_t close = stat->rfind(')');
+    if (close == std::string::npos) return {nullptr, 0};
+    std::istringstream fields(stat->substr(close + 1));
+    std::string field;
+    unsigned long long start = 0, end = 0;
+    for (int number = 3; number <= 49 && fields >> field; ++number) {
+      if (number == 48) start = std::strtoull(field.c_str(), nullptr, 10);
+      if (number == 49) end = std::strtoull(field.c_str(), nullptr, 10);
+    }
+    if (start == 0 || end <= start || end - start > (16u << 20)) return {nullptr, 0};
+    return {reinterpret_cast<char*>(static_cast<uintptr_t>(start)),
+            static_cast<size_t>(end - start)};
+  }();
+  return area;
 }
 
 Result<void> WriteFile(const std::string& path, const std::string& content) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "sandbox/os/error.h"
 #include "sandbox/os/unique_fd.h"
@@ -34,6 +35,11 @@ Result<unique_fd> OpenNoSymlinks(int dirfd, const std::string& path, int flags);
 Result<void> WriteAll(int fd, const void* data, size_t size, const std::string& what);
 // Reads a whole (small) file.
 Result<std::string> ReadFile(const std::string& path);
+// This process's argument area [start, start + size), where the kernel keeps argv's strings and
+// what /proc/<pid>/cmdline shows (arg_start and arg_end of /proc/self/stat). Read once per
+// process; {nullptr, 0} when it cannot be read.
+std::pair<char*, size_t> OwnArgumentArea();
+
 // The same, relative to a directory fd (e.g. a pinned /proc/<pid>); `what` names it in errors.
 Result<std::string> ReadFileAt(int dir_fd, const char* name, const std::string& what);
 Result<void> WriteFile(const std::string& path, const std::string& content);

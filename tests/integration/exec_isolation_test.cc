@@ -210,6 +210,26 @@ TEST(ExecProc, ShellIsNotPidOneButSeesItsParentInit) {
   EXPECT_EQ(r.stdout_text, "2 1\n");
 }
 
+// PID 1 is a copy of the supervisor: without the scrub its /proc/1/cmdline is the supervisor's
+// command line (the binary's host path, the config file, the run's arguments). The shell prints
+// init's command line with NULs as '|', then its own (which does carry the marker), so the test
+// also shows that the read works and what an unscrubbed command line looks like.
+TEST(ExecProc, InitsCommandLineIsItsTitleNotTheSupervisors) {
+  const std::string marker = UniqueMarker("pvtitle");
+  CommandResult r = RunExec({}, ShellCommand("tr '\\0' '|' < /proc/1/cmdline; echo; "
+                                             "tr '\\0' '|' < /proc/self/cmdline; echo; : " +
+                                             marker));
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  std::vector<std::string> lines = Lines(r.stdout_text);
+  ASSERT_EQ(lines.size(), 2u) << r.stdout_text;
+  EXPECT_THAT(lines[1], HasSubstr(marker)) << "the reader did not see a command line";
+  std::string init = lines[0];
+  init.erase(init.find_last_not_of('|') + 1);
+  EXPECT_EQ(init, "packvisor-init") << lines[0];
+  EXPECT_THAT(lines[0], Not(HasSubstr(marker)));
+  EXPECT_THAT(lines[0], Not(HasSubstr("exec")));
+}
+
 TEST(ExecProc, KernelTunablesAreReadOnly) {
   CommandResult r =
       RunExec({}, ShellCommand("grep -E ' /proc/sys ' /proc/self/mountinfo | cut -d' ' -f6"));

@@ -157,7 +157,14 @@ TEST(ExecHostView, SandboxProcessesRunAsTheUnprivilegedHostId) {
   std::vector<pid_t> pids = ProcessesWithMarker(marker);
   std::vector<std::map<std::string, std::string>> statuses;
   for (pid_t pid : pids) {
-    if (pid != supervisor) statuses.push_back(StatusOf(pid));
+    if (pid == supervisor) continue;
+    statuses.push_back(StatusOf(pid));
+    // The action shell's parent is the sandbox's init, whose command line (its title) does not
+    // carry the marker.
+    std::string parent = statuses.back()["PPid"];
+    if (!parent.empty() && std::stoi(parent) != supervisor) {
+      statuses.push_back(StatusOf(std::stoi(parent)));
+    }
   }
   int status = 0;
   waitpid(supervisor, &status, 0);
