@@ -214,8 +214,9 @@ Result<void> MountOnto(const std::string& device, int device_fd, int image_fd, i
   }
   unique_fd mount(fsmount(fs.get(), FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV));
   if (!mount) return ErrnoError("fsmount", source);
-  struct stat mounted {
-  }, device_st{}, image{};
+  struct stat mounted {};
+  struct stat device_st {};
+  struct stat image {};
   if (fstat(mount.get(), &mounted) != 0 || fstat(device_fd, &device_st) != 0 ||
       fstat(image_fd, &image) != 0) {
     return ErrnoError("stat", shown_path);

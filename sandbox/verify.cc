@@ -255,9 +255,10 @@ Result<void> VerifyConfinedAction(pid_t init_pid, const SandboxSpec& spec,
     std::string name = std::string("ns/") + kind;
     struct stat inside {};
     if (fstatat(at, name.c_str(), &inside, 0) != 0) return ErrnoError("stat", proc + "/" + name);
-    if (own[i] == 0)
+    if (own[i] == 0) {
       return Failure("sandbox verification", std::string("namespace ") + kind,
                      "the supervisor's own is unreadable");
+    }
     if (inside.st_ino == own[i]) {
       return Failure("sandbox verification", std::string("namespace ") + kind, "shared with host");
     }
