@@ -10,7 +10,6 @@
 #include <filesystem>
 #include <functional>
 #include <set>
-#include <tuple>
 
 #include "envs/names.h"
 #include "sandbox/os/unique_fd.h"
@@ -205,20 +204,15 @@ Result<void> ParseLimits(const Context& ctx, const toml::table& root, RuntimeDef
   if (*table == nullptr) return Ok{};
   const toml::table& t = **table;
   PV_TRY(CheckKeys(ctx, t, "limits", {"memory_mb", "pids", "cpu_percent"}));
-  const std::tuple<std::string_view, uint64_t, uint64_t, std::optional<uint64_t>*> fields[] = {
-      {"memory_mb", 1, kMaxLimitMemoryMb, &def->limits.memory_mb},
-      {"pids", 2, kMaxLimitPids, &def->limits.pids},
-      {"cpu_percent", 1, kMaxLimitCpuPercent, &def->limits.cpu_percent}};
-  for (const auto& [key, min, max, out] : fields) {
-    const toml::node* node = t.get(key);
+  for (const LimitField& field : kLimitFields) {
+    const toml::node* node = t.get(field.key);
     if (node == nullptr) continue;
     std::optional<int64_t> value = node->value_exact<int64_t>();
-    if (!value || *value < static_cast<int64_t>(min) || *value > static_cast<int64_t>(max)) {
-      return ctx.At(
-          *node, Join("limits", key),
-          "expected a whole number from " + std::to_string(min) + " to " + std::to_string(max));
+    if (!value || *value < static_cast<int64_t>(field.min) ||
+        *value > static_cast<int64_t>(field.max)) {
+      return ctx.At(*node, Join("limits", field.key), LimitRangeMessage(field));
     }
-    *out = static_cast<uint64_t>(*value);
+    def->limits.*field.member = static_cast<uint64_t>(*value);
   }
   return Ok{};
 }
@@ -640,6 +634,11 @@ std::string RuntimeRegistry::NameList() const {
     names += (names.empty() ? "" : ", ") + def.name;
   }
   return names.empty() ? "none" : names;
+}
+
+std::string LimitRangeMessage(const LimitField& field) {
+  return "expected a whole number from " + std::to_string(field.min) + " to " +
+         std::to_string(field.max);
 }
 
 }  // namespace packvisor::envs

@@ -31,10 +31,21 @@ struct LimitRequest {
   std::optional<uint64_t> cpu_percent;  // 1 .. 100000 (100 = one core)
 };
 
-// The allowed ranges of LimitRequest's fields, shared by both parsers.
-inline constexpr uint64_t kMaxLimitMemoryMb = 1ull << 30;
-inline constexpr uint64_t kMaxLimitPids = 4194304;
-inline constexpr uint64_t kMaxLimitCpuPercent = 100000;
+// LimitRequest's fields as both file formats name them, with their allowed ranges: the one table
+// the TOML and the YAML parser read.
+struct LimitField {
+  std::string_view key;
+  uint64_t min;
+  uint64_t max;
+  std::optional<uint64_t> LimitRequest::*member;
+};
+inline constexpr LimitField kLimitFields[] = {
+    {"memory_mb", 1, 1ull << 30, &LimitRequest::memory_mb},
+    {"pids", 2, 4194304, &LimitRequest::pids},
+    {"cpu_percent", 1, 100000, &LimitRequest::cpu_percent}};
+
+// "expected a whole number from MIN to MAX", the message of a value outside `field`'s range.
+std::string LimitRangeMessage(const LimitField& field);
 
 struct InterpreterSpec {
   std::string binary;             // absolute path inside the sandbox, no placeholders

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -87,7 +88,7 @@ void RemoveDir(const std::string& dir) {
 }
 
 void KillV1(const std::string& freezer_dir, const std::vector<std::string>& dirs) {
-  // The common case at removal: the sandbox is gone and the groups are empty; nothing to freeze.
+  // Groups already empty (the sandbox died meanwhile): nothing to freeze.
   bool empty = true;
   for (const std::string& dir : dirs) empty = empty && Members(dir).empty();
   if (empty) return;
@@ -113,6 +114,20 @@ void KillV1(const std::string& freezer_dir, const std::vector<std::string>& dirs
     if (!any) break;
   }
   if (!freezer_dir.empty()) (void)Write(freezer_dir + "/freezer.state", "THAWED");
+}
+
+// Removes one execution cgroup's directories in reverse creation order, so that the first
+// hierarchy's directory, the one the stale scan lists, goes last. The common case: the sandbox is
+// gone and every group is empty, so rmdir alone succeeds and nothing is read. From the first busy
+// group on, `kill_members` kills what is left and the rest is removed with retries.
+void RemoveGroupDirs(const std::vector<std::string>& dirs,
+                     const std::function<void()>& kill_members) {
+  for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {
+    if (rmdir(it->c_str()) == 0 || errno == ENOENT) continue;
+    kill_members();
+    for (; it != dirs.rend(); ++it) RemoveDir(*it);
+    return;
+  }
 }
 
 }  // namespace
@@ -316,15 +331,7 @@ ExecutionCgroup::~ExecutionCgroup() { Remove(); }
 void ExecutionCgroup::Remove() {
   if (removed_ || dirs_.empty()) return;
   removed_ = true;
-  // The common case: the sandbox is gone and every group is empty, so rmdir alone succeeds and
-  // nothing needs reading. From the first busy group on (reverse creation order, so the first
-  // hierarchy, the one the stale scan lists, goes last), kill what is left and retry.
-  for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it) {
-    if (rmdir(it->c_str()) == 0 || errno == ENOENT) continue;
-    KillAll();
-    for (; it != dirs_.rend(); ++it) RemoveDir(*it);
-    return;
-  }
+  RemoveGroupDirs(dirs_, [this] { KillAll(); });
 }
 
 Result<std::vector<unique_fd>> ExecutionCgroup::OpenJoinFds() const {
@@ -369,8 +376,8 @@ CgroupUsage ExecutionCgroup::ReadUsage() const {
 
 int RemoveStaleCgroups(const CgroupLayout& layout, const std::string& parent) {
   // Every execution cgroup is made in the hierarchies in this order and removed in the reverse
-  // one, so its directory in the first hierarchy exists whenever any of its directories does:
-  // listing that one hierarchy finds every leftover.
+  // one (RemoveGroupDirs), so its directory in the first hierarchy exists whenever any of its
+  // directories does: listing that one hierarchy finds every leftover.
   std::vector<std::string> roots;
   if (layout.backend == CgroupBackend::kV2) {
     roots.push_back(layout.v2_dir + "/" + parent);
@@ -398,12 +405,13 @@ int RemoveStaleCgroups(const CgroupLayout& layout, const std::string& parent) {
     if (kill(owner, 0) == 0 || errno != ESRCH) continue;  // its supervisor still runs
     std::vector<std::string> paths;
     for (const std::string& root : roots) paths.push_back(root + "/" + name);
-    if (layout.backend == CgroupBackend::kV2) {
-      (void)Write(paths.front() + "/cgroup.kill", "1");
-    } else {
-      KillV1(freezer.empty() ? std::string() : freezer + "/" + name, paths);
-    }
-    for (auto it = paths.rbegin(); it != paths.rend(); ++it) RemoveDir(*it);
+    RemoveGroupDirs(paths, [&] {
+      if (layout.backend == CgroupBackend::kV2) {
+        (void)Write(paths.front() + "/cgroup.kill", "1");
+      } else {
+        KillV1(freezer.empty() ? std::string() : freezer + "/" + name, paths);
+      }
+    });
     ++removed;
   }
   return removed;

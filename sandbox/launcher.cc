@@ -122,7 +122,6 @@ class Monitor {
  private:
   void FeedStdin();
   bool Drain(unique_fd& fd, OutputSink* sink);
-  bool Discard(unique_fd& fd, OutputSink& sink);
   void ReadReports();
   void HandleMessage(const ChildMessage& message);
   void Kill(int signal);
@@ -135,8 +134,8 @@ class Monitor {
   int pidfd_;
   pid_t init_pid_;
   unique_fd stdin_, stdout_, stderr_, report_, release_;
-  unique_fd dev_null_;  // opened on the first Discard
-  bool splice_usable_ = true;
+  unique_fd dev_null_;         // opened when a sink first fills up
+  bool splice_usable_ = true;  // false once /dev/null or splice was refused
   size_t stdin_offset_ = 0;
   std::string report_buffer_;
   SandboxResult result_;
@@ -165,41 +164,27 @@ void Monitor::FeedStdin() {
   stdin_.reset();  // everything written: EOF
 }
 
-bool Monitor::Drain(unique_fd& fd, OutputSink* sink) {
-  if (sink != nullptr && sink->Full()) return Discard(fd, *sink);
-  char buffer[65536];
-  ssize_t n = read(fd.get(), buffer, sizeof(buffer));
-  if (n > 0) {
-    if (sink != nullptr) sink->Consume(std::string_view(buffer, static_cast<size_t>(n)));
-    return true;
-  }
-  if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
-  fd.reset();
-  return false;
-}
-
 // Past a sink's cap the bytes are only counted: splicing the pipe's pages into /dev/null frees
 // them without a copy, so the writer waits less on the pipe lock (the 1 GiB output benchmark).
-bool Monitor::Discard(unique_fd& fd, OutputSink& sink) {
-  if (!dev_null_ && splice_usable_) dev_null_.reset(open("/dev/null", O_WRONLY | O_CLOEXEC));
-  if (dev_null_) {
-    ssize_t n =
-        splice(fd.get(), nullptr, dev_null_.get(), nullptr, size_t{1} << 20, SPLICE_F_NONBLOCK);
-    if (n > 0) {
-      sink.Skipped(static_cast<uint64_t>(n));
+// Where splice is refused the bytes are read and given to the sink, which counts them.
+bool Monitor::Drain(unique_fd& fd, OutputSink* sink) {
+  if (sink != nullptr && sink->Full() && splice_usable_ && !dev_null_) {
+    dev_null_.reset(open("/dev/null", O_WRONLY | O_CLOEXEC));
+    splice_usable_ = static_cast<bool>(dev_null_);
+  }
+  ssize_t n;
+  if (sink != nullptr && sink->Full() && splice_usable_) {
+    n = splice(fd.get(), nullptr, dev_null_.get(), nullptr, size_t{1} << 20, SPLICE_F_NONBLOCK);
+    if (n > 0) sink->Skipped(static_cast<uint64_t>(n));
+    if (n < 0 && errno != EINTR && errno != EAGAIN) {
+      splice_usable_ = false;  // the data is still there: the next poll reads it
       return true;
     }
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
-    if (n == 0) {
-      fd.reset();
-      return false;
-    }
-    dev_null_.reset();  // splice refused: read and drop instead, the stream must go on
+  } else {
+    char buffer[65536];
+    n = read(fd.get(), buffer, sizeof(buffer));
+    if (n > 0 && sink != nullptr) sink->Consume(std::string_view(buffer, static_cast<size_t>(n)));
   }
-  splice_usable_ = false;
-  char buffer[65536];
-  ssize_t n = read(fd.get(), buffer, sizeof(buffer));
-  if (n > 0) sink.Skipped(static_cast<uint64_t>(n));
   if (n > 0 || (n < 0 && (errno == EINTR || errno == EAGAIN))) return true;
   fd.reset();
   return false;

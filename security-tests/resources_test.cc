@@ -460,6 +460,15 @@ uint64_t StagingBytes(const std::string& pack_envs) {
 // The build writes 12 MiB into its environment (1 MiB into the control pack's) against
 // envs.max_size_mb = 4: the big one fails, is not published and its staging tree is removed; the
 // small one is published and its action runs (so the size check can fail).
+// A failed build left nothing of itself: no published environment `runtime` in `pack_dir`, no
+// ready marker, no staging tree.
+void ExpectNothingPublished(const std::string& pack_dir, const std::string& runtime) {
+  EXPECT_FALSE(std::filesystem::exists(pack_dir + "/" + runtime)) << "published";
+  EXPECT_TRUE(testing::EntriesContaining(pack_dir, ".ready").empty());
+  EXPECT_TRUE(testing::EntriesContaining(pack_dir, ".staging-").empty())
+      << "the staging tree was left behind";
+}
+
 TEST_F(ResourcesTest, E50_env_build_beyond_max_size_fails_and_is_removed) {
   HostGuard guard;
   BuildWorld world("max_size_mb = 4\nbuild_timeout_seconds = 60\n");
@@ -496,10 +505,7 @@ TEST_F(ResourcesTest, E50_env_build_beyond_max_size_fails_and_is_removed) {
   EXPECT_NE(Field(result, "error").find("size exceeds envs.max_size_mb (4 MiB)"), std::string::npos)
       << result.dump();
   EXPECT_EQ(Field(result, "stdout").find("the action ran"), std::string::npos);
-  EXPECT_FALSE(std::filesystem::exists(world.Path("envs/bigpack/filler"))) << "published";
-  EXPECT_TRUE(testing::EntriesContaining(world.Path("envs/bigpack"), ".ready").empty());
-  EXPECT_TRUE(testing::EntriesContaining(world.Path("envs/bigpack"), ".staging-").empty())
-      << "the oversized staging tree was left behind";
+  ExpectNothingPublished(world.Path("envs/bigpack"), "filler");
   EXPECT_TRUE(testing::ProcessesWithMarker(marker).empty());
   EXPECT_TRUE(world.cgroups().Children().empty()) << "build cgroups left:\n"
                                                   << testing::JoinLines(world.cgroups().Children());
@@ -557,9 +563,7 @@ TEST_F(ResourcesTest, E50_env_build_beyond_memory_limit_is_oom_killed) {
       << error;
   EXPECT_EQ(error.find("balloon-survived"), std::string::npos) << error;
   EXPECT_EQ(Field(result, "stdout").find("the action ran"), std::string::npos);
-  EXPECT_FALSE(std::filesystem::exists(world.Path("envs/mempack/balloon"))) << "published";
-  EXPECT_TRUE(testing::EntriesContaining(world.Path("envs/mempack"), ".ready").empty());
-  EXPECT_TRUE(testing::EntriesContaining(world.Path("envs/mempack"), ".staging-").empty());
+  ExpectNothingPublished(world.Path("envs/mempack"), "balloon");
   EXPECT_TRUE(testing::ProcessesWithMarker(marker).empty());
   EXPECT_TRUE(world.cgroups().Children().empty()) << "build cgroups left:\n"
                                                   << testing::JoinLines(world.cgroups().Children());
@@ -584,9 +588,7 @@ TEST_F(ResourcesTest, E50_env_build_step_hiding_an_oom_kill_still_fails) {
   EXPECT_NE(Field(result, "error").find("ran out of memory (limit 64 MiB)"), std::string::npos)
       << result.dump();
   EXPECT_EQ(Field(result, "stdout").find("the action ran"), std::string::npos);
-  EXPECT_FALSE(std::filesystem::exists(world.Path("envs/mempack/balloon"))) << "published";
-  EXPECT_TRUE(testing::EntriesContaining(world.Path("envs/mempack"), ".ready").empty());
-  EXPECT_TRUE(testing::EntriesContaining(world.Path("envs/mempack"), ".staging-").empty());
+  ExpectNothingPublished(world.Path("envs/mempack"), "balloon");
   guard.ExpectUnchanged({run.stdout_text, run.stderr_text});
 }
 

@@ -731,7 +731,7 @@ Result<void> Loader::CheckCrossFields() {
       {&limits.cpu_ceiling_percent, limits.cpu_max_percent, "sandbox.cpu_ceiling_percent",
        "sandbox.cpu_max_percent"}};
   for (const auto& [ceiling, default_value, ceiling_key, default_key] : ceilings) {
-    if (*ceiling == 0) *ceiling = default_value;
+    if (LineOf(ceiling_key) == 0) *ceiling = default_value;  // not in the file: follows its default
     if (*ceiling < default_value) {
       return Conflict(ceiling_key, default_key,
                       std::string(ceiling_key) + " " + std::to_string(*ceiling) +
@@ -860,9 +860,6 @@ Result<Config> LoadConfigFrom(const std::optional<std::string>& explicit_path,
   if (errno != ENOENT && errno != ENOTDIR) return ErrnoError("read configuration", system_path);
   Config config;
   config.source = kBuiltinConfigSource;
-  config.sandbox.memory_ceiling_mb = config.sandbox.memory_max_mb;
-  config.sandbox.pids_ceiling = config.sandbox.pids_max;
-  config.sandbox.cpu_ceiling_percent = config.sandbox.cpu_max_percent;
   return config;
 }
 

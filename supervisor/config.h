@@ -26,11 +26,12 @@ struct SandboxConfig {
   uint64_t memory_max_mb = 512;
   uint64_t pids_max = 256;
   uint64_t cpu_max_percent = 100;
-  // The most a runtime definition (`[limits]`) or an action (`limits:`) may ask for. Loading
-  // sets each to its default above when the file does not (requests may then only lower it).
-  uint64_t memory_ceiling_mb = 0;
-  uint64_t pids_ceiling = 0;
-  uint64_t cpu_ceiling_percent = 0;
+  // The most a runtime definition (`[limits]`) or an action (`limits:`) may ask for: never below
+  // the default above. A file that raises a default without setting its ceiling raises the
+  // ceiling with it (requests may then only lower the limit).
+  uint64_t memory_ceiling_mb = 512;
+  uint64_t pids_ceiling = 256;
+  uint64_t cpu_ceiling_percent = 100;
   uint64_t tmp_size_mb = 64;
   uint64_t nofile = 1024;
   uint64_t fsize_mb = 1024;

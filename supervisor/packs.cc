@@ -142,36 +142,22 @@ void ParseLimitRequest(const FileContext& ctx, const YAML::Node& node, const std
     ctx.Add(LineOf(node), key, "expected a mapping with memory_mb, pids and/or cpu_percent");
     return;
   }
-  ForEachKey(ctx, node, key, "memory_mb, pids, cpu_percent",
-             [&](const std::string& field, const YAML::Node& value) {
-               std::optional<uint64_t>* out = nullptr;
-               uint64_t min = 1;
-               uint64_t max = 0;
-               if (field == "memory_mb") {
-                 out = &limits->memory_mb;
-                 max = envs::kMaxLimitMemoryMb;
-               } else if (field == "pids") {
-                 out = &limits->pids;
-                 min = 2;
-                 max = envs::kMaxLimitPids;
-               } else if (field == "cpu_percent") {
-                 out = &limits->cpu_percent;
-                 max = envs::kMaxLimitCpuPercent;
-               } else {
-                 return false;
-               }
-               std::optional<int64_t> n = value.IsScalar() && !IsQuotedOrStr(value)
-                                              ? ParseInt(value.Scalar())
-                                              : std::nullopt;
-               if (!n || *n < static_cast<int64_t>(min) || *n > static_cast<int64_t>(max)) {
-                 ctx.Add(LineOf(value), key + "." + field,
-                         "expected a whole number from " + std::to_string(min) + " to " +
-                             std::to_string(max));
-               } else {
-                 *out = static_cast<uint64_t>(*n);
-               }
-               return true;
-             });
+  ForEachKey(
+      ctx, node, key, "memory_mb, pids, cpu_percent",
+      [&](const std::string& name, const YAML::Node& value) {
+        for (const envs::LimitField& field : envs::kLimitFields) {
+          if (name != field.key) continue;
+          std::optional<int64_t> n =
+              value.IsScalar() && !IsQuotedOrStr(value) ? ParseInt(value.Scalar()) : std::nullopt;
+          if (!n || *n < static_cast<int64_t>(field.min) || *n > static_cast<int64_t>(field.max)) {
+            ctx.Add(LineOf(value), key + "." + name, envs::LimitRangeMessage(field));
+          } else {
+            (*limits).*field.member = static_cast<uint64_t>(*n);
+          }
+          return true;
+        }
+        return false;
+      });
 }
 
 const char kActionKnown[] =

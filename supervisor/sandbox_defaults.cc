@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
-#include <algorithm>
 #include <cstdlib>
 
 namespace packvisor {
@@ -59,11 +58,10 @@ Result<EffectiveLimits> ResolveLimits(const Config& config, const envs::LimitReq
     const std::optional<uint64_t>& from_runtime = runtime.*f.request;
     const std::string& source = from_action ? action_source : runtime_source;
     values[i] = from_action.value_or(from_runtime.value_or(f.default_value));
-    if ((from_action || from_runtime) && values[i] > std::max(f.ceiling, f.default_value)) {
+    if ((from_action || from_runtime) && values[i] > f.ceiling) {
       return Failure(source + ":", std::string("limits.") + f.key,
                      std::to_string(values[i]) + " exceeds " + f.ceiling_key + " " +
-                         std::to_string(std::max(f.ceiling, f.default_value)) + " (" +
-                         config.source + ")");
+                         std::to_string(f.ceiling) + " (" + config.source + ")");
     }
   }
   return EffectiveLimits{values[0], values[1], values[2]};

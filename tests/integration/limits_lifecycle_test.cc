@@ -77,21 +77,7 @@ std::vector<pid_t> SandboxProcesses(const std::string& marker) {
 }
 
 std::vector<pid_t> WaitForNoSandboxProcesses(const std::string& marker, int timeout_ms) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  for (;;) {
-    std::vector<pid_t> left = SandboxProcesses(marker);
-    if (left.empty() || std::chrono::steady_clock::now() >= deadline) return left;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-}
-
-bool WaitFor(const std::function<bool()>& condition, int timeout_ms) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return true;
+  return WaitForNone([&] { return SandboxProcesses(marker); }, timeout_ms);
 }
 
 // A main process that ignores SIGTERM, a plain background child, and a double-forked grandchild
@@ -329,7 +315,7 @@ TEST_F(LimitsLifecycleTest, SupervisorKilledMidExecutionTakesTheSandboxAndNextSt
   pid_t supervisor = SpawnPackvisor(WithConfig(
       {"exec", "--timeout", "60", "--", "/bin/sh", "-c", SpreadingScript(marker), marker}));
   // init, main, child and the detached grandchild, all in the execution's cgroup.
-  bool running = WaitFor([&] { return cgroups_.Members().size() >= 4; }, 10000);
+  bool running = WaitUntil([&] { return cgroups_.Members().size() >= 4; }, 10000);
   std::vector<std::string> dirs = cgroups_.Children();
   size_t sandbox_processes = SandboxProcesses(marker).size();
   ASSERT_EQ(kill(supervisor, SIGKILL), 0);
@@ -342,7 +328,7 @@ TEST_F(LimitsLifecycleTest, SupervisorKilledMidExecutionTakesTheSandboxAndNextSt
   // cgroup lists) is gone within 3 s.
   std::vector<pid_t> left = WaitForNoSandboxProcesses(marker, 3000);
   EXPECT_TRUE(left.empty()) << left.size() << " sandbox processes outlived the supervisor by 3 s";
-  EXPECT_TRUE(WaitFor([&] { return cgroups_.Members().empty(); }, 3000))
+  EXPECT_TRUE(WaitUntil([&] { return cgroups_.Members().empty(); }, 3000))
       << cgroups_.Members().size() << " members of the execution cgroup outlived the supervisor";
   // What the dead supervisor left: its execution cgroup, one directory per hierarchy.
   EXPECT_EQ(dirs.size(), cgroups_.Dirs().size());
@@ -371,7 +357,7 @@ class KilledBuildTest : public LimitsLifecycleTest {
     world_.Write("packs/slowpack/actions/a.sh", "echo the action ran\n");
     pid_t supervisor = SpawnPackvisor(WithConfig({"run", "slowpack.a", "--json"}));
     const std::string pack_envs = world_.Path("envs/slowpack");
-    bool building = WaitFor(
+    bool building = WaitUntil(
         [&] {
           auto staging = EntriesContaining(pack_envs, ".staging-endless-");
           return SandboxProcesses(marker_).size() >= 2 && staging.size() == 1 &&
@@ -384,7 +370,7 @@ class KilledBuildTest : public LimitsLifecycleTest {
     waitpid(supervisor, &status, 0);
     ASSERT_TRUE(building) << "the build never ran";
     left_ = WaitForNoSandboxProcesses(marker_, 3000);
-    members_gone_ = WaitFor([&] { return cgroups_.Members().empty(); }, 3000);
+    members_gone_ = WaitUntil([&] { return cgroups_.Members().empty(); }, 3000);
     staging_ = EntriesContaining(pack_envs, ".staging-");
   }
 

@@ -198,22 +198,32 @@ std::vector<pid_t> ProcessesWithMarker(const std::string& marker) {
   return found;
 }
 
-std::vector<pid_t> WaitForNoProcessesWithMarker(const std::string& marker, int timeout_ms) {
+bool WaitUntil(const std::function<bool()>& condition, int timeout_ms) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  for (;;) {
-    std::vector<pid_t> left = ProcessesWithMarker(marker);
-    if (left.empty() || std::chrono::steady_clock::now() >= deadline) return left;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-}
-
-bool WaitForPath(const std::string& path, int timeout_ms) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  for (;;) {
-    if (access(path.c_str(), F_OK) == 0) return true;
+  while (!condition()) {
     if (std::chrono::steady_clock::now() >= deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  return true;
+}
+
+std::vector<pid_t> WaitForNone(const std::function<std::vector<pid_t>()>& list, int timeout_ms) {
+  std::vector<pid_t> left;
+  WaitUntil(
+      [&] {
+        left = list();
+        return left.empty();
+      },
+      timeout_ms);
+  return left;
+}
+
+std::vector<pid_t> WaitForNoProcessesWithMarker(const std::string& marker, int timeout_ms) {
+  return WaitForNone([&] { return ProcessesWithMarker(marker); }, timeout_ms);
+}
+
+bool WaitForPath(const std::string& path, int timeout_ms) {
+  return WaitUntil([&] { return access(path.c_str(), F_OK) == 0; }, timeout_ms);
 }
 
 std::string ReadFileOrEmpty(const std::string& path) {

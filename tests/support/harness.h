@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -61,6 +62,12 @@ std::string UniqueMarker(const std::string& prefix);
 
 // Host pids (other than this process) whose /proc/<pid>/cmdline contains `marker`.
 std::vector<pid_t> ProcessesWithMarker(const std::string& marker);
+
+// Polls `condition` every 10 ms until it holds (true) or `timeout_ms` has passed (false).
+bool WaitUntil(const std::function<bool()>& condition, int timeout_ms);
+
+// Calls `list` until it returns no pids or `timeout_ms` has passed; returns its last answer.
+std::vector<pid_t> WaitForNone(const std::function<std::vector<pid_t>()>& list, int timeout_ms);
 
 // Waits up to `timeout_ms` for ProcessesWithMarker(marker) to become empty; returns what is left.
 std::vector<pid_t> WaitForNoProcessesWithMarker(const std::string& marker, int timeout_ms);
