@@ -276,7 +276,7 @@ std::vector<std::string> HostMountsOutsideTestScratch() {
     std::istringstream fields(line);
     std::string id, parent, device, root, mount_point;
     fields >> id >> parent >> device >> root >> mount_point;
-    if (mount_point.rfind("/tmp/packvisor-test-", 0) == 0) continue;
+    if (mount_point.rfind(std::string("/tmp/") + kTestScratchName, 0) == 0) continue;
     kept.push_back(line);
   }
   return kept;
@@ -295,8 +295,8 @@ void TempDir::Chown(uid_t uid, gid_t gid) const {
 }
 
 TempDir::TempDir() {
-  char pattern[] = "/tmp/packvisor-test-XXXXXX";
-  if (mkdtemp(pattern) == nullptr) throw std::runtime_error("mkdtemp failed");
+  std::string pattern = std::string("/tmp/") + kTestScratchName + "XXXXXX";
+  if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
   path_ = pattern;
   chmod(path_.c_str(), 0755);
 }

@@ -33,6 +33,10 @@ CommandResult RunExec(const std::vector<std::string>& options,
 // Returns its pid (the caller waits for it).
 pid_t SpawnPackvisor(const std::vector<std::string>& args);
 
+// Every TempDir is /tmp/<kTestScratchName><random>: "nothing left behind" checks skip these, which
+// tests running in parallel create, chown and mount into.
+inline constexpr char kTestScratchName[] = "packvisor-test-";
+
 // A directory under /tmp, mode 0755, removed (with everything in it) at destruction.
 class TempDir {
  public:
@@ -79,8 +83,8 @@ bool WaitForPath(const std::string& path, int timeout_ms);
 std::string ReadFileOrEmpty(const std::string& path);
 
 // The host's mount table (/proc/self/mountinfo lines) without the mounts below test scratch
-// directories (/tmp/packvisor-test-*): tests running in parallel mount and unmount pack disks
-// there, which a "nothing left mounted" check must not mistake for a leak of its own.
+// directories (TempDir): tests running in parallel mount and unmount pack disks there, which a
+// "nothing left mounted" check must not mistake for a leak of its own.
 std::vector<std::string> HostMountsOutsideTestScratch();
 
 // A canonical description of a directory tree (paths, types, modes, owners, sizes, contents,

@@ -181,7 +181,7 @@ inline std::vector<std::string> NewTmpEntries(const std::set<std::string>& befor
     if (before.count(name)) continue;
     // Other tests' scratch directories (TempDir), some chowned to the exec id so that a sandbox
     // can write there: created by the harness, never by packvisor.
-    if (name.rfind("packvisor-test-", 0) == 0) continue;
+    if (name.rfind(kTestScratchName, 0) == 0) continue;
     bool packvisor_name =
         name.rfind("packvisor-parameters", 0) == 0 || name.rfind("packvisor-inline", 0) == 0;
     struct stat st {};
