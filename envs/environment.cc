@@ -6,12 +6,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "envs/build_output.h"
 #include "envs/digest.h"
 #include "envs/pack_disk.h"
 #include "envs/safe_fs.h"
@@ -22,7 +24,7 @@ namespace packvisor::envs {
 namespace {
 
 constexpr size_t kMarkerMaxBytes = 4096;
-constexpr size_t kOutputTailBytes = 16 << 10;
+constexpr size_t kFailureRecordMaxBytes = 64 << 10;
 constexpr size_t kFailureLines = 8;
 
 bool IsValidName(const std::string& name) {
@@ -37,36 +39,47 @@ bool IsValidName(const std::string& name) {
 
 std::string MarkerName(const std::string& runtime) { return "." + runtime + ".ready"; }
 std::string UsedName(const std::string& runtime) { return "." + runtime + ".used"; }
+std::string FailedName(const std::string& runtime) { return "." + runtime + ".failed"; }
 
-// Keeps the last bytes of a build step's output (stdout and stderr interleaved).
-class OutputTail : public sandbox::OutputSink {
- public:
-  void Consume(std::string_view chunk) override {
-    tail_.append(chunk);
-    if (tail_.size() > 2 * kOutputTailBytes) tail_.erase(0, tail_.size() - kOutputTailBytes);
+// The runtime of a failure record's name (".python.failed"), "" for any other name.
+std::string RuntimeOfFailedName(const std::string& name) {
+  constexpr std::string_view kSuffix = ".failed";
+  if (name.size() <= 1 + kSuffix.size() || name[0] != '.' ||
+      name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0) {
+    return "";
   }
-  // The last `count` non-empty lines, each cut to 200 characters, joined with " | ".
-  std::string LastLines(size_t count) const {
-    std::vector<std::string> lines;
-    size_t end = tail_.size();
-    while (end > 0 && lines.size() < count) {
-      size_t start = tail_.rfind('\n', end - 1);
-      size_t from = start == std::string::npos ? 0 : start + 1;
-      std::string line = tail_.substr(from, end - from);
-      while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-      if (!line.empty()) lines.insert(lines.begin(), line.substr(0, 200));
-      if (start == std::string::npos) break;
-      end = start;
-    }
-    std::string joined;
-    for (const std::string& line : lines) joined += (joined.empty() ? "" : " | ") + line;
-    return joined;
-  }
-  const std::string& text() const { return tail_; }
+  std::string runtime = name.substr(1, name.size() - 1 - kSuffix.size());
+  return IsValidName(runtime) ? runtime : "";
+}
 
- private:
-  std::string tail_;
+// The failed build recorded beside the environment, in the root-owned pack directory (the
+// sandbox never has it mounted), read without following a symlink.
+struct FailureRecord {
+  std::string digest;
+  std::string error;  // the failure's detail: "install failed (exit 1): ..."
+  int64_t failed_at = 0;
 };
+
+std::optional<FailureRecord> ReadFailureRecord(int pack_fd, const std::string& runtime) {
+  auto text = ReadSmallFileAt(pack_fd, FailedName(runtime), kFailureRecordMaxBytes);
+  if (!text) return std::nullopt;
+  auto json = nlohmann::json::parse(*text, nullptr, false);
+  if (!json.is_object() || !json.contains("digest") || !json["digest"].is_string() ||
+      !json.contains("error") || !json["error"].is_string()) {
+    return std::nullopt;
+  }
+  return FailureRecord{json["digest"].get<std::string>(), json["error"].get<std::string>(),
+                       json.value("failed_at", int64_t{0})};
+}
+
+std::string UtcTime(int64_t unix_time) {
+  time_t t = static_cast<time_t>(unix_time);
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  char text[32];
+  strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
 
 struct Marker {
   std::string digest;
@@ -115,23 +128,6 @@ std::vector<std::string> EntriesWithPrefix(int dir_fd, const std::string& prefix
   return names;
 }
 
-std::string ExitDescription(const sandbox::SandboxResult& result) {
-  switch (result.outcome) {
-    case sandbox::Outcome::kExited:
-      return "exited with code " + std::to_string(result.exit_code);
-    case sandbox::Outcome::kSignaled:
-      return "was killed by signal " + std::to_string(result.signal);
-    case sandbox::Outcome::kTimedOut:
-      return "timed out";
-    case sandbox::Outcome::kCancelled:
-      return "was cancelled";
-    case sandbox::Outcome::kSetupFailed:
-    case sandbox::Outcome::kExecFailed:
-      return "could not start: " + result.FailureMessage();
-  }
-  return "failed";
-}
-
 // Prints "building ... N s" on a terminal every second while a step runs.
 class ProgressLine {
  public:
@@ -175,6 +171,8 @@ const char* EnvironmentStateName(EnvironmentState state) {
       return "stale";
     case EnvironmentState::kBroken:
       return "broken";
+    case EnvironmentState::kFailed:
+      return "failed";
   }
   return "unknown";
 }
@@ -262,18 +260,32 @@ Result<EnvironmentInfo> EnvironmentManager::Inspect(const std::string& pack_ref,
   }
   auto marker = ReadMarker(pack_fd->get(), runtime.name);
   auto st = EnvStat(pack_fd->get(), runtime.name);
+  auto failure = ReadFailureRecord(pack_fd->get(), runtime.name);
+  if (failure) {
+    info.failure = failure->error;
+    info.failure_digest = failure->digest;
+    info.failed_at = failure->failed_at;
+  }
+  std::optional<std::string> digest;
+  if (marker || failure) {
+    auto current = Digest(pack_dir, runtime);
+    if (!current) return current.error();
+    digest = *current;
+  }
   if (!marker) {
     info.state = st ? EnvironmentState::kBroken : EnvironmentState::kMissing;
-    return info;
+  } else {
+    info.digest = marker->digest;
+    if (!st || !MarkerMatches(*marker, *st, pack_fd->get())) {
+      info.state = EnvironmentState::kBroken;
+    } else {
+      info.state = *digest == marker->digest ? EnvironmentState::kReady : EnvironmentState::kStale;
+    }
   }
-  info.digest = marker->digest;
-  if (!st || !MarkerMatches(*marker, *st, pack_fd->get())) {
-    info.state = EnvironmentState::kBroken;
-    return info;
+  // A failed build for the current digest: not retried (a ready environment still serves).
+  if (failure && failure->digest == *digest && info.state != EnvironmentState::kReady) {
+    info.state = EnvironmentState::kFailed;
   }
-  auto digest = Digest(pack_dir, runtime);
-  if (!digest) return digest.error();
-  info.state = *digest == marker->digest ? EnvironmentState::kReady : EnvironmentState::kStale;
   struct stat used {};
   if (fstatat(pack_fd->get(), UsedName(runtime.name).c_str(), &used, AT_SYMLINK_NOFOLLOW) == 0) {
     info.last_used = used.st_mtim.tv_sec;
@@ -299,7 +311,21 @@ void EnvironmentManager::RemoveReplacedTrees(const std::string& pack_ref,
 
 Result<EnvironmentLease> EnvironmentManager::Ensure(const std::string& pack_ref,
                                                     const std::string& pack_dir,
-                                                    const RuntimeDefinition& runtime) {
+                                                    const RuntimeDefinition& runtime,
+                                                    Rebuild rebuild,
+                                                    std::chrono::milliseconds* build_time) {
+  // Counts from here once a build (ours or another process's that we wait for) is under way.
+  struct BuildClock {
+    std::chrono::milliseconds* out;
+    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+    bool counting = false;
+    ~BuildClock() {
+      if (out == nullptr) return;
+      *out = counting ? std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now() - start)
+                      : std::chrono::milliseconds::zero();
+    }
+  } clock{build_time};
   PV_TRY(CheckEnvironmentNames(pack_ref, runtime.name));
   PV_TRY(EnsurePackDisk(DiskSettings(), pack_ref));
   std::string host_dir = settings_.runtime_envs_dir + "/" + pack_ref + "/" + runtime.name;
@@ -314,19 +340,31 @@ Result<EnvironmentLease> EnvironmentManager::Ensure(const std::string& pack_ref,
                           O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
     if (used) futimens(used.get(), nullptr);
   };
+  // The failure recorded for the current digest, as the error of this call.
+  auto recorded_failure = [&](const EnvironmentInfo& failed) {
+    return Failure("environment build", pack_ref + "/" + runtime.name,
+                   failed.failure + " [build failed at " + UtcTime(failed.failed_at.value_or(0)) +
+                       "; not retried until the manifest or the runtime changes, or `packvisor "
+                       "env setup --force " +
+                       pack_ref + "`]");
+  };
 
   // Fast path: a stat and a small read.
   auto info = Inspect(pack_ref, pack_dir, runtime);
   if (!info) return info.error();
-  if (info->state == EnvironmentState::kReady) {
-    auto lease = take_lease(false);
-    if (lease) {
-      if (auto root = OpenDirPath(settings_.runtime_envs_dir, false)) {
-        if (auto pack_fd = OpenDirBeneath(root->get(), pack_ref)) touch_used(pack_fd->get());
+  if (rebuild == Rebuild::kWhenNeeded) {
+    if (info->state == EnvironmentState::kReady) {
+      auto lease = take_lease(false);
+      if (lease) {
+        if (auto root = OpenDirPath(settings_.runtime_envs_dir, false)) {
+          if (auto pack_fd = OpenDirBeneath(root->get(), pack_ref)) touch_used(pack_fd->get());
+        }
       }
+      return lease;
     }
-    return lease;
+    if (info->state == EnvironmentState::kFailed) return recorded_failure(*info);
   }
+  clock.counting = true;
 
   auto root = OpenDirPath(settings_.runtime_envs_dir, true, 0755);
   if (!root) return root.error();
@@ -339,14 +377,18 @@ Result<EnvironmentLease> EnvironmentManager::Ensure(const std::string& pack_ref,
   auto locks = OpenDirPath(settings_.state_dir + "/locks", true, 0700);
   if (!locks) return locks.error();
 
-  // One builder at a time; the others wait here and then find it ready.
+  // One builder at a time; the others wait here and then find it ready (or its failure
+  // recorded, which they report without building again).
   auto build_lock = FileLock::Acquire(LockPath(pack_ref, runtime.name, "build"),
                                       settings_.build_timeout + std::chrono::seconds(60));
   if (!build_lock) return build_lock.error();
   info = Inspect(pack_ref, pack_dir, runtime);
   if (!info) return info.error();
   bool built_now = false;
-  if (info->state != EnvironmentState::kReady) {
+  if (rebuild == Rebuild::kAlways || info->state != EnvironmentState::kReady) {
+    if (rebuild == Rebuild::kWhenNeeded && info->state == EnvironmentState::kFailed) {
+      return recorded_failure(*info);
+    }
     auto digest = Digest(pack_dir, runtime);
     if (!digest) return digest.error();
     PV_TRY(Build(pack_fd->get(), pack_ref, pack_dir, runtime, *digest));
@@ -387,50 +429,92 @@ Result<void> EnvironmentManager::Build(int pack_fd, const std::string& pack_ref,
   TemplateValues values;
   values.pack_dir = std::string(kSandboxPackDir);
   values.env_dir = std::string(kSandboxEnvDir);
+  const std::string timeout_text =
+      "timed out: envs.build_timeout_seconds = " + std::to_string(settings_.build_timeout.count());
 
-  auto run_step = [&](const char* step, const std::vector<std::string>& command) -> Result<void> {
-    auto argv = SubstituteArgv(command, values);
-    if (!argv) return argv.error();
+  // A failure of what the build made (not of the host): recorded beside the environment so that
+  // the same digest is not built again on every run. The record is best effort (a full pack disk
+  // may refuse it); the build fails either way.
+  auto fail = [&](const std::string& detail) -> Error {
+    nlohmann::json record = {{"digest", digest},
+                             {"error", detail},
+                             {"runtime", runtime.name},
+                             {"failed_at", static_cast<int64_t>(time(nullptr))}};
+    (void)WriteFileAtomicAt(pack_fd, FailedName(runtime.name), record.dump() + "\n");
+    return Failure("environment build", label, detail);
+  };
+
+  // Runs `argv` in a build sandbox: the pack read-only at /pack, the staging tree at /env.
+  auto launch = [&](const std::string& step, std::vector<std::string> argv,
+                    sandbox::NetworkMode network, sandbox::OutputSink* out,
+                    sandbox::OutputSink* err) -> Result<sandbox::SandboxResult> {
     sandbox::SandboxSpec spec = settings_.base_spec;
-    spec.argv = *argv;
+    spec.argv = std::move(argv);
     spec.pack_dir = pack_dir;
     spec.env_dir = staging_path;
-    spec.network =
-        settings_.install_network ? sandbox::NetworkMode::kHost : sandbox::NetworkMode::kNone;
+    spec.network = network;
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left <= std::chrono::milliseconds::zero()) {
-      return Failure("environment build", label, std::string("step '") + step + "' timed out");
+      return fail(step + " failed (" + timeout_text + ")");
     }
     spec.timeout = left;
     spec.env.clear();
     spec.env.push_back("PATH=/env/bin:/usr/local/bin:/usr/bin:/bin");
     for (const auto& [name, value] : settings_.base_env) spec.env.push_back(name + "=" + value);
     for (const auto& [name, value] : settings_.install_env) spec.env.push_back(name + "=" + value);
-    OutputTail output;
     sandbox::LaunchIo io;
-    io.stdout_sink = &output;
-    io.stderr_sink = &output;
+    io.stdout_sink = out;
+    io.stderr_sink = err;
     spdlog::info("environment {}: {} ({})", label, step, spec.argv[0]);
     ProgressLine progress(settings_.show_progress, "building environment " + label + ": " + step);
-    auto result = sandbox::RunSandbox(spec, io);
+    return sandbox::RunSandbox(spec, io);
+  };
+
+  // How a step that did not succeed ended, and whether that is the build's own failure (recorded)
+  // or the host's (a sandbox that could not start, a cancellation: not recorded).
+  auto step_outcome = [&](const sandbox::SandboxResult& result) -> std::pair<std::string, bool> {
+    // An OOM kill fails the step even when a wrapper exited 0 after its child was killed: what
+    // the killed process was writing is missing from the environment.
+    if (result.oom_killed && settings_.base_spec.cgroup) {
+      return {"out of memory, limit " +
+                  std::to_string(settings_.base_spec.cgroup->memory_max_bytes >> 20) + " MiB",
+              true};
+    }
+    switch (result.outcome) {
+      case sandbox::Outcome::kExited:
+        return {"exit " + std::to_string(result.exit_code), true};
+      case sandbox::Outcome::kSignaled:
+        return {"killed by signal " + std::to_string(result.signal), true};
+      case sandbox::Outcome::kTimedOut:
+        return {timeout_text, true};
+      case sandbox::Outcome::kCancelled:
+        return {"cancelled", false};
+      case sandbox::Outcome::kSetupFailed:
+      case sandbox::Outcome::kExecFailed:
+        break;
+    }
+    return {"could not start: " + result.FailureMessage(), false};
+  };
+
+  auto run_step = [&](const char* step, const std::vector<std::string>& command) -> Result<void> {
+    auto argv = SubstituteArgv(command, values);
+    if (!argv) return argv.error();
+    BuildOutputTail output;
+    auto result = launch(
+        step, *argv,
+        settings_.install_network ? sandbox::NetworkMode::kHost : sandbox::NetworkMode::kNone,
+        &output, &output);
     if (!result) return result.error();
     if (!output.text().empty()) {
       spdlog::debug("environment {}: {} output (last {} bytes):\n{}", label, step,
                     output.text().size(), output.text());
     }
-    // An OOM kill fails the step even when a wrapper exited 0 after its child was killed: what
-    // the killed process was writing is missing from the environment.
     if (result->oom_killed || result->outcome != sandbox::Outcome::kExited ||
         result->exit_code != 0) {
-      std::string detail = std::string("step '") + step + "' " +
-                           (result->oom_killed && spec.cgroup
-                                ? "ran out of memory (limit " +
-                                      std::to_string(spec.cgroup->memory_max_bytes >> 20) + " MiB)"
-                                : ExitDescription(*result));
-      std::string lines = output.LastLines(kFailureLines);
-      if (!lines.empty()) detail += ": " + lines;
-      return Failure("environment build", label, detail);
+      auto [how, recorded] = step_outcome(*result);
+      std::string detail = StepFailureDetail(step, how, output.text(), kFailureLines);
+      return recorded ? fail(detail) : Failure("environment build", label, detail);
     }
     return Ok{};
   };
@@ -455,12 +539,34 @@ Result<void> EnvironmentManager::Build(int pack_fd, const std::string& pack_ref,
     }
   }
 
+  // No dangling symlink: checked inside a build sandbox (no network, no install_env needed),
+  // so a target resolves exactly as it will for the actions (/pack, /env, /usr, ...). find's
+  // -xtype l is true for a link whose target does not resolve (missing, a loop, unreachable).
+  {
+    BuildOutputTail links;
+    BuildOutputTail errors;
+    auto result =
+        launch("verify", {"/usr/bin/find", "/env", "-xtype", "l", "-printf", "%p -> %l\n", "-quit"},
+               sandbox::NetworkMode::kNone, &links, &errors);
+    if (!result) return result.error();
+    std::vector<std::string> found = OutputLines(links.text());
+    if (!found.empty()) {
+      return fail("dangling symbolic link " + found.front() +
+                  " (its target does not exist in the sandbox); not published");
+    }
+    if (result->oom_killed || result->outcome != sandbox::Outcome::kExited ||
+        result->exit_code != 0) {
+      auto [how, recorded] = step_outcome(*result);
+      std::string detail = StepFailureDetail("verify", how, errors.text(), kFailureLines);
+      return recorded ? fail(detail) : Failure("environment build", label, detail);
+    }
+  }
+
   auto size = TreeSizeAt(pack_fd, staging, settings_.max_size_bytes);
   if (!size) return size.error();
   if (*size > settings_.max_size_bytes) {
-    return Failure("environment build", label,
-                   "size exceeds envs.max_size_mb (" +
-                       std::to_string(settings_.max_size_bytes >> 20) + " MiB)");
+    return fail("size exceeds envs.max_size_mb (" + std::to_string(settings_.max_size_bytes >> 20) +
+                " MiB)");
   }
 
   // Publish: swap the new tree in atomically; the old one (if any) leaves under a new name.
@@ -480,6 +586,7 @@ Result<void> EnvironmentManager::Build(int pack_fd, const std::string& pack_ref,
                            {"built_at", static_cast<int64_t>(time(nullptr))}};
   PV_TRY(WriteFileAtomicAt(pack_fd, MarkerName(runtime.name), marker.dump() + "\n"));
   cleanup.armed = false;
+  (void)unlinkat(pack_fd, FailedName(runtime.name).c_str(), 0);  // a success ends a failure
   if (replaced) {
     // `staging` now names the previous environment: out of the way, then removed unless an
     // execution still uses it (CleanUpStale removes it later).
@@ -505,19 +612,37 @@ Result<std::vector<EnvironmentInfo>> EnvironmentManager::List() const {
     if (!IsValidName(pack_ref)) continue;
     auto pack_fd = OpenDirBeneath(root->get(), pack_ref);
     if (!pack_fd) continue;
-    for (const std::string& runtime : EntriesWithPrefix(pack_fd->get(), "")) {
-      if (!IsValidName(runtime) || !EnvStat(pack_fd->get(), runtime)) continue;
+    std::vector<std::string> entries = EntriesWithPrefix(pack_fd->get(), "");
+    std::vector<std::string> runtimes;
+    for (const std::string& entry : entries) {
+      if (IsValidName(entry) && EnvStat(pack_fd->get(), entry)) runtimes.push_back(entry);
+    }
+    // A runtime whose builds failed before any was published shows as failed.
+    for (const std::string& entry : entries) {
+      std::string runtime = RuntimeOfFailedName(entry);
+      if (!runtime.empty() && !EnvStat(pack_fd->get(), runtime)) runtimes.push_back(runtime);
+    }
+    for (const std::string& runtime : runtimes) {
       EnvironmentInfo info;
       info.pack_ref = pack_ref;
       info.runtime = runtime;
       info.path = settings_.runtime_envs_dir + "/" + pack_ref + "/" + runtime;
       auto marker = ReadMarker(pack_fd->get(), runtime);
       auto st = EnvStat(pack_fd->get(), runtime);
-      info.state = marker && st && MarkerMatches(*marker, *st, pack_fd->get())
-                       ? EnvironmentState::kReady
-                       : EnvironmentState::kBroken;
+      if (!st) {
+        info.state = EnvironmentState::kFailed;
+      } else {
+        info.state = marker && MarkerMatches(*marker, *st, pack_fd->get())
+                         ? EnvironmentState::kReady
+                         : EnvironmentState::kBroken;
+        if (auto size = TreeSizeAt(pack_fd->get(), runtime)) info.size_bytes = *size;
+      }
       if (marker) info.digest = marker->digest;
-      if (auto size = TreeSizeAt(pack_fd->get(), runtime)) info.size_bytes = *size;
+      if (auto failure = ReadFailureRecord(pack_fd->get(), runtime)) {
+        info.failure = failure->error;
+        info.failure_digest = failure->digest;
+        info.failed_at = failure->failed_at;
+      }
       struct stat used {};
       if (fstatat(pack_fd->get(), UsedName(runtime).c_str(), &used, AT_SYMLINK_NOFOLLOW) == 0) {
         info.last_used = used.st_mtim.tv_sec;
@@ -530,17 +655,32 @@ Result<std::vector<EnvironmentInfo>> EnvironmentManager::List() const {
 
 Result<void> EnvironmentManager::Remove(const std::string& pack_ref, const std::string& runtime) {
   if (!IsValidName(pack_ref)) return CheckEnvironmentNames(pack_ref, "x");
+  if (!runtime.empty()) PV_TRY(CheckEnvironmentNames(pack_ref, runtime));
   auto root = OpenDirPath(settings_.runtime_envs_dir, false);
-  if (!root) return root.error();
-  auto pack_fd = OpenDirBeneath(root->get(), pack_ref);
-  if (!pack_fd) return pack_fd.error();
+  if (!root && root.error().err != ENOENT) return root.error();
+  auto pack_fd = root ? OpenDirBeneath(root->get(), pack_ref) : Result<unique_fd>(root.error());
+  if (!pack_fd) {
+    if (pack_fd.error().err != ENOENT) return pack_fd.error();
+    return Error{ENOENT, "no environment", runtime.empty() ? pack_ref : pack_ref + "/" + runtime};
+  }
   std::vector<std::string> runtimes;
   if (!runtime.empty()) {
-    PV_TRY(CheckEnvironmentNames(pack_ref, runtime));
+    // Something to remove: the environment, its marker, a recorded failure or a replaced tree.
+    struct stat st {};
+    bool found = !EntriesWithPrefix(pack_fd->get(), ".old-" + runtime + "-").empty();
+    for (const std::string& name : {runtime, MarkerName(runtime), FailedName(runtime)}) {
+      found = found || fstatat(pack_fd->get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+    }
+    if (!found) return Error{ENOENT, "no environment", pack_ref + "/" + runtime};
     runtimes.push_back(runtime);
   } else {
     for (const std::string& name : EntriesWithPrefix(pack_fd->get(), "")) {
       if (IsValidName(name)) runtimes.push_back(name);
+      std::string failed = RuntimeOfFailedName(name);
+      if (!failed.empty() &&
+          std::find(runtimes.begin(), runtimes.end(), failed) == runtimes.end()) {
+        runtimes.push_back(failed);
+      }
     }
   }
   auto locks = OpenDirPath(settings_.state_dir + "/locks", true, 0700);
@@ -557,6 +697,9 @@ Result<void> EnvironmentManager::Remove(const std::string& pack_ref, const std::
     }
     PV_TRY(RemoveTreeAt(pack_fd->get(), name));
     unlinkat(pack_fd->get(), UsedName(name).c_str(), 0);
+    if (unlinkat(pack_fd->get(), FailedName(name).c_str(), 0) != 0 && errno != ENOENT) {
+      return ErrnoError("remove", FailedName(name));
+    }
     for (const std::string& old : EntriesWithPrefix(pack_fd->get(), ".old-" + name + "-")) {
       PV_TRY(RemoveTreeAt(pack_fd->get(), old));
     }

@@ -8,6 +8,8 @@
 //   {runtime}/                   the environment (owned by the sandbox's host ids, 0700)
 //   .{runtime}.ready             ready marker: digest and the identity (dev, inode) of the dir
 //   .{runtime}.used              touched by every execution that uses it (last use)
+//   .{runtime}.failed            the last failed build: digest, error, time (not retried while
+//                                the digest is unchanged)
 //   .staging-{runtime}-{random}  a build in progress (or left by a dead builder)
 //   .old-{runtime}-{random}      a replaced environment still in use when it was replaced
 // and in {state_dir}/locks/: {pack}.{runtime}.build (one builder at a time, flock) and
@@ -44,7 +46,9 @@ struct EnvironmentSettings {
   bool show_progress = false;  // a progress line on stderr while a build runs (a terminal)
 };
 
-enum class EnvironmentState { kMissing, kReady, kStale, kBroken };
+// kFailed: no ready environment for the current digest, and a build for that digest failed (it is
+// not retried until the digest changes or a rebuild is forced).
+enum class EnvironmentState { kMissing, kReady, kStale, kBroken, kFailed };
 const char* EnvironmentStateName(EnvironmentState state);
 
 struct EnvironmentInfo {
@@ -55,6 +59,16 @@ struct EnvironmentInfo {
   std::string digest;  // of the published environment ("" when none)
   uint64_t size_bytes = 0;
   std::optional<int64_t> last_used;  // unix time
+  // The recorded failure of the last build, when one is recorded (whatever its digest).
+  std::string failure;               // "install failed (exit 1): ERROR: ..."
+  std::string failure_digest;        // the digest the failed build was for
+  std::optional<int64_t> failed_at;  // unix time
+};
+
+// Whether Ensure builds an environment that is ready, or whose build failed for the same digest.
+enum class Rebuild {
+  kWhenNeeded,  // build only when missing or stale; a recorded failure fails at once
+  kAlways,      // build whatever the state (`env setup --force`)
 };
 
 // A ready environment held by one execution (a shared in-use lock until destroyed).
@@ -70,20 +84,28 @@ class EnvironmentManager {
 
   // The ready environment of (pack, runtime); builds it first when it is missing or its digest
   // changed, waiting for another process's build of the same environment if one runs. A failed
-  // build leaves any previous environment in place and returns an error naming the step, the
-  // exit status and the last lines of the step's output.
+  // build leaves any previous environment in place, records the failure beside it and returns an
+  // error naming the step, its exit status, the installer's decisive line, then the last lines of
+  // its output. While the digest is unchanged, a recorded failure is returned at once without
+  // building (unless `rebuild` is kAlways).
+  // `build_time` (optional) receives, whatever the outcome, the time spent building the
+  // environment or waiting for another process's build of it: 0 when it was ready at once or a
+  // recorded failure was returned.
   Result<EnvironmentLease> Ensure(const std::string& pack_ref, const std::string& pack_dir,
-                                  const RuntimeDefinition& runtime);
+                                  const RuntimeDefinition& runtime,
+                                  Rebuild rebuild = Rebuild::kWhenNeeded,
+                                  std::chrono::milliseconds* build_time = nullptr);
 
   // State of one environment against the current pack and runtime definition.
   Result<EnvironmentInfo> Inspect(const std::string& pack_ref, const std::string& pack_dir,
                                   const RuntimeDefinition& runtime) const;
 
-  // Every environment on disk (state kReady or kBroken from the marker alone).
+  // Every environment on disk (state kReady or kBroken from the marker alone), and every runtime
+  // with only a recorded failure (kFailed); each with its recorded failure, if any.
   Result<std::vector<EnvironmentInfo>> List() const;
 
-  // Removes one environment, or every environment of the pack when runtime is empty. Refuses
-  // while an execution uses it.
+  // Removes one environment (and its recorded failure), or every environment of the pack when
+  // runtime is empty. Refuses while an execution uses it. ENOENT when there is nothing to remove.
   Result<void> Remove(const std::string& pack_ref, const std::string& runtime);
 
   // Removes staging and replaced trees that no builder or execution holds (dead builders'

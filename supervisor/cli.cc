@@ -85,7 +85,11 @@ int RunCli(int argc, char** argv) {
   CLI::App* env_setup = env_cmd->add_subcommand("setup", "build a pack's environments");
   env_setup->add_option("pack", env_pack, "pack ref")->required();
   env_setup->add_option("--runtime", env_runtime, "only this runtime");
+  bool env_force = false;
+  env_setup->add_flag("--force", env_force, "rebuild even when ready or after a failed build");
   CLI::App* env_list = env_cmd->add_subcommand("list", "environments on disk");
+  bool env_list_json = false;
+  env_list->add_flag("--json", env_list_json, "print a JSON array");
   std::string env_target;
   CLI::App* env_rm = env_cmd->add_subcommand("rm", "remove environments");
   env_rm->add_option("target", env_target, "PACK or PACK/RUNTIME")->required();
@@ -126,8 +130,8 @@ int RunCli(int argc, char** argv) {
   if (pack_list->parsed()) return RunPackListCommand(*config);
   if (pack_validate->parsed()) return RunPackValidateCommand(*config, validate_dir);
   if (pack_register->parsed()) return RunPackRegisterCommand(*config, register_dir);
-  if (env_setup->parsed()) return RunEnvSetupCommand(*config, env_pack, env_runtime);
-  if (env_list->parsed()) return RunEnvListCommand(*config);
+  if (env_setup->parsed()) return RunEnvSetupCommand(*config, env_pack, env_runtime, env_force);
+  if (env_list->parsed()) return RunEnvListCommand(*config, env_list_json);
   if (env_rm->parsed()) return RunEnvRemoveCommand(*config, env_target);
   return kExitOwnError;
 }

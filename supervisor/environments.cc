@@ -1,9 +1,11 @@
 #include "supervisor/environments.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <ctime>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "supervisor/builtin_runtimes.h"
@@ -37,10 +39,11 @@ std::vector<const envs::RuntimeDefinition*> RuntimesWithEnvironment(
 }
 
 int SetUp(envs::EnvironmentManager& manager, const Pack& pack,
-          const std::vector<const envs::RuntimeDefinition*>& runtimes) {
+          const std::vector<const envs::RuntimeDefinition*>& runtimes,
+          envs::Rebuild rebuild = envs::Rebuild::kWhenNeeded) {
   int failures = 0;
   for (const envs::RuntimeDefinition* runtime : runtimes) {
-    auto lease = manager.Ensure(pack.ref, pack.dir, *runtime);
+    auto lease = manager.Ensure(pack.ref, pack.dir, *runtime, rebuild);
     if (!lease) {
       std::fprintf(stderr, "packvisor: %s/%s: %s\n", pack.ref.c_str(), runtime->name.c_str(),
                    lease.error().message().c_str());
@@ -84,11 +87,18 @@ Result<envs::EnvironmentSettings> EnvironmentSettingsForPack(const Config& confi
 }
 
 int RunEnvSetupCommand(const Config& config, const std::string& pack_ref,
-                       const std::optional<std::string>& runtime_name) {
+                       const std::optional<std::string>& runtime_name, bool force) {
   auto runtimes = LoadRuntimeRegistry(config);
   if (!runtimes) return Fail(runtimes.error().message());
   if (!IsValidPackRef(pack_ref)) return Fail("invalid pack ref '" + pack_ref + "'");
-  auto pack = LoadPack(config.packs_base_dir + "/" + pack_ref, &*runtimes);
+  std::string pack_dir = config.packs_base_dir + "/" + pack_ref;
+  struct stat pack_st {};
+  if (stat(pack_dir.c_str(), &pack_st) != 0 || !S_ISDIR(pack_st.st_mode)) {
+    std::fprintf(stderr, "packvisor: error: pack '%s' not found in %s\n", pack_ref.c_str(),
+                 config.packs_base_dir.c_str());
+    return kExitNotFound;
+  }
+  auto pack = LoadPack(pack_dir, &*runtimes);
   if (!pack) return Fail(pack.error().message());
   std::vector<std::string> problems;
   std::vector<const envs::RuntimeDefinition*> selected;
@@ -109,20 +119,29 @@ int RunEnvSetupCommand(const Config& config, const std::string& pack_ref,
   auto settings = EnvironmentSettingsForPack(config, pack->ref);
   if (!settings) return Fail(settings.error().message());
   envs::EnvironmentManager manager(std::move(*settings));
-  int failures = SetUp(manager, *pack, selected);
+  int failures =
+      SetUp(manager, *pack, selected, force ? envs::Rebuild::kAlways : envs::Rebuild::kWhenNeeded);
   return failures == 0 && problems.empty() ? 0 : 1;
 }
 
-int RunEnvListCommand(const Config& config) {
+int RunEnvListCommand(const Config& config, bool json) {
   envs::EnvironmentManager manager(EnvironmentSettingsFrom(config));
   auto infos = manager.List();
   if (!infos) return Fail(infos.error().message());
   auto runtimes = LoadRuntimeRegistry(config);
-  std::printf("%-20s %-10s %-8s %-14s %10s  %s\n", "PACK", "RUNTIME", "STATE", "DIGEST", "SIZE",
-              "LAST USE");
+  auto utc = [](int64_t unix_time) {
+    time_t t = static_cast<time_t>(unix_time);
+    struct tm tm {};
+    gmtime_r(&t, &tm);
+    char text[32];
+    strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return std::string(text);
+  };
   for (envs::EnvironmentInfo& info : *infos) {
-    // Against the current pack and definition, a ready environment may be stale.
-    if (runtimes && info.state == envs::EnvironmentState::kReady) {
+    // Against the current pack and definition, a ready environment may be stale, and a failure
+    // may no longer apply (its digest changed).
+    if (runtimes && (info.state == envs::EnvironmentState::kReady ||
+                     info.state == envs::EnvironmentState::kFailed)) {
       auto runtime = runtimes->Find(info.runtime);
       auto pack_dir = config.packs_base_dir + "/" + info.pack_ref;
       auto settings = EnvironmentSettingsForPack(config, info.pack_ref);
@@ -133,16 +152,36 @@ int RunEnvListCommand(const Config& config) {
         }
       }
     }
-    char when[32] = "never";
-    if (info.last_used) {
-      time_t t = static_cast<time_t>(*info.last_used);
-      struct tm tm {};
-      gmtime_r(&t, &tm);
-      strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  }
+  if (json) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const envs::EnvironmentInfo& info : *infos) {
+      rows.push_back(
+          {{"pack", info.pack_ref},
+           {"runtime", info.runtime},
+           {"state", envs::EnvironmentStateName(info.state)},
+           {"digest", info.digest.empty() ? nlohmann::json(nullptr) : nlohmann::json(info.digest)},
+           {"size_bytes", info.size_bytes},
+           {"last_used", info.last_used ? nlohmann::json(utc(*info.last_used)) : nullptr},
+           {"path", info.path},
+           {"error", info.failure.empty() ? nlohmann::json(nullptr) : nlohmann::json(info.failure)},
+           {"failed_at", info.failed_at ? nlohmann::json(utc(*info.failed_at)) : nullptr}});
     }
+    std::printf("%s\n",
+                rows.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    return 0;
+  }
+  std::printf("%-20s %-10s %-8s %-14s %10s  %s\n", "PACK", "RUNTIME", "STATE", "DIGEST", "SIZE",
+              "LAST USE");
+  for (const envs::EnvironmentInfo& info : *infos) {
+    std::string when = info.last_used ? utc(*info.last_used) : "never";
     std::printf("%-20s %-10s %-8s %-14s %9.1fM  %s\n", info.pack_ref.c_str(), info.runtime.c_str(),
                 envs::EnvironmentStateName(info.state), info.digest.substr(0, 12).c_str(),
-                static_cast<double>(info.size_bytes) / (1 << 20), when);
+                static_cast<double>(info.size_bytes) / (1 << 20), when.c_str());
+    if (!info.failure.empty()) {
+      std::printf("  last build failed at %s: %s\n", utc(info.failed_at.value_or(0)).c_str(),
+                  info.failure.c_str());
+    }
   }
   return 0;
 }
@@ -153,7 +192,8 @@ int RunEnvRemoveCommand(const Config& config, const std::string& target) {
   std::string runtime = slash == std::string::npos ? std::string() : target.substr(slash + 1);
   envs::EnvironmentManager manager(EnvironmentSettingsFrom(config));
   if (auto removed = manager.Remove(pack_ref, runtime); !removed) {
-    return Fail(removed.error().message());
+    Fail(removed.error().message());
+    return removed.error().err == ENOENT ? kExitNotFound : kExitOwnError;
   }
   std::printf("removed %s\n", target.c_str());
   return 0;

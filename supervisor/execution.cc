@@ -230,14 +230,23 @@ ExecutionResult RunExecution(const ExecutionContext& context, RunRequest request
     return result;
   }
   std::optional<envs::EnvironmentLease> environment;
+  // Time spent building the environment (or waiting for another execution's build of it); part
+  // of duration_ms, and shown on its own as env_build_ms.
+  std::chrono::milliseconds env_build_time{0};
   if ((*runtime)->environment) {
     envs::EnvironmentSettings settings = EnvironmentSettingsFrom(config);
     settings.base_spec.ids = *ids;
     envs::EnvironmentManager manager(std::move(settings));
-    auto lease = manager.Ensure(pack.ref, pack.dir, **runtime);
+    auto ensure_start = std::chrono::steady_clock::now();
+    auto lease =
+        manager.Ensure(pack.ref, pack.dir, **runtime, envs::Rebuild::kWhenNeeded, &env_build_time);
     if (!lease) {
       ExecutionResult result = Rejected(request, lease.error().message());
       result.status = ExecutionStatus::kSetupFailed;
+      result.env_build_ms = env_build_time.count();
+      result.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::steady_clock::now() - ensure_start)
+                               .count();
       return result;
     }
     environment = std::move(*lease);
@@ -289,11 +298,14 @@ ExecutionResult RunExecution(const ExecutionContext& context, RunRequest request
   if (!launched) {
     ExecutionResult result = Rejected(request, launched.error().message());
     result.status = ExecutionStatus::kSetupFailed;
+    result.env_build_ms = result.duration_ms = env_build_time.count();
     return result;
   }
   ExecutionResult result =
       ResultFromSandbox(*launched, out, err, request.execution_id, action.action_ref,
                         static_cast<int64_t>(std::ceil(timeout_seconds)), spec.argv[0]);
+  result.env_build_ms = env_build_time.count();
+  result.duration_ms += result.env_build_ms;
   if (result.status == ExecutionStatus::kSucceeded) {
     auto parsed = ParseActionOutput(result.stdout_text, action.output_format);
     if (!parsed) {

@@ -55,6 +55,7 @@ nlohmann::json ExecutionResult::ToJson() const {
   j["stderr_bytes_truncated"] = stderr_bytes_truncated;
   j["timed_out"] = timed_out;
   j["duration_ms"] = duration_ms;
+  j["env_build_ms"] = env_build_ms;
   j["error"] = error ? nlohmann::json(*error) : nlohmann::json(nullptr);
   j["usage"] = {{"cpu_ms", cpu_ms}, {"max_rss_kb", max_rss_kb}};
   return j;

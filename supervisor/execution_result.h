@@ -29,7 +29,8 @@ struct ExecutionResult {
   uint64_t stdout_bytes_truncated = 0;
   uint64_t stderr_bytes_truncated = 0;
   bool timed_out = false;
-  int64_t duration_ms = 0;
+  int64_t duration_ms = 0;   // the whole execution, an environment build included
+  int64_t env_build_ms = 0;  // of duration_ms: building the environment (0: it was ready)
   std::optional<std::string> error;
   int64_t cpu_ms = 0;
   int64_t max_rss_kb = 0;

@@ -105,6 +105,9 @@ void PrintHuman(const ExecutionResult& result) {
   if (result.exit_code) line += " (exit " + std::to_string(*result.exit_code) + ")";
   if (result.signal) line += " (signal " + std::to_string(*result.signal) + ")";
   line += " in " + std::to_string(result.duration_ms) + " ms";
+  if (result.env_build_ms > 0) {
+    line += " (environment build " + std::to_string(result.env_build_ms) + " ms)";
+  }
   if (result.error) line += ": " + *result.error;
   std::fprintf(stderr, "packvisor: %s\n", line.c_str());
 }

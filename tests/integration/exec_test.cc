@@ -177,6 +177,7 @@ TEST(ExecJson, HasExactlyTheKeysOfTheResultObject) {
                                     "stderr_bytes_truncated",
                                     "timed_out",
                                     "duration_ms",
+                                    "env_build_ms",
                                     "error",
                                     "usage"};
   EXPECT_EQ(keys, expected);
@@ -196,6 +197,7 @@ TEST(ExecJson, HasExactlyTheKeysOfTheResultObject) {
   EXPECT_EQ(j["timed_out"], false);
   EXPECT_TRUE(j["duration_ms"].is_number_integer());
   EXPECT_GE(j["duration_ms"].get<int64_t>(), 0);
+  EXPECT_EQ(j["env_build_ms"], 0);  // exec builds no environment
   EXPECT_TRUE(j["error"].is_null());
   EXPECT_TRUE(j["result"].is_null());
   EXPECT_TRUE(j["usage"]["cpu_ms"].is_number_integer());

@@ -218,7 +218,7 @@ TEST_F(RunResultsTest, ResultObjectHasEveryDocumentedField) {
   for (const char* key :
        {"execution_id", "action_ref", "status", "exit_code", "signal", "result", "stdout", "stderr",
         "stdout_truncated", "stderr_truncated", "stdout_bytes_truncated", "stderr_bytes_truncated",
-        "timed_out", "duration_ms", "error", "usage"}) {
+        "timed_out", "duration_ms", "env_build_ms", "error", "usage"}) {
     EXPECT_TRUE(j.contains(key)) << key;
   }
   EXPECT_EQ(j["action_ref"], "res.fields");

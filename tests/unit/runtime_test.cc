@@ -74,7 +74,10 @@ TEST(RuntimeDefinition, BuiltinNodeInstallsIntoTheEnvironment) {
   Result<std::vector<std::string>> argv = SubstituteArgv(
       def->dependencies->install_command, SandboxTemplateValues(*def, CommandPhase::kInstall));
   ASSERT_TRUE(argv.ok()) << argv.error().message();
-  EXPECT_EQ(argv->front(), "/bin/sh");
+  EXPECT_EQ(argv->front(), "/usr/bin/node");
+  // The script: literal braces (written doubled in the TOML), relative paths resolved in the pack.
+  EXPECT_NE(argv->at(2).find("{stdio: 'inherit'}"), std::string::npos) << argv->at(2);
+  EXPECT_NE(argv->at(2).find("path.posix.resolve(packDir, relative)"), std::string::npos);
   EXPECT_EQ(argv->at(argv->size() - 3), "/pack/package.json");
   EXPECT_EQ(argv->at(argv->size() - 2), "/env");
   EXPECT_EQ(argv->back(), "/pack");
