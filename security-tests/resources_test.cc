@@ -559,8 +559,7 @@ TEST_F(ResourcesTest, E50_env_build_beyond_memory_limit_is_oom_killed) {
   EXPECT_LE(allocated, 64) << "allocated beyond memory_max_mb: " << result.dump();
   // The defence held: OOM-killed and reported as such, the build failed, nothing published.
   EXPECT_EQ(Field(result, "status"), "setup_failed") << result.dump();
-  EXPECT_NE(error.find("step 'create' ran out of memory (limit 64 MiB)"), std::string::npos)
-      << error;
+  EXPECT_NE(error.find("create failed (out of memory, limit 64 MiB)"), std::string::npos) << error;
   EXPECT_EQ(error.find("balloon-survived"), std::string::npos) << error;
   EXPECT_EQ(Field(result, "stdout").find("the action ran"), std::string::npos);
   ExpectNothingPublished(world.Path("envs/mempack"), "balloon");
@@ -585,7 +584,7 @@ TEST_F(ResourcesTest, E50_env_build_step_hiding_an_oom_kill_still_fails) {
   CommandResult run = world.Run("mempack.a");
   nlohmann::json result = ParseResult(run);
   EXPECT_EQ(Field(result, "status"), "setup_failed") << result.dump();
-  EXPECT_NE(Field(result, "error").find("ran out of memory (limit 64 MiB)"), std::string::npos)
+  EXPECT_NE(Field(result, "error").find("out of memory, limit 64 MiB"), std::string::npos)
       << result.dump();
   EXPECT_EQ(Field(result, "stdout").find("the action ran"), std::string::npos);
   ExpectNothingPublished(world.Path("envs/mempack"), "balloon");

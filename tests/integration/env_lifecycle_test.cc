@@ -100,7 +100,7 @@ TEST(EnvLifecycle, MissingOfflineDependencyFailsSetupCleanly) {
 
   CommandResult setup = world.Cli({"env", "setup", "hello"});
   EXPECT_NE(setup.exit_code, 0);
-  EXPECT_NE(setup.stderr_text.find("step 'install' exited with code 1"), std::string::npos)
+  EXPECT_NE(setup.stderr_text.find("install failed (exit 1)"), std::string::npos)
       << setup.stderr_text;
   EXPECT_NE(setup.stderr_text.find("demo-pkg==9.9"), std::string::npos) << setup.stderr_text;
   EXPECT_FALSE(Exists(world.MarkerPath("hello", "python")));
@@ -113,7 +113,7 @@ TEST(EnvLifecycle, MissingOfflineDependencyFailsSetupCleanly) {
   EXPECT_EQ(result["status"], "setup_failed") << Describe(raw);
   std::string error = result["error"].is_string() ? result["error"].get<std::string>() : "";
   EXPECT_NE(error.find("install"), std::string::npos) << error;
-  EXPECT_NE(error.find("exited with code 1"), std::string::npos) << error;
+  EXPECT_NE(error.find("failed (exit 1)"), std::string::npos) << error;
   EXPECT_NE(error.find("No matching distribution"), std::string::npos) << error;
   // No silent fallback to the system interpreter: the action never ran.
   EXPECT_EQ(result["exit_code"], nullptr);

@@ -78,7 +78,7 @@ TEST(EnvSecurity, InstallStepCannotReachTheHost) {
   EXPECT_EQ(raw.exit_code, 125) << Describe(raw);
   EXPECT_EQ(failed["status"], "setup_failed");
   std::string error = failed["error"].is_string() ? failed["error"].get<std::string>() : "";
-  EXPECT_NE(error.find("step 'install' exited with code 1"), std::string::npos) << error;
+  EXPECT_NE(error.find("install failed (exit 1)"), std::string::npos) << error;
   EXPECT_NE(error.find("/etc/shadow"), std::string::npos) << error;
   EXPECT_FALSE(Exists(world.EnvDir("hello", "hostile")));
   EXPECT_FALSE(Exists(world.MarkerPath("hello", "hostile")));
