@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "tests/support/env_fixtures.h"
 
@@ -161,6 +163,32 @@ TEST(EnvBuild, FailedBuildIsNotRetriedUntilTheManifestChangesOrForce) {
   EXPECT_EQ(CountLinesContaining(raw.stderr_text, install_line), 1) << raw.stderr_text;
   EXPECT_EQ(fixed["result"]["value"], 42) << fixed.dump();
   EXPECT_FALSE(Exists(record));
+}
+
+TEST(EnvBuild, ConcurrentRunsOfAFailingBuildBuildItOnce) {
+  EnvWorld world;
+  WriteFailingPythonPack(world, "hello", "nope-pkg-zz==1.0");
+  world.WriteConfig();
+  constexpr int kRuns = 4;
+  std::vector<CommandResult> results(kRuns);
+  std::vector<std::thread> threads;
+  std::vector<std::string> args = world.Args({"run", "hello.usepkg", "--json"});
+  for (int i = 0; i < kRuns; ++i) {
+    threads.emplace_back([&, i] { results[i] = RunPackvisor(args); });
+  }
+  for (std::thread& thread : threads) thread.join();
+  int installs = 0;
+  for (const CommandResult& result : results) {
+    installs += CountLinesContaining(result.stderr_text, "environment hello/python: install");
+    EXPECT_EQ(result.exit_code, 125) << Describe(result);
+    nlohmann::json json = result.Json();
+    EXPECT_EQ(json["status"], "setup_failed") << Describe(result);
+    EXPECT_NE(ErrorOf(json).find("install failed (exit 1): ERROR: No matching distribution"),
+              std::string::npos)
+        << Describe(result);
+  }
+  // The waiters report the one build's recorded failure instead of building again.
+  EXPECT_EQ(installs, 1);
 }
 
 TEST(EnvBuild, ForceRebuildsAReadyEnvironment) {
