@@ -539,7 +539,7 @@ Result<void> EnvironmentManager::Build(int pack_fd, const std::string& pack_ref,
     }
   }
 
-  // No dangling symlink: checked inside a build sandbox (no network, no install_env needed),
+  // No dangling symlink: checked inside a build sandbox (without network),
   // so a target resolves exactly as it will for the actions (/pack, /env, /usr, ...). find's
   // -xtype l is true for a link whose target does not resolve (missing, a loop, unreachable).
   {
