@@ -1,5 +1,5 @@
 // The supervisor's side of environments: settings from the configuration, and the `env`
-// commands and `pack register`.
+// commands.
 #pragma once
 
 #include <optional>
@@ -19,6 +19,5 @@ int RunEnvSetupCommand(const Config& config, const std::string& pack_ref,
                        const std::optional<std::string>& runtime);
 int RunEnvListCommand(const Config& config);
 int RunEnvRemoveCommand(const Config& config, const std::string& target);
-int RunPackRegisterCommand(const Config& config, const std::string& dir);
 
 }  // namespace packvisor
