@@ -276,9 +276,9 @@ TEST_F(PackCompatTest, ValidateCatchesLimitsAboveTheCeilings) {
   CommandResult r = world_.Cli({"pack", "validate", PackDir()});
   EXPECT_EQ(r.exit_code, 1) << Describe(r);
   EXPECT_THAT(r.stdout_text,
-              HasSubstr(ActionFile("greedy.yaml") + ":4: error: limits.memory_mb: 100000 exceeds "
+              HasSubstr(ActionFile("greedy.yaml") + ":5: error: limits.memory_mb: 100000 exceeds "
                                                     "sandbox.memory_ceiling_mb 512"));
-  CommandResult run = world_.Cli({"run", "original_core.greedy", "--param", "message=x"});
+  CommandResult run = world_.Cli({"run", "original_core.greedy"});
   EXPECT_EQ(run.exit_code, 125) << Describe(run);
   EXPECT_THAT(run.stderr_text,
               HasSubstr("limits.memory_mb: 100000 exceeds sandbox.memory_ceiling_mb"));
