@@ -50,8 +50,8 @@ std::optional<std::string> RealPath(const std::string& path) {
   return out;
 }
 
-nlohmann::json PackJson(const Pack& pack) {
-  nlohmann::json actions = nlohmann::json::array();
+nlohmann::ordered_json PackJson(const Pack& pack) {
+  nlohmann::ordered_json actions = nlohmann::ordered_json::array();
   for (const Action& action : pack.actions) {
     actions.push_back({{"name", action.name},
                        {"ref", action.action_ref},
@@ -60,7 +60,7 @@ nlohmann::json PackJson(const Pack& pack) {
                        {"enabled", action.enabled},
                        {"source", action.source}});
   }
-  nlohmann::json bad = nlohmann::json::array();
+  nlohmann::ordered_json bad = nlohmann::ordered_json::array();
   for (const BadAction& action : pack.bad_actions) {
     bad.push_back({{"name", action.name},
                    {"ref", pack.ref + "." + action.name},
@@ -158,13 +158,14 @@ int RunPackListCommand(const Config& config, bool json) {
     all_good = all_good && pack.bad_actions.empty();
   }
   if (json) {
-    nlohmann::json packs = nlohmann::json::array();
+    nlohmann::ordered_json packs = nlohmann::ordered_json::array();
     for (const Pack& pack : listing->packs) packs.push_back(PackJson(pack));
-    nlohmann::json broken = nlohmann::json::array();
+    nlohmann::ordered_json broken = nlohmann::ordered_json::array();
     for (const BrokenPack& pack : listing->broken) {
       broken.push_back({{"dir", pack.dir}, {"reason", pack.reason}});
     }
-    std::cout << nlohmann::json{{"packs", packs}, {"broken_packs", broken}}.dump(2) << std::endl;
+    std::cout << nlohmann::ordered_json{{"packs", packs}, {"broken_packs", broken}}.dump(2)
+              << std::endl;
     return all_good ? 0 : 1;
   }
   for (const Pack& pack : listing->packs) {
