@@ -60,10 +60,6 @@ void ForEachRoot(std::string_view text, const std::vector<std::string_view>& roo
   }
 }
 
-int LineAt(std::string_view text, size_t position) {
-  return 1 + static_cast<int>(std::count(text.begin(), text.begin() + position, '\n'));
-}
-
 // Opens the regular file `path` (absolute) without following any symlink on the way, so never
 // anything outside the directories it names. nullopt when that fails.
 std::optional<unique_fd> OpenScript(const std::string& path) {
@@ -135,8 +131,15 @@ std::vector<ParameterUse> ScanParameterUses(const std::string& runtime, const st
     });
   }
   std::sort(found.begin(), found.end());
+  // Lines counted in one pass over the text (uses are in position order).
   std::vector<ParameterUse> uses;
-  for (const auto& [position, name] : found) uses.push_back({name, LineAt(view, position)});
+  size_t counted = 0;
+  int line = 1;
+  for (const auto& [position, name] : found) {
+    line += static_cast<int>(std::count(view.begin() + counted, view.begin() + position, '\n'));
+    counted = position;
+    uses.push_back({name, line});
+  }
   return uses;
 }
 
