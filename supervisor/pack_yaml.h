@@ -159,8 +159,9 @@ void ReportUnknownKey(const FileContext& ctx, int line, const std::string& full,
 // Iterates the keys of a mapping, reporting non-string and duplicate keys. `visit(key, value)`
 // returns false for a key it does not read, which is then reported by ReportUnknownKey.
 template <typename Visit>
-void ForEachKey(const FileContext& ctx, const YAML::Node& map, const std::string& prefix,
-                const std::vector<std::string_view>& known, UnknownKeys policy, Visit visit) {
+void ForEachKeyWith(UnknownKeys policy, const FileContext& ctx, const YAML::Node& map,
+                    const std::string& prefix, const std::vector<std::string_view>& known,
+                    Visit visit) {
   std::set<std::string> seen;
   for (const auto& entry : map) {
     // Copies: yaml-cpp's iterator->first refers into a temporary (a dangling reference otherwise).
@@ -178,6 +179,13 @@ void ForEachKey(const FileContext& ctx, const YAML::Node& map, const std::string
     }
     if (!visit(key, value)) ReportUnknownKey(ctx, LineOf(key_node), full, key, known, policy);
   }
+}
+
+// ForEachKeyWith(UnknownKeys::kIgnore, ...): for the levels the original platform reads.
+template <typename Visit>
+void ForEachKey(const FileContext& ctx, const YAML::Node& map, const std::string& prefix,
+                const std::vector<std::string_view>& known, Visit visit) {
+  ForEachKeyWith(UnknownKeys::kIgnore, ctx, map, prefix, known, visit);
 }
 
 }  // namespace packvisor::detail

@@ -26,6 +26,7 @@ using envs::MatchesName;
 using detail::Budget;
 using detail::FileContext;
 using detail::ForEachKey;
+using detail::ForEachKeyWith;
 using detail::GetBool;
 using detail::GetEnum;
 using detail::GetString;
@@ -119,8 +120,8 @@ void ParseLimitRequest(const FileContext& ctx, const YAML::Node& node, const std
     return;
   }
   // packvisor's own map (the original has none): a misspelt limit is an error, not a default.
-  ForEachKey(
-      ctx, node, key, {"memory_mb", "pids", "cpu_percent"}, UnknownKeys::kError,
+  ForEachKeyWith(
+      UnknownKeys::kError, ctx, node, key, {"memory_mb", "pids", "cpu_percent"},
       [&](const std::string& name, const YAML::Node& value) {
         for (const envs::LimitField& field : envs::kLimitFields) {
           if (name != field.key) continue;
@@ -237,40 +238,38 @@ void ParseManifestUnguarded(const PackDir& dir, Pack* pack, Problems* problems) 
   std::optional<YAML::Node> root = ParseYaml(ctx.path, *text, problems);
   if (!root) return;
   bool have_ref = false;
-  ForEachKey(ctx, *root, "", kPackKeys, UnknownKeys::kIgnore,
-             [&](const std::string& key, const YAML::Node& v) {
-               if (key == "ref") {
-                 have_ref = true;
-                 std::optional<std::string> ref = GetString(ctx, v, key);
-                 if (!ref) {
-                   if (v.IsNull()) ctx.Add(LineOf(v), key, "empty");
-                 } else if (!IsValidPackRef(*ref)) {
-                   ctx.Add(LineOf(v), key,
-                           Quote(*ref) + " does not match ^[a-z0-9][a-z0-9_-]{0,63}$");
-                 } else if (*ref != dir.name) {
-                   ctx.Add(LineOf(v), key,
-                           Quote(*ref) + " does not match the directory name " + Quote(dir.name));
-                 }
-               } else if (key == "version") {
-                 pack->version = GetString(ctx, v, key).value_or("");
-               } else if (key == "description") {
-                 pack->description = GetString(ctx, v, key).value_or("");
-               } else if (key == "runtime_deps") {
-                 if (v.IsNull()) return true;
-                 if (!v.IsSequence()) {
-                   ctx.Add(LineOf(v), key, "expected a list of runtime names");
-                   return true;
-                 }
-                 for (const YAML::Node& element : v) {
-                   if (std::optional<std::string> dep = GetString(ctx, element, key)) {
-                     pack->runtime_deps.push_back(*dep);
-                   }
-                 }
-               } else {
-                 return false;
-               }
-               return true;
-             });
+  ForEachKey(ctx, *root, "", kPackKeys, [&](const std::string& key, const YAML::Node& v) {
+    if (key == "ref") {
+      have_ref = true;
+      std::optional<std::string> ref = GetString(ctx, v, key);
+      if (!ref) {
+        if (v.IsNull()) ctx.Add(LineOf(v), key, "empty");
+      } else if (!IsValidPackRef(*ref)) {
+        ctx.Add(LineOf(v), key, Quote(*ref) + " does not match ^[a-z0-9][a-z0-9_-]{0,63}$");
+      } else if (*ref != dir.name) {
+        ctx.Add(LineOf(v), key,
+                Quote(*ref) + " does not match the directory name " + Quote(dir.name));
+      }
+    } else if (key == "version") {
+      pack->version = GetString(ctx, v, key).value_or("");
+    } else if (key == "description") {
+      pack->description = GetString(ctx, v, key).value_or("");
+    } else if (key == "runtime_deps") {
+      if (v.IsNull()) return true;
+      if (!v.IsSequence()) {
+        ctx.Add(LineOf(v), key, "expected a list of runtime names");
+        return true;
+      }
+      for (const YAML::Node& element : v) {
+        if (std::optional<std::string> dep = GetString(ctx, element, key)) {
+          pack->runtime_deps.push_back(*dep);
+        }
+      }
+    } else {
+      return false;
+    }
+    return true;
+  });
   if (!have_ref) ctx.Add(LineOf(*root), "ref", "missing (required; the pack's name)");
 }
 
@@ -294,77 +293,75 @@ std::optional<Action> ParseActionUnguarded(const Pack& pack, const PackDir& dir,
   bool name_reported = false;    // a problem about name/ref is already recorded
   bool entry_reported = false;   // same for entry_point
   bool runner_reported = false;  // same for runner_type
-  ForEachKey(
-      ctx, *root, "", kActionKeys, UnknownKeys::kIgnore,
-      [&](const std::string& key, const YAML::Node& v) {
-        if (key == "name") {
-          std::optional<std::string> n = GetString(ctx, v, key);
-          if (!n && !v.IsNull()) name_reported = true;
-          if (n) {
-            if (name && *name != *n) {
-              ctx.Add(LineOf(v), key, Quote(*n) + " disagrees with ref (" + Quote(*name) + ")");
-            }
-            name = n;
-            name_line = LineOf(v);
-          }
-        } else if (key == "ref") {
-          std::optional<std::string> ref = GetString(ctx, v, key);
-          if (!ref && !v.IsNull()) name_reported = true;
-          if (!ref) return true;
-          size_t dot = ref->find('.');
-          if (dot == std::string::npos || ref->substr(0, dot) != pack.ref) {
-            ctx.Add(LineOf(v), key, Quote(*ref) + " is not of the form " + pack.ref + ".<name>");
-            return true;
-          }
-          std::string n = ref->substr(dot + 1);
-          if (name && *name != n) {
-            ctx.Add(LineOf(v), key, Quote(*ref) + " disagrees with name (" + Quote(*name) + ")");
-          }
-          name = n;
-          name_line = LineOf(v);
-        } else if (key == "description") {
-          action.description = GetString(ctx, v, key).value_or("");
-        } else if (key == "runner_type") {
-          std::optional<std::string> runner = GetString(ctx, v, key);
-          if (!runner && !v.IsNull()) runner_reported = true;
-          action.runner_type = runner.value_or("");
-          action.runner_type_line = LineOf(v);
-        } else if (key == "entry_point") {
-          entry = GetString(ctx, v, key);
-          if (!entry && !v.IsNull()) entry_reported = true;
-          action.entry_point_line = LineOf(v);
-        } else if (key == "parameter_delivery") {
-          action.parameter_delivery =
-              GetEnum(ctx, v, key, kDeliveries).value_or(ParameterDelivery::kStdin);
-        } else if (key == "parameter_format") {
-          action.parameter_format =
-              GetEnum(ctx, v, key, kParamFormats).value_or(ParameterFormat::kJson);
-        } else if (key == "output_format") {
-          action.output_format = GetEnum(ctx, v, key, kOutputFormats).value_or(OutputFormat::kText);
-        } else if (key == "network") {
-          action.network = GetEnum(ctx, v, key, kNetworkModes);
-          action.network_line = LineOf(v);
-        } else if (key == "enabled") {
-          action.enabled = GetBool(ctx, v, key).value_or(true);
-        } else if (key == "timeout_seconds") {
-          if (v.IsNull()) return true;
-          std::optional<int64_t> t =
-              v.IsScalar() && !IsQuotedOrStr(v) ? ParseInt(v.Scalar()) : std::nullopt;
-          if (!t || *t < 1 || *t > 604800) {
-            ctx.Add(LineOf(v), key, "expected a whole number of seconds from 1 to 604800");
-          } else {
-            action.timeout_seconds = *t;
-          }
-        } else if (key == "limits") {
-          action.limits_line = LineOf(v);
-          ParseLimitRequest(ctx, v, key, &action.limits);
-        } else if (key == "parameters") {
-          ParseParameters(ctx, v, &budget, &action.parameters);
-        } else {
-          return false;
+  ForEachKey(ctx, *root, "", kActionKeys, [&](const std::string& key, const YAML::Node& v) {
+    if (key == "name") {
+      std::optional<std::string> n = GetString(ctx, v, key);
+      if (!n && !v.IsNull()) name_reported = true;
+      if (n) {
+        if (name && *name != *n) {
+          ctx.Add(LineOf(v), key, Quote(*n) + " disagrees with ref (" + Quote(*name) + ")");
         }
+        name = n;
+        name_line = LineOf(v);
+      }
+    } else if (key == "ref") {
+      std::optional<std::string> ref = GetString(ctx, v, key);
+      if (!ref && !v.IsNull()) name_reported = true;
+      if (!ref) return true;
+      size_t dot = ref->find('.');
+      if (dot == std::string::npos || ref->substr(0, dot) != pack.ref) {
+        ctx.Add(LineOf(v), key, Quote(*ref) + " is not of the form " + pack.ref + ".<name>");
         return true;
-      });
+      }
+      std::string n = ref->substr(dot + 1);
+      if (name && *name != n) {
+        ctx.Add(LineOf(v), key, Quote(*ref) + " disagrees with name (" + Quote(*name) + ")");
+      }
+      name = n;
+      name_line = LineOf(v);
+    } else if (key == "description") {
+      action.description = GetString(ctx, v, key).value_or("");
+    } else if (key == "runner_type") {
+      std::optional<std::string> runner = GetString(ctx, v, key);
+      if (!runner && !v.IsNull()) runner_reported = true;
+      action.runner_type = runner.value_or("");
+      action.runner_type_line = LineOf(v);
+    } else if (key == "entry_point") {
+      entry = GetString(ctx, v, key);
+      if (!entry && !v.IsNull()) entry_reported = true;
+      action.entry_point_line = LineOf(v);
+    } else if (key == "parameter_delivery") {
+      action.parameter_delivery =
+          GetEnum(ctx, v, key, kDeliveries).value_or(ParameterDelivery::kStdin);
+    } else if (key == "parameter_format") {
+      action.parameter_format =
+          GetEnum(ctx, v, key, kParamFormats).value_or(ParameterFormat::kJson);
+    } else if (key == "output_format") {
+      action.output_format = GetEnum(ctx, v, key, kOutputFormats).value_or(OutputFormat::kText);
+    } else if (key == "network") {
+      action.network = GetEnum(ctx, v, key, kNetworkModes);
+      action.network_line = LineOf(v);
+    } else if (key == "enabled") {
+      action.enabled = GetBool(ctx, v, key).value_or(true);
+    } else if (key == "timeout_seconds") {
+      if (v.IsNull()) return true;
+      std::optional<int64_t> t =
+          v.IsScalar() && !IsQuotedOrStr(v) ? ParseInt(v.Scalar()) : std::nullopt;
+      if (!t || *t < 1 || *t > 604800) {
+        ctx.Add(LineOf(v), key, "expected a whole number of seconds from 1 to 604800");
+      } else {
+        action.timeout_seconds = *t;
+      }
+    } else if (key == "limits") {
+      action.limits_line = LineOf(v);
+      ParseLimitRequest(ctx, v, key, &action.limits);
+    } else if (key == "parameters") {
+      ParseParameters(ctx, v, &budget, &action.parameters);
+    } else {
+      return false;
+    }
+    return true;
+  });
 
   if (!name) {
     if (!name_reported) {

@@ -141,30 +141,29 @@ std::optional<ParameterSpec> ParseParameter(const FileContext& ctx, const std::s
   if (node["type"]) spec.type = GetEnum(ctx, node["type"], prefix + ".type", kParamTypes);
   YAML::Node default_node;
   YAML::Node enum_node;
-  ForEachKey(ctx, node, prefix, kParamKeys, UnknownKeys::kIgnore,
-             [&](const std::string& key, const YAML::Node& v) {
-               std::string full = prefix + "." + key;
-               if (key == "type") {
-                 // read above
-               } else if (key == "required") {
-                 spec.required = GetBool(ctx, v, full).value_or(false);
-               } else if (key == "secret") {
-                 spec.secret = GetBool(ctx, v, full).value_or(false);
-               } else if (key == "description") {
-                 spec.description = GetString(ctx, v, full).value_or("");
-               } else if (key == "minimum") {
-                 spec.minimum = GetNumber(ctx, v, full);
-               } else if (key == "maximum") {
-                 spec.maximum = GetNumber(ctx, v, full);
-               } else if (key == "default") {
-                 default_node = v;
-               } else if (key == "enum") {
-                 enum_node = v;
-               } else {
-                 return false;
-               }
-               return true;
-             });
+  ForEachKey(ctx, node, prefix, kParamKeys, [&](const std::string& key, const YAML::Node& v) {
+    std::string full = prefix + "." + key;
+    if (key == "type") {
+      // read above
+    } else if (key == "required") {
+      spec.required = GetBool(ctx, v, full).value_or(false);
+    } else if (key == "secret") {
+      spec.secret = GetBool(ctx, v, full).value_or(false);
+    } else if (key == "description") {
+      spec.description = GetString(ctx, v, full).value_or("");
+    } else if (key == "minimum") {
+      spec.minimum = GetNumber(ctx, v, full);
+    } else if (key == "maximum") {
+      spec.maximum = GetNumber(ctx, v, full);
+    } else if (key == "default") {
+      default_node = v;
+    } else if (key == "enum") {
+      enum_node = v;
+    } else {
+      return false;
+    }
+    return true;
+  });
   if ((spec.minimum || spec.maximum) && spec.type && *spec.type != ParamType::kInteger &&
       *spec.type != ParamType::kNumber) {
     ctx.Add(LineOf(node), prefix, "minimum/maximum apply only to integer and number parameters");
@@ -217,19 +216,17 @@ void ParseParameterMap(const FileContext& ctx, const YAML::Node& node, const std
     ctx.Add(LineOf(node), prefix, "expected a mapping of parameter name to specification");
     return;
   }
-  ForEachKey(
-      ctx, node, prefix, {}, UnknownKeys::kIgnore,
-      [&](const std::string& param, const YAML::Node& spec) {
-        std::string key = prefix + "." + param;
-        if (!IsValidParameterName(param)) {
-          ctx.Add(LineOf(spec), key,
-                  "not a valid parameter name (letters, digits and '_', not starting "
-                  "with a digit)");
-        } else if (std::optional<ParameterSpec> parsed = ParseParameter(ctx, key, spec, budget)) {
-          (*out)[param] = std::move(*parsed);
-        }
-        return true;
-      });
+  ForEachKey(ctx, node, prefix, {}, [&](const std::string& param, const YAML::Node& spec) {
+    std::string key = prefix + "." + param;
+    if (!IsValidParameterName(param)) {
+      ctx.Add(LineOf(spec), key,
+              "not a valid parameter name (letters, digits and '_', not starting "
+              "with a digit)");
+    } else if (std::optional<ParameterSpec> parsed = ParseParameter(ctx, key, spec, budget)) {
+      (*out)[param] = std::move(*parsed);
+    }
+    return true;
+  });
 }
 
 // The JSON-Schema form: {type: object, properties: {...}, required: [...]}.
@@ -238,23 +235,22 @@ void ParseSchemaForm(const FileContext& ctx, const YAML::Node& node, Budget* bud
   const std::string prefix = "parameters";
   YAML::Node required;
   YAML::Node properties;
-  ForEachKey(ctx, node, prefix, kSchemaKeys, UnknownKeys::kIgnore,
-             [&](const std::string& key, const YAML::Node& v) {
-               if (key == "type") {
-                 std::optional<std::string> type = GetString(ctx, v, prefix + ".type");
-                 if (type && *type != "object") {
-                   ctx.Add(LineOf(v), prefix + ".type",
-                           Quote(*type) + ": the JSON-Schema form of parameters has type object");
-                 }
-               } else if (key == "properties") {
-                 properties = v;
-               } else if (key == "required") {
-                 required = v;
-               } else {
-                 return false;
-               }
-               return true;
-             });
+  ForEachKey(ctx, node, prefix, kSchemaKeys, [&](const std::string& key, const YAML::Node& v) {
+    if (key == "type") {
+      std::optional<std::string> type = GetString(ctx, v, prefix + ".type");
+      if (type && *type != "object") {
+        ctx.Add(LineOf(v), prefix + ".type",
+                Quote(*type) + ": the JSON-Schema form of parameters has type object");
+      }
+    } else if (key == "properties") {
+      properties = v;
+    } else if (key == "required") {
+      required = v;
+    } else {
+      return false;
+    }
+    return true;
+  });
   if (properties) ParseParameterMap(ctx, properties, prefix + ".properties", budget, out);
   if (!required || required.IsNull()) return;
   if (!required.IsSequence()) {
