@@ -15,6 +15,7 @@
 #include "supervisor/config.h"
 #include "supervisor/environments.h"
 #include "supervisor/exec_command.h"
+#include "supervisor/pack_commands.h"
 #include "supervisor/run_command.h"
 
 namespace packvisor {
@@ -70,6 +71,8 @@ int RunCli(int argc, char** argv) {
   CLI::App* pack_cmd = app.add_subcommand("pack", "inspect packs");
   pack_cmd->require_subcommand(1);
   CLI::App* pack_list = pack_cmd->add_subcommand("list", "packs under packs_base_dir");
+  bool pack_list_json = false;
+  pack_list->add_flag("--json", pack_list_json, "print one JSON document");
   std::string validate_dir;
   CLI::App* pack_validate = pack_cmd->add_subcommand("validate", "report every problem of a pack");
   pack_validate->add_option("dir", validate_dir, "pack directory")->required();
@@ -127,7 +130,7 @@ int RunCli(int argc, char** argv) {
   if (exec_cmd->parsed()) return RunExecCommand(*config, exec);
   if (app.got_subcommand("check")) return RunCheckCommand(*config);
   if (run_cmd->parsed()) return RunRunCommand(*config, run);
-  if (pack_list->parsed()) return RunPackListCommand(*config);
+  if (pack_list->parsed()) return RunPackListCommand(*config, pack_list_json);
   if (pack_validate->parsed()) return RunPackValidateCommand(*config, validate_dir);
   if (pack_register->parsed()) return RunPackRegisterCommand(*config, register_dir);
   if (env_setup->parsed()) return RunEnvSetupCommand(*config, env_pack, env_runtime, env_force);

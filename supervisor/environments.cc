@@ -199,30 +199,4 @@ int RunEnvRemoveCommand(const Config& config, const std::string& target) {
   return 0;
 }
 
-int RunPackRegisterCommand(const Config& config, const std::string& dir) {
-  auto runtimes = LoadRuntimeRegistry(config);
-  if (!runtimes) return Fail(runtimes.error().message());
-  std::vector<std::string> problems = ValidatePackDir(dir, &*runtimes);
-  for (const std::string& problem : problems) std::printf("%s\n", problem.c_str());
-  if (!problems.empty()) return 1;
-  auto pack = LoadPack(dir, &*runtimes);
-  if (!pack) return Fail(pack.error().message());
-  // Executions find packs under packs_base_dir: registering one that is elsewhere would build an
-  // environment no execution uses.
-  std::string expected = config.packs_base_dir + "/" + pack->ref;
-  auto canonical = LoadPack(expected, &*runtimes);
-  if (!canonical || canonical->dir != pack->dir) {
-    return Fail("pack register: " + dir + " is not " + expected +
-                " (packs run from packs_base_dir; copy the pack there first)");
-  }
-  std::printf("%s: valid (%zu actions)\n", pack->ref.c_str(), pack->actions.size());
-  std::vector<std::string> runtime_problems;
-  auto used = RuntimesWithEnvironment(*pack, *runtimes, &runtime_problems);
-  auto settings = EnvironmentSettingsForPack(config, pack->ref);
-  if (!settings) return Fail(settings.error().message());
-  envs::EnvironmentManager manager(std::move(*settings));
-  // Best effort: every runtime is attempted and reported; the exit status says whether all held.
-  return SetUp(manager, *pack, used) == 0 ? 0 : 1;
-}
-
 }  // namespace packvisor

@@ -1,5 +1,5 @@
 // The supervisor's side of environments: settings from the configuration, and the `env`
-// commands and `pack register`.
+// commands.
 #pragma once
 
 #include <optional>
@@ -24,6 +24,5 @@ int RunEnvSetupCommand(const Config& config, const std::string& pack_ref,
 int RunEnvListCommand(const Config& config, bool json = false);
 // `env rm PACK[/RUNTIME]`: 127 when there is nothing of that name to remove.
 int RunEnvRemoveCommand(const Config& config, const std::string& target);
-int RunPackRegisterCommand(const Config& config, const std::string& dir);
 
 }  // namespace packvisor

@@ -6,6 +6,7 @@
 #include <yaml-cpp/eventhandler.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <sstream>
@@ -366,6 +367,63 @@ std::optional<double> GetNumber(const FileContext& ctx, const YAML::Node& value,
   }
   ctx.Add(LineOf(value), key, "expected a number");
   return std::nullopt;
+}
+
+size_t EditDistance(std::string_view a, std::string_view b, size_t limit) {
+  auto lower = [](char c) {
+    return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  };
+  size_t longer = std::max(a.size(), b.size());
+  size_t shorter = std::min(a.size(), b.size());
+  if (longer - shorter > limit) return limit + 1;
+  // rows[i][j]: the distance of a[0..i) and b[0..j); three rows suffice for transpositions.
+  std::vector<std::vector<size_t>> rows(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) rows[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) rows[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t cost = lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1;
+      size_t best = std::min({rows[i - 1][j] + 1, rows[i][j - 1] + 1, rows[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2]) &&
+          lower(a[i - 2]) == lower(b[j - 1])) {
+        best = std::min(best, rows[i - 2][j - 2] + 1);
+      }
+      rows[i][j] = best;
+    }
+  }
+  return std::min(rows[a.size()][b.size()], limit + 1);
+}
+
+std::string_view DidYouMean(std::string_view key, const std::vector<std::string_view>& known) {
+  // Keys are short, and only 64 characters are compared: a 1 MiB key costs nothing.
+  if (key.size() > 64) return {};
+  std::string_view best;
+  size_t best_distance = 3;
+  for (std::string_view candidate : known) {
+    size_t allowed = candidate.size() <= 4 ? 1 : 2;
+    size_t distance = EditDistance(key, candidate, allowed);
+    if (distance <= allowed && distance < best_distance) {
+      best = candidate;
+      best_distance = distance;
+    }
+  }
+  return best;
+}
+
+void ReportUnknownKey(const FileContext& ctx, int line, const std::string& full,
+                      const std::string& key, const std::vector<std::string_view>& known,
+                      UnknownKeys policy) {
+  std::string_view guess = DidYouMean(key, known);
+  std::string hint = guess.empty() ? "" : "; did you mean " + Quote(guess) + "?";
+  if (policy == UnknownKeys::kError) {
+    std::string list;
+    for (std::string_view name : known) list += (list.empty() ? "" : ", ") + std::string(name);
+    ctx.Add(line, full, "unknown key (known: " + list + ")" + hint);
+  } else if (!guess.empty()) {
+    ctx.Add(Severity::kWarning, line, full, "unknown key, ignored" + hint);
+  } else {
+    ctx.Add(Severity::kNote, line, full, "ignored (packvisor does not use it)");
+  }
 }
 
 }  // namespace packvisor::detail

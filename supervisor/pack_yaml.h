@@ -21,23 +21,27 @@
 namespace packvisor::detail {
 
 // ---------------------------------------------------------------------------------------------
-// Problems: one line each, "file:line: key: detail" (or "file: detail" for a whole file).
+// Problems: notes, warnings and errors, one line each ("file:line: key: detail").
 
 class Problems {
  public:
+  void Add(Severity severity, const std::string& file, int line, const std::string& key,
+           const std::string& detail) {
+    if (severity == Severity::kError) ++errors_;
+    diagnostics_.push_back(Diagnostic{severity, file, line, key, detail});
+  }
+  // An error.
   void Add(const std::string& file, int line, const std::string& key, const std::string& detail) {
-    std::string text = file;
-    if (line > 0) text += ":" + std::to_string(line);
-    text += ": ";
-    if (!key.empty()) text += key + ": ";
-    lines_.push_back(text + detail);
+    Add(Severity::kError, file, line, key, detail);
   }
   void AddFile(const std::string& file, const std::string& detail) { Add(file, 0, "", detail); }
-  size_t size() const { return lines_.size(); }
-  std::vector<std::string>& lines() { return lines_; }
+  // The number of errors (notes and warnings are not counted).
+  size_t errors() const { return errors_; }
+  std::vector<Diagnostic>& diagnostics() { return diagnostics_; }
 
  private:
-  std::vector<std::string> lines_;
+  std::vector<Diagnostic> diagnostics_;
+  size_t errors_ = 0;
 };
 
 // Where problems of one YAML file go.
@@ -47,6 +51,9 @@ struct FileContext {
 
   void Add(int line, const std::string& key, const std::string& detail) const {
     problems->Add(path, line, key, detail);
+  }
+  void Add(Severity severity, int line, const std::string& key, const std::string& detail) const {
+    problems->Add(severity, path, line, key, detail);
   }
 };
 
@@ -129,11 +136,32 @@ std::string_view NameOf(const std::vector<std::pair<std::string_view, Enum>>& na
   return "?";
 }
 
+// The optimal-string-alignment distance of `a` and `b` (insertions, deletions, substitutions
+// and transpositions of neighbours each cost 1), compared case-insensitively; stops counting at
+// `limit + 1`.
+size_t EditDistance(std::string_view a, std::string_view b, size_t limit);
+
+// The key of `known` that `key` is probably a typo of (edit distance at most 2, and at most 1
+// for known keys of 4 characters or fewer), or "" when none is.
+std::string_view DidYouMean(std::string_view key, const std::vector<std::string_view>& known);
+
+// What to do with a key a level does not read.
+enum class UnknownKeys {
+  kIgnore,  // a note "ignored", or a warning with "did you mean" (levels the original reads)
+  kError,   // an error listing the known keys (packvisor's own maps, such as limits:)
+};
+
+// Records the key `full` (its last part `key`) that a level reading `known` does not read.
+void ReportUnknownKey(const FileContext& ctx, int line, const std::string& full,
+                      const std::string& key, const std::vector<std::string_view>& known,
+                      UnknownKeys policy);
+
 // Iterates the keys of a mapping, reporting non-string and duplicate keys. `visit(key, value)`
-// returns false for a key it does not know, which is then reported with the list of known keys.
+// returns false for a key it does not read, which is then reported by ReportUnknownKey.
 template <typename Visit>
-void ForEachKey(const FileContext& ctx, const YAML::Node& map, const std::string& prefix,
-                const std::string& known, Visit visit) {
+void ForEachKeyWith(UnknownKeys policy, const FileContext& ctx, const YAML::Node& map,
+                    const std::string& prefix, const std::vector<std::string_view>& known,
+                    Visit visit) {
   std::set<std::string> seen;
   for (const auto& entry : map) {
     // Copies: yaml-cpp's iterator->first refers into a temporary (a dangling reference otherwise).
@@ -149,10 +177,15 @@ void ForEachKey(const FileContext& ctx, const YAML::Node& map, const std::string
       ctx.Add(LineOf(key_node), full, "duplicate key");
       continue;
     }
-    if (!visit(key, value)) {
-      ctx.Add(LineOf(key_node), full, "unknown key (known: " + known + ")");
-    }
+    if (!visit(key, value)) ReportUnknownKey(ctx, LineOf(key_node), full, key, known, policy);
   }
+}
+
+// ForEachKeyWith(UnknownKeys::kIgnore, ...): for the levels the original platform reads.
+template <typename Visit>
+void ForEachKey(const FileContext& ctx, const YAML::Node& map, const std::string& prefix,
+                const std::vector<std::string_view>& known, Visit visit) {
+  ForEachKeyWith(UnknownKeys::kIgnore, ctx, map, prefix, known, visit);
 }
 
 }  // namespace packvisor::detail

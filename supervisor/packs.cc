@@ -26,19 +26,20 @@ using envs::MatchesName;
 using detail::Budget;
 using detail::FileContext;
 using detail::ForEachKey;
+using detail::ForEachKeyWith;
 using detail::GetBool;
 using detail::GetEnum;
 using detail::GetString;
 using detail::IsQuotedOrStr;
-using detail::IsValidParameterName;
 using detail::LineOf;
 using detail::NameOf;
 using detail::ParseInt;
-using detail::ParseParameter;
+using detail::ParseParameters;
 using detail::ParseYaml;
 using detail::Problems;
 using detail::Quote;
 using detail::ReadYamlFile;
+using detail::UnknownKeys;
 
 const std::vector<std::pair<std::string_view, ParameterDelivery>> kDeliveries = {
     {"stdin", ParameterDelivery::kStdin}, {"file", ParameterDelivery::kFile}};
@@ -106,33 +107,9 @@ Result<std::pair<std::string, std::string>> ResolveEntryPoint(const std::string&
 // ---------------------------------------------------------------------------------------------
 // pack.yaml and actions/*.yaml.
 
-const char kPackKnown[] =
-    "ref, version, description, runtime_deps (ignored: label, author, email, tags, conf_schema, "
-    "config, meta, enabled, testing, ...)";
-
-bool IsIgnoredPackKey(const std::string& key) {
-  static const std::set<std::string> kIgnored = {"label",
-                                                 "name",
-                                                 "author",
-                                                 "email",
-                                                 "system",
-                                                 "conf_schema",
-                                                 "config",
-                                                 "meta",
-                                                 "tags",
-                                                 "enabled",
-                                                 "testing",
-                                                 "keywords",
-                                                 "contributors",
-                                                 "python_versions",
-                                                 "stackstorm_version",
-                                                 "dependencies",
-                                                 "license",
-                                                 "homepage",
-                                                 "repository",
-                                                 "url"};
-  return kIgnored.count(key) > 0;
-}
+// The keys packvisor reads; any other key is ignored (SPEC §4: packs of the original platform
+// load unchanged), with a note, or a warning when it looks like a typo of one of these.
+const std::vector<std::string_view> kPackKeys = {"ref", "version", "description", "runtime_deps"};
 
 // `limits:` of an action: whole numbers in the ranges of envs::LimitRequest.
 void ParseLimitRequest(const FileContext& ctx, const YAML::Node& node, const std::string& key,
@@ -142,8 +119,9 @@ void ParseLimitRequest(const FileContext& ctx, const YAML::Node& node, const std
     ctx.Add(LineOf(node), key, "expected a mapping with memory_mb, pids and/or cpu_percent");
     return;
   }
-  ForEachKey(
-      ctx, node, key, "memory_mb, pids, cpu_percent",
+  // packvisor's own map (the original has none): a misspelt limit is an error, not a default.
+  ForEachKeyWith(
+      UnknownKeys::kError, ctx, node, key, {"memory_mb", "pids", "cpu_percent"},
       [&](const std::string& name, const YAML::Node& value) {
         for (const envs::LimitField& field : envs::kLimitFields) {
           if (name != field.key) continue;
@@ -160,27 +138,19 @@ void ParseLimitRequest(const FileContext& ctx, const YAML::Node& node, const std
       });
 }
 
-const char kActionKnown[] =
-    "name, ref, description, runner_type, entry_point, parameters, parameter_delivery, "
-    "parameter_format, output_format, timeout_seconds, network, limits, enabled (ignored: label, "
-    "tags, "
-    "output, output_schema, runtime_version, worker_*, ...)";
-
-bool IsIgnoredActionKey(const std::string& key) {
-  static const std::set<std::string> kIgnored = {"label",
-                                                 "tags",
-                                                 "output",
-                                                 "output_schema",
-                                                 "out_schema",
-                                                 "runtime_version",
-                                                 "required_worker_runtimes",
-                                                 "workflow_file",
-                                                 "meta",
-                                                 "pack",
-                                                 "notify",
-                                                 "param_schema"};
-  return kIgnored.count(key) > 0 || key.rfind("worker_", 0) == 0;
-}
+const std::vector<std::string_view> kActionKeys = {"name",
+                                                   "ref",
+                                                   "description",
+                                                   "runner_type",
+                                                   "entry_point",
+                                                   "parameters",
+                                                   "parameter_delivery",
+                                                   "parameter_format",
+                                                   "output_format",
+                                                   "timeout_seconds",
+                                                   "network",
+                                                   "limits",
+                                                   "enabled"};
 
 bool IsValidActionName(const std::string& name) {
   // ^[A-Za-z0-9_][A-Za-z0-9_-]{0,127}$
@@ -195,8 +165,15 @@ struct PackDir {
   std::string actions_real;  // empty when actions/ is missing or escapes the pack
 };
 
-std::optional<PackDir> OpenPackDir(const std::string& dir, Problems* problems) {
+// `not_found` (when given) is set when `dir` does not exist.
+std::optional<PackDir> OpenPackDir(const std::string& dir, Problems* problems,
+                                   bool* not_found = nullptr) {
   std::optional<std::string> real = RealPath(dir);
+  if (!real && (errno == ENOENT || errno == ENOTDIR)) {
+    if (not_found != nullptr) *not_found = true;
+    problems->AddFile(dir, "pack not found");
+    return std::nullopt;
+  }
   struct stat st {};
   if (!real || ::stat(real->c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     problems->AddFile(dir, real ? "not a directory" : ErrnoError("resolve").message());
@@ -223,6 +200,34 @@ std::optional<PackDir> OpenPackDir(const std::string& dir, Problems* problems) {
   return pack;
 }
 
+// The runtime of `action` (see ChooseRuntime), or nullptr with the line and the detail of the
+// problem (after "runner_type: ").
+const envs::RuntimeDefinition* ChooseRuntimeOrExplain(const Action& action,
+                                                      const envs::RuntimeRegistry& runtimes,
+                                                      int* line, std::string* detail) {
+  if (!action.runner_type.empty()) {
+    Result<const envs::RuntimeDefinition*> runtime = runtimes.Find(action.runner_type);
+    if (runtime.ok()) return *runtime;
+    *line = action.runner_type_line;
+    *detail = runtime.error().message();
+    std::string lower = action.runner_type;
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (lower == "native" || lower == "builtin" || lower == "standalone") {
+      *detail +=
+          "; the original platform's native runner (a binary run directly) is not "
+          "supported: packvisor runs scripts through a runtime's interpreter";
+    }
+    return nullptr;
+  }
+  std::string ext = fs::path(action.entry_point).extension().string();
+  Result<const envs::RuntimeDefinition*> runtime = runtimes.FindByExtension(ext);
+  if (runtime.ok()) return *runtime;
+  *line = action.entry_point_line;
+  *detail = "absent, and " + runtime.error().message();
+  return nullptr;
+}
+
 // Parses pack.yaml into `pack` (which keeps its defaults where a field is broken).
 void ParseManifestUnguarded(const PackDir& dir, Pack* pack, Problems* problems) {
   pack->dir = dir.real;
@@ -233,7 +238,7 @@ void ParseManifestUnguarded(const PackDir& dir, Pack* pack, Problems* problems) 
   std::optional<YAML::Node> root = ParseYaml(ctx.path, *text, problems);
   if (!root) return;
   bool have_ref = false;
-  ForEachKey(ctx, *root, "", kPackKnown, [&](const std::string& key, const YAML::Node& v) {
+  ForEachKey(ctx, *root, "", kPackKeys, [&](const std::string& key, const YAML::Node& v) {
     if (key == "ref") {
       have_ref = true;
       std::optional<std::string> ref = GetString(ctx, v, key);
@@ -261,7 +266,7 @@ void ParseManifestUnguarded(const PackDir& dir, Pack* pack, Problems* problems) 
         }
       }
     } else {
-      return IsIgnoredPackKey(key);
+      return false;
     }
     return true;
   });
@@ -273,7 +278,7 @@ std::optional<Action> ParseActionUnguarded(const Pack& pack, const PackDir& dir,
                                            const std::string& yaml_path, const std::string& stem,
                                            const envs::RuntimeRegistry* runtimes,
                                            Problems* problems) {
-  size_t before = problems->size();
+  size_t before = problems->errors();
   FileContext ctx{yaml_path, problems};
   std::optional<std::string> text = ReadYamlFile(yaml_path, problems);
   if (!text) return std::nullopt;
@@ -285,9 +290,10 @@ std::optional<Action> ParseActionUnguarded(const Pack& pack, const PackDir& dir,
   std::optional<std::string> name;
   int name_line = LineOf(*root);
   std::optional<std::string> entry;
-  bool name_reported = false;   // a problem about name/ref is already recorded
-  bool entry_reported = false;  // same for entry_point
-  ForEachKey(ctx, *root, "", kActionKnown, [&](const std::string& key, const YAML::Node& v) {
+  bool name_reported = false;    // a problem about name/ref is already recorded
+  bool entry_reported = false;   // same for entry_point
+  bool runner_reported = false;  // same for runner_type
+  ForEachKey(ctx, *root, "", kActionKeys, [&](const std::string& key, const YAML::Node& v) {
     if (key == "name") {
       std::optional<std::string> n = GetString(ctx, v, key);
       if (!n && !v.IsNull()) name_reported = true;
@@ -316,7 +322,9 @@ std::optional<Action> ParseActionUnguarded(const Pack& pack, const PackDir& dir,
     } else if (key == "description") {
       action.description = GetString(ctx, v, key).value_or("");
     } else if (key == "runner_type") {
-      action.runner_type = GetString(ctx, v, key).value_or("");
+      std::optional<std::string> runner = GetString(ctx, v, key);
+      if (!runner && !v.IsNull()) runner_reported = true;
+      action.runner_type = runner.value_or("");
       action.runner_type_line = LineOf(v);
     } else if (key == "entry_point") {
       entry = GetString(ctx, v, key);
@@ -348,24 +356,9 @@ std::optional<Action> ParseActionUnguarded(const Pack& pack, const PackDir& dir,
       action.limits_line = LineOf(v);
       ParseLimitRequest(ctx, v, key, &action.limits);
     } else if (key == "parameters") {
-      if (v.IsNull()) return true;
-      if (!v.IsMap()) {
-        ctx.Add(LineOf(v), key, "expected a mapping of parameter name to specification");
-        return true;
-      }
-      ForEachKey(ctx, v, key, "", [&](const std::string& param, const YAML::Node& spec) {
-        if (!IsValidParameterName(param)) {
-          ctx.Add(LineOf(spec), key + "." + param,
-                  "not a valid parameter name (letters, digits and '_', not starting with a "
-                  "digit)");
-        } else if (std::optional<ParameterSpec> parsed =
-                       ParseParameter(ctx, param, spec, &budget)) {
-          action.parameters[param] = std::move(*parsed);
-        }
-        return true;
-      });
+      ParseParameters(ctx, v, &budget, &action.parameters);
     } else {
-      return IsIgnoredActionKey(key);
+      return false;
     }
     return true;
   });
@@ -385,12 +378,25 @@ std::optional<Action> ParseActionUnguarded(const Pack& pack, const PackDir& dir,
     action.action_ref = pack.ref + "." + *name;
   }
 
+  // The runtime before the entry point: for an unsupported runner (the original's native), the
+  // runner is the reason, whatever else is wrong with the file it names.
+  if (entry) action.entry_point = *entry;
+  if (runtimes != nullptr && !runner_reported && (entry || !action.runner_type.empty())) {
+    int line = 0;
+    std::string detail;
+    if (const envs::RuntimeDefinition* runtime =
+            ChooseRuntimeOrExplain(action, *runtimes, &line, &detail)) {
+      action.runtime = runtime->name;
+    } else {
+      ctx.Add(line, "runner_type", detail);
+    }
+  }
+
   if (!entry) {
     if (!entry_reported) {
       ctx.Add(LineOf(*root), "entry_point", "missing (required; a file under actions/)");
     }
   } else if (!dir.actions_real.empty()) {
-    action.entry_point = *entry;
     Result<std::pair<std::string, std::string>> resolved =
         ResolveEntryPoint(dir.real, dir.actions_real, *entry);
     if (!resolved.ok()) {
@@ -401,15 +407,7 @@ std::optional<Action> ParseActionUnguarded(const Pack& pack, const PackDir& dir,
     }
   }
 
-  if (runtimes != nullptr && problems->size() == before) {
-    Result<const envs::RuntimeDefinition*> runtime = ChooseRuntime(action, *runtimes);
-    if (!runtime.ok()) {
-      problems->lines().push_back(runtime.error().message());
-    } else {
-      action.runtime = (*runtime)->name;
-    }
-  }
-  if (problems->size() != before) return std::nullopt;
+  if (problems->errors() != before) return std::nullopt;
   return action;
 }
 
@@ -434,7 +432,8 @@ std::optional<Action> ParseAction(const Pack& pack, const PackDir& dir,
   }
 }
 
-// The action files of actions/: *.yaml and *.yml, not hidden, sorted. Returns (stem, path).
+// The action files of actions/: *.yaml and *.yml, not hidden, sorted by (stem, path).
+// Returns (stem, path).
 std::vector<std::pair<std::string, std::string>> ListActionFiles(const PackDir& dir,
                                                                  Problems* problems) {
   std::vector<std::pair<std::string, std::string>> files;
@@ -449,41 +448,97 @@ std::vector<std::pair<std::string, std::string>> ListActionFiles(const PackDir& 
   }
   if (ec) problems->AddFile(dir.actions_real, "cannot list: " + ec.message());
   std::sort(files.begin(), files.end());
-  for (size_t i = 1; i < files.size(); ++i) {
-    if (files[i].first == files[i - 1].first) {
-      problems->AddFile(files[i].second, "defines the same action as " + files[i - 1].second);
-    }
-  }
   return files;
 }
 
-// Loads everything, recording every problem. The pack is complete only when none were found.
-Pack LoadPackCollecting(const std::string& pack_dir, const envs::RuntimeRegistry* runtimes,
-                        Problems* problems) {
-  Pack pack;
-  std::optional<PackDir> dir = OpenPackDir(pack_dir, problems);
-  if (!dir) return pack;
-  ParseManifest(*dir, &pack, problems);
-  for (const auto& [stem, path] : ListActionFiles(*dir, problems)) {
-    if (std::optional<Action> action = ParseAction(pack, *dir, path, stem, runtimes, problems)) {
-      pack.actions.push_back(std::move(*action));
-    }
+// The first error of diagnostics[from..], with "(and N more problems)" when there are several.
+std::string FirstError(const std::vector<Diagnostic>& diagnostics, size_t from = 0) {
+  std::string first;
+  size_t errors = 0;
+  for (size_t i = from; i < diagnostics.size(); ++i) {
+    if (diagnostics[i].severity != Severity::kError) continue;
+    if (errors++ == 0) first = diagnostics[i].Text();
   }
-  std::sort(pack.actions.begin(), pack.actions.end(),
-            [](const Action& a, const Action& b) { return a.name < b.name; });
-  return pack;
-}
-
-Error FirstProblem(std::vector<std::string>& problems) {
-  std::string text = problems.front();
-  if (problems.size() > 1) {
-    text += " (and " + std::to_string(problems.size() - 1) + " more problem" +
-            (problems.size() > 2 ? "s" : "") + ")";
+  if (errors > 1) {
+    first +=
+        " (and " + std::to_string(errors - 1) + " more problem" + (errors > 2 ? "s" : "") + ")";
   }
-  return Failure("", "", text);
+  return first;
 }
 
 }  // namespace
+
+std::string_view SeverityName(Severity severity) {
+  switch (severity) {
+    case Severity::kNote:
+      return "note";
+    case Severity::kWarning:
+      return "warning";
+    case Severity::kError:
+      break;
+  }
+  return "error";
+}
+
+namespace {
+
+std::string Location(const Diagnostic& d) {
+  std::string text = d.file;
+  if (d.line > 0) text += ":" + std::to_string(d.line);
+  return text;
+}
+
+}  // namespace
+
+std::string Diagnostic::Text() const {
+  return Location(*this) + ": " + (key.empty() ? "" : key + ": ") + detail;
+}
+
+std::string Diagnostic::TextWithSeverity() const {
+  return Location(*this) + ": " + std::string(SeverityName(severity)) + ": " +
+         (key.empty() ? "" : key + ": ") + detail;
+}
+
+size_t CountErrors(const std::vector<Diagnostic>& diagnostics) {
+  return static_cast<size_t>(
+      std::count_if(diagnostics.begin(), diagnostics.end(),
+                    [](const Diagnostic& d) { return d.severity == Severity::kError; }));
+}
+
+PackInspection InspectPack(const std::string& pack_dir, const envs::RuntimeRegistry* runtimes) {
+  PackInspection inspection;
+  Problems problems;
+  Pack pack;
+  std::optional<PackDir> dir = OpenPackDir(pack_dir, &problems, &inspection.not_found);
+  if (dir) {
+    ParseManifest(*dir, &pack, &problems);
+    std::vector<std::pair<std::string, std::string>> files = ListActionFiles(*dir, &problems);
+    bool pack_is_broken = problems.errors() > 0;
+    for (size_t i = 0; i < files.size(); ++i) {
+      const auto& [stem, path] = files[i];
+      size_t first = problems.diagnostics().size();
+      if (i + 1 < files.size() && files[i + 1].first == stem) {
+        // actions/x.yaml and actions/x.yml: neither is the action x.
+        problems.AddFile(files[i + 1].second, "defines the same action as " + path);
+        pack.bad_actions.push_back(
+            BadAction{stem, path, FirstError(problems.diagnostics(), first)});
+        while (i + 1 < files.size() && files[i + 1].first == stem) ++i;
+        continue;
+      }
+      if (std::optional<Action> action = ParseAction(pack, *dir, path, stem, runtimes, &problems)) {
+        pack.actions.push_back(std::move(*action));
+      } else {
+        pack.bad_actions.push_back(
+            BadAction{stem, path, FirstError(problems.diagnostics(), first)});
+      }
+    }
+    std::sort(pack.actions.begin(), pack.actions.end(),
+              [](const Action& a, const Action& b) { return a.name < b.name; });
+    if (!pack_is_broken) inspection.pack = std::move(pack);
+  }
+  inspection.diagnostics = std::move(problems.diagnostics());
+  return inspection;
+}
 
 std::string_view ParameterDeliveryName(ParameterDelivery value) {
   return NameOf(kDeliveries, value);
@@ -505,17 +560,14 @@ bool IsValidPackRef(std::string_view ref) {
 }
 
 Result<Pack> LoadPack(const std::string& pack_dir, const envs::RuntimeRegistry* runtimes) {
-  Problems problems;
-  Pack pack = LoadPackCollecting(pack_dir, runtimes, &problems);
-  if (problems.size() > 0) return FirstProblem(problems.lines());
-  return pack;
+  PackInspection inspection = InspectPack(pack_dir, runtimes);
+  if (inspection.pack) return std::move(*inspection.pack);
+  return Error{inspection.not_found ? ENOENT : 0, "", FirstError(inspection.diagnostics)};
 }
 
-std::vector<std::string> ValidatePackDir(const std::string& dir,
-                                         const envs::RuntimeRegistry* runtimes) {
-  Problems problems;
-  (void)LoadPackCollecting(dir, runtimes, &problems);
-  return std::move(problems.lines());
+std::vector<Diagnostic> ValidatePackDir(const std::string& dir,
+                                        const envs::RuntimeRegistry* runtimes) {
+  return InspectPack(dir, runtimes).diagnostics;
 }
 
 Result<PackListing> ListPacks(const std::string& packs_base_dir,
@@ -535,16 +587,16 @@ Result<PackListing> ListPacks(const std::string& packs_base_dir,
   for (const std::string& name : dirs) {
     std::string path = packs_base_dir + "/" + name;
     if (!IsValidPackRef(name)) {
-      listing.problems.push_back(path + ": not a valid pack name (^[a-z0-9][a-z0-9_-]{0,63}$)");
+      listing.broken.push_back(
+          BrokenPack{path, path + ": not a valid pack name (^[a-z0-9][a-z0-9_-]{0,63}$)"});
       continue;
     }
-    Problems problems;
-    Pack pack = LoadPackCollecting(path, runtimes, &problems);
-    if (problems.size() > 0) {
-      for (std::string& line : problems.lines()) listing.problems.push_back(std::move(line));
+    PackInspection inspection = InspectPack(path, runtimes);
+    if (!inspection.pack) {
+      listing.broken.push_back(BrokenPack{path, FirstError(inspection.diagnostics)});
       continue;
     }
-    listing.packs.push_back(std::move(pack));
+    listing.packs.push_back(std::move(*inspection.pack));
   }
   return listing;
 }
@@ -581,7 +633,7 @@ Result<ResolvedAction> ResolveAction(const std::string& packs_base_dir, std::str
   ResolvedAction resolved;
   std::optional<PackDir> dir = OpenPackDir(pack_path, &problems);
   if (dir) ParseManifest(*dir, &resolved.pack, &problems);
-  if (problems.size() > 0) return FirstProblem(problems.lines());
+  if (problems.errors() > 0) return Failure("", "", FirstError(problems.diagnostics()));
   std::string yaml_path;
   for (const char* ext : {".yaml", ".yml"}) {
     std::string candidate = dir->actions_real + "/" + ref->action + ext;
@@ -600,28 +652,20 @@ Result<ResolvedAction> ResolveAction(const std::string& packs_base_dir, std::str
   }
   std::optional<Action> action =
       ParseAction(resolved.pack, *dir, yaml_path, ref->action, runtimes, &problems);
-  if (!action) return FirstProblem(problems.lines());
+  if (!action) return Failure("", "", FirstError(problems.diagnostics()));
   resolved.action = std::move(*action);
   return resolved;
 }
 
 Result<const envs::RuntimeDefinition*> ChooseRuntime(const Action& action,
                                                      const envs::RuntimeRegistry& runtimes) {
-  if (!action.runner_type.empty()) {
-    Result<const envs::RuntimeDefinition*> runtime = runtimes.Find(action.runner_type);
-    if (!runtime.ok()) {
-      return Failure("", action.source + ":" + std::to_string(action.runner_type_line),
-                     "runner_type: " + runtime.error().message());
-    }
+  int line = 0;
+  std::string detail;
+  if (const envs::RuntimeDefinition* runtime =
+          ChooseRuntimeOrExplain(action, runtimes, &line, &detail)) {
     return runtime;
   }
-  std::string ext = fs::path(action.entry_point).extension().string();
-  Result<const envs::RuntimeDefinition*> runtime = runtimes.FindByExtension(ext);
-  if (!runtime.ok()) {
-    return Failure("", action.source + ":" + std::to_string(action.entry_point_line),
-                   "runner_type: absent, and " + runtime.error().message());
-  }
-  return runtime;
+  return Failure("", action.source + ":" + std::to_string(line), "runner_type: " + detail);
 }
 
 Result<NetworkMode> EffectiveNetwork(const Action& action, std::string_view pack_ref,

@@ -5,6 +5,11 @@
 // file, the line and the key: `/opt/packvisor/packs/hello/pack.yaml:3: ref: "Foo" does not match
 // the directory name "hello"`. The supervisor only reads packs; nothing here writes anywhere.
 //
+// Packs of the original platform load unchanged (SPEC §4): a key packvisor does not read is
+// ignored, with a note (or a warning with "did you mean" when it is close to a key packvisor
+// reads). One bad action does not break its pack: the pack loads with its good actions and lists
+// the bad ones with their reason; only a broken pack.yaml or actions/ directory breaks a pack.
+//
 // Hostile input: YAML files larger than 1 MiB, with more than one document, nested deeper than
 // 64 levels, or with more than 10,000 nodes once aliases are expanded are refused before they
 // are converted (a "billion laughs" document is refused in linear time). pack.yaml and action
@@ -75,13 +80,39 @@ struct Action {
   int limits_line = 0;
 };
 
+enum class Severity { kNote, kWarning, kError };
+std::string_view SeverityName(Severity severity);  // "note" | "warning" | "error"
+
+// One finding about a pack file. Notes (an ignored key) and warnings (a likely typo, a script
+// reading an undeclared parameter) never make a pack or an action bad; errors do.
+struct Diagnostic {
+  Severity severity = Severity::kError;
+  std::string file;    // the file it is about
+  int line = 0;        // 1-based; 0 when it is about the whole file
+  std::string key;     // e.g. "parameters.who.type"; empty when about no key
+  std::string detail;  // one line
+
+  // "file:line: key: detail" (the form of error messages).
+  std::string Text() const;
+  // "file:line: severity: key: detail" (the form `pack validate` prints).
+  std::string TextWithSeverity() const;
+};
+
+// An action that cannot run: its file is listed, but it is not in Pack::actions.
+struct BadAction {
+  std::string name;    // the YAML file's stem
+  std::string source;  // path of the action YAML
+  std::string reason;  // the first error, one line ("... (and N more problems)")
+};
+
 struct Pack {
   std::string ref;
   std::string version;
   std::string description;
   std::vector<std::string> runtime_deps;
-  std::string dir;              // the pack directory's real path
-  std::vector<Action> actions;  // sorted by name
+  std::string dir;                     // the pack directory's real path
+  std::vector<Action> actions;         // the good actions, sorted by name
+  std::vector<BadAction> bad_actions;  // sorted by name
 
   const Action* FindAction(std::string_view name) const;  // nullptr when absent
 };
@@ -94,24 +125,47 @@ inline constexpr int kMaxYamlDepth = 64;
 // `^[a-z0-9][a-z0-9_-]{0,63}$`.
 bool IsValidPackRef(std::string_view ref);
 
-// Loads pack.yaml and every actions/*.yaml (and *.yml) of the pack in `pack_dir`. With
-// `runtimes`, every action's runtime is chosen (see ChooseRuntime) and an unknown one is an
-// error; without, Action::runtime stays empty. Fails on the first problem; the message is that
-// problem, followed by "(and N more problems)" when there are several.
+// What loading a pack found: the pack (absent when the pack as a whole is broken: its
+// directory, pack.yaml or actions/) and every note, warning and error, in file order.
+struct PackInspection {
+  std::optional<Pack> pack;
+  std::vector<Diagnostic> diagnostics;
+  bool not_found = false;  // `pack_dir` does not exist
+};
+
+// Loads pack.yaml and every actions/*.yaml (and *.yml) of the pack in `pack_dir` (relative to
+// the current directory when relative). With `runtimes`, every action's runtime is chosen (see
+// ChooseRuntime) and an unknown one makes the action bad; without, Action::runtime stays empty.
+// An action with any error is bad (Pack::bad_actions) and the others load.
+PackInspection InspectPack(const std::string& pack_dir,
+                           const envs::RuntimeRegistry* runtimes = nullptr);
+
+// InspectPack for callers that only want the pack: fails when the pack as a whole is broken
+// (error().err is ENOENT when `pack_dir` does not exist), with the first error and "(and N more
+// problems)" when there are several. Bad actions do not fail it.
 Result<Pack> LoadPack(const std::string& pack_dir, const envs::RuntimeRegistry* runtimes = nullptr);
 
-// Every problem of the pack in `dir`, one line each, in file order; empty when the pack is
-// valid. For `packvisor pack validate DIR`.
-std::vector<std::string> ValidatePackDir(const std::string& dir,
-                                         const envs::RuntimeRegistry* runtimes = nullptr);
+// Every note, warning and error of the pack in `dir`, in file order (InspectPack's).
+std::vector<Diagnostic> ValidatePackDir(const std::string& dir,
+                                        const envs::RuntimeRegistry* runtimes = nullptr);
+
+// The errors of `diagnostics` only.
+size_t CountErrors(const std::vector<Diagnostic>& diagnostics);
+
+// A pack directory that does not load at all.
+struct BrokenPack {
+  std::string dir;
+  std::string reason;  // the first error, one line ("... (and N more problems)")
+};
 
 struct PackListing {
-  std::vector<Pack> packs;            // the packs that load, sorted by ref
-  std::vector<std::string> problems;  // one line per problem of the packs that do not
+  std::vector<Pack> packs;         // the packs that load, sorted by ref (with their bad actions)
+  std::vector<BrokenPack> broken;  // the directories that do not, sorted by name
 };
 
 // Every directory of `packs_base_dir` (hidden entries skipped) loaded as a pack. Broken packs
-// are left out and reported in `problems`. Fails only when the base directory cannot be read.
+// are left out of `packs` and reported in `broken`. Fails only when the base directory cannot
+// be read.
 Result<PackListing> ListPacks(const std::string& packs_base_dir,
                               const envs::RuntimeRegistry* runtimes = nullptr);
 
@@ -129,16 +183,16 @@ struct ResolvedAction {
 };
 
 // Finds and loads one action by ref: `{packs_base_dir}/{pack}/pack.yaml` and
-// `{packs_base_dir}/{pack}/actions/{action}.yaml` (other actions are not read). When the pack
-// or the action does not exist, error().err is ENOENT (the CLI's exit 127); any other failure
-// has err 0 or another errno.
+// `{packs_base_dir}/{pack}/actions/{action}.yaml` (other actions are not read, so a bad sibling
+// never blocks it). When the pack or the action does not exist, error().err is ENOENT (the CLI's
+// exit 127); any other failure (a bad action: its first error) has err 0 or another errno.
 Result<ResolvedAction> ResolveAction(const std::string& packs_base_dir, std::string_view action_ref,
                                      const envs::RuntimeRegistry* runtimes = nullptr);
 
 // The runtime of an action: runner_type (a name or alias, case-insensitive) is authoritative;
 // only when it is absent is the runtime chosen by the entry point's extension. The error names
 // the action file and line, e.g. `.../actions/x.yaml:4: runner_type: unknown runtime "ruby"
-// (known: node, python, shell)`.
+// (known: node, python, shell)`; the original platform's native runner is named as such.
 Result<const envs::RuntimeDefinition*> ChooseRuntime(const Action& action,
                                                      const envs::RuntimeRegistry& runtimes);
 

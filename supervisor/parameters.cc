@@ -115,17 +115,13 @@ std::optional<std::string> CheckValue(const ParameterSpec& spec, json* value) {
 // ---------------------------------------------------------------------------------------------
 // Parameter specs.
 
-const char kParamKnown[] =
-    "type, required, default, enum, secret, minimum, maximum, description (ignored: title, "
-    "label, format, items, properties, position, immutable, minLength, maxLength, pattern, ...)";
+// The keys packvisor reads in one parameter's map; others (title, format, items, position, ...)
+// are ignored like every unknown key of a level the original platform reads.
+const std::vector<std::string_view> kParamKeys = {"type",   "required", "default", "enum",
+                                                  "secret", "minimum",  "maximum", "description"};
 
-bool IsIgnoredParamKey(const std::string& key) {
-  static const std::set<std::string> kIgnored = {
-      "title",    "label",     "format",    "items",       "properties", "additionalProperties",
-      "position", "immutable", "minLength", "maxLength",   "minItems",   "maxItems",
-      "pattern",  "examples",  "hidden",    "placeholder", "uniqueItems"};
-  return kIgnored.count(key) > 0;
-}
+// The keys packvisor reads at the top of the JSON-Schema form.
+const std::vector<std::string_view> kSchemaKeys = {"type", "properties", "required"};
 
 }  // namespace
 
@@ -133,20 +129,19 @@ std::string_view ParamTypeName(ParamType type) { return NameOf(kParamTypes, type
 
 namespace detail {
 
-std::optional<ParameterSpec> ParseParameter(const FileContext& ctx, const std::string& name,
+std::optional<ParameterSpec> ParseParameter(const FileContext& ctx, const std::string& prefix,
                                             const YAML::Node& node, Budget* budget) {
-  std::string prefix = "parameters." + name;
   if (!node.IsMap()) {
     ctx.Add(LineOf(node), prefix, "expected a mapping {type, required, default, ...}");
     return std::nullopt;
   }
-  size_t before = ctx.problems->size();
+  size_t before = ctx.problems->errors();
   ParameterSpec spec;
   // The type first: it guides how default and enum scalars are read.
   if (node["type"]) spec.type = GetEnum(ctx, node["type"], prefix + ".type", kParamTypes);
   YAML::Node default_node;
   YAML::Node enum_node;
-  ForEachKey(ctx, node, prefix, kParamKnown, [&](const std::string& key, const YAML::Node& v) {
+  ForEachKey(ctx, node, prefix, kParamKeys, [&](const std::string& key, const YAML::Node& v) {
     std::string full = prefix + "." + key;
     if (key == "type") {
       // read above
@@ -165,7 +160,7 @@ std::optional<ParameterSpec> ParseParameter(const FileContext& ctx, const std::s
     } else if (key == "enum") {
       enum_node = v;
     } else {
-      return IsIgnoredParamKey(key);
+      return false;
     }
     return true;
   });
@@ -206,8 +201,87 @@ std::optional<ParameterSpec> ParseParameter(const FileContext& ctx, const std::s
       spec.default_value = std::move(*value);
     }
   }
-  if (ctx.problems->size() != before) return std::nullopt;
+  if (ctx.problems->errors() != before) return std::nullopt;
   return spec;
+}
+
+namespace {
+
+// name -> spec entries of `properties` (the flat form's whole map, or the JSON-Schema form's
+// `properties:`), keyed `prefix.<name>` in messages.
+void ParseParameterMap(const FileContext& ctx, const YAML::Node& node, const std::string& prefix,
+                       Budget* budget, std::map<std::string, ParameterSpec>* out) {
+  if (node.IsNull()) return;
+  if (!node.IsMap()) {
+    ctx.Add(LineOf(node), prefix, "expected a mapping of parameter name to specification");
+    return;
+  }
+  ForEachKey(ctx, node, prefix, {}, [&](const std::string& param, const YAML::Node& spec) {
+    std::string key = prefix + "." + param;
+    if (!IsValidParameterName(param)) {
+      ctx.Add(LineOf(spec), key,
+              "not a valid parameter name (letters, digits and '_', not starting "
+              "with a digit)");
+    } else if (std::optional<ParameterSpec> parsed = ParseParameter(ctx, key, spec, budget)) {
+      (*out)[param] = std::move(*parsed);
+    }
+    return true;
+  });
+}
+
+// The JSON-Schema form: {type: object, properties: {...}, required: [...]}.
+void ParseSchemaForm(const FileContext& ctx, const YAML::Node& node, Budget* budget,
+                     std::map<std::string, ParameterSpec>* out) {
+  const std::string prefix = "parameters";
+  YAML::Node required;
+  YAML::Node properties;
+  ForEachKey(ctx, node, prefix, kSchemaKeys, [&](const std::string& key, const YAML::Node& v) {
+    if (key == "type") {
+      std::optional<std::string> type = GetString(ctx, v, prefix + ".type");
+      if (type && *type != "object") {
+        ctx.Add(LineOf(v), prefix + ".type",
+                Quote(*type) + ": the JSON-Schema form of parameters has type object");
+      }
+    } else if (key == "properties") {
+      properties = v;
+    } else if (key == "required") {
+      required = v;
+    } else {
+      return false;
+    }
+    return true;
+  });
+  if (properties) ParseParameterMap(ctx, properties, prefix + ".properties", budget, out);
+  if (!required || required.IsNull()) return;
+  if (!required.IsSequence()) {
+    ctx.Add(LineOf(required), prefix + ".required", "expected a list of parameter names");
+    return;
+  }
+  for (const YAML::Node& element : required) {
+    std::optional<std::string> name = GetString(ctx, element, prefix + ".required");
+    if (!name) continue;
+    auto spec = out->find(*name);
+    if (spec != out->end()) {
+      spec->second.required = true;
+    } else if (const YAML::Node& declared = properties;
+               !declared || !declared.IsMap() || !declared[*name]) {
+      // A required name that is no property could never be given (unknown parameters are
+      // refused): the action could never run.
+      ctx.Add(LineOf(element), prefix + ".required",
+              Quote(*name) + " is not one of parameters.properties");
+    }
+  }
+}
+
+}  // namespace
+
+void ParseParameters(const FileContext& ctx, const YAML::Node& node, Budget* budget,
+                     std::map<std::string, ParameterSpec>* out) {
+  if (node.IsMap() && node["type"] && node["type"].IsScalar()) {
+    ParseSchemaForm(ctx, node, budget, out);
+  } else {
+    ParseParameterMap(ctx, node, "parameters", budget, out);
+  }
 }
 
 bool IsValidParameterName(const std::string& name) {

@@ -149,31 +149,4 @@ int RunRunCommand(const Config& config, const RunOptions& options) {
   return result.ExitStatus();
 }
 
-int RunPackListCommand(const Config& config) {
-  auto runtimes = LoadRuntimeRegistry(config);
-  if (!runtimes) return Fail(runtimes.error().message());
-  auto listing = ListPacks(config.packs_base_dir, &*runtimes);
-  if (!listing) return Fail(listing.error().message());
-  for (const Pack& pack : listing->packs) {
-    std::printf("%s %s  %s\n", pack.ref.c_str(), pack.version.c_str(), pack.description.c_str());
-    for (const Action& action : pack.actions) {
-      std::printf("  %-32s %-8s %s%s\n", action.action_ref.c_str(), action.runtime.c_str(),
-                  action.entry_point.c_str(), action.enabled ? "" : "  (disabled)");
-    }
-  }
-  for (const std::string& problem : listing->problems) {
-    std::fprintf(stderr, "packvisor: %s\n", problem.c_str());
-  }
-  return listing->problems.empty() ? 0 : 1;
-}
-
-int RunPackValidateCommand(const Config& config, const std::string& dir) {
-  auto runtimes = LoadRuntimeRegistry(config);
-  if (!runtimes) return Fail(runtimes.error().message());
-  std::vector<std::string> problems = ValidatePackDir(dir, &*runtimes);
-  for (const std::string& problem : problems) std::printf("%s\n", problem.c_str());
-  if (problems.empty()) std::printf("%s: ok\n", dir.c_str());
-  return problems.empty() ? 0 : 1;
-}
-
 }  // namespace packvisor

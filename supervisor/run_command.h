@@ -1,4 +1,4 @@
-// `packvisor run`, `packvisor pack list` and `packvisor pack validate`.
+// `packvisor run`.
 #pragma once
 
 #include <optional>
@@ -20,7 +20,5 @@ struct RunOptions {
 };
 
 int RunRunCommand(const Config& config, const RunOptions& options);
-int RunPackListCommand(const Config& config);
-int RunPackValidateCommand(const Config& config, const std::string& dir);
 
 }  // namespace packvisor

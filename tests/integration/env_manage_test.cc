@@ -104,7 +104,7 @@ TEST(EnvManage, RegisterReportsAFailingRuntimeAndSetsUpTheOthers) {
 
 TEST(EnvManage, RegisterRejectsAnInvalidPackWithoutBuilding) {
   EnvWorld world;
-  world.WriteAction("hello", "usepkg", "python", "usepkg.py", kPythonProbe);
+  // Its only action is bad (a bad action beside good ones: tests/integration/pack_compat_test.cc).
   world.WriteAction("hello", "broken", "ruby", "broken.rb", "puts 1\n");
   world.WriteConfig();
   CommandResult reg = world.Cli({"pack", "register", world.PackDir("hello")});

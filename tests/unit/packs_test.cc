@@ -6,9 +6,10 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string_view>
 
-#include "tests/support/scratch_dir.h"
+#include "tests/support/pack_builder.h"
 
 namespace packvisor {
 namespace {
@@ -16,57 +17,26 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// PACKVISOR_SOURCE_RUNTIMES_DIR is "<source>/config/runtimes".
-const std::string kRuntimesDir = PACKVISOR_SOURCE_RUNTIMES_DIR;
-const std::string kFixtures =
-    fs::path(kRuntimesDir).parent_path().parent_path().string() + "/tests/fixtures/packs";
-
+using testing::Contains;
+using testing::Joined;
+using testing::kFixtures;
+using testing::PackBuilder;
+using testing::Runtimes;
 using TempDir = testing::ScratchDir;
 
-// A pack "p" in a temporary base directory, with one shell action "run" by default.
-class PackBuilder {
- public:
-  PackBuilder() {
-    base_.Write("p/pack.yaml", "ref: p\nversion: \"1\"\n");
-    base_.Write("p/actions/run.sh", "echo run\n");
+// The all-or-nothing view: the pack's own error, else the reason of its first bad action.
+Result<Pack> LoadWhole(const std::string& dir, const envs::RuntimeRegistry* runtimes = nullptr) {
+  Result<Pack> pack = LoadPack(dir, runtimes);
+  if (pack.ok() && !pack->bad_actions.empty()) {
+    return Failure("", "", pack->bad_actions.front().reason);
   }
-  std::string dir() const { return base_.path() + "/p"; }
-  const std::string& base() const { return base_.path(); }
-  std::string Write(const std::string& name, const std::string& text) const {
-    return base_.Write("p/" + name, text);
-  }
-  std::string Action(const std::string& text) const { return Write("actions/run.yaml", text); }
-
- private:
-  TempDir base_;
-};
-
-const envs::RuntimeRegistry& Runtimes() {
-  static const envs::RuntimeRegistry* registry = [] {
-    Result<envs::RuntimeRegistry> loaded = envs::RuntimeRegistry::Load(kRuntimesDir, std::nullopt);
-    if (!loaded.ok()) {
-      ADD_FAILURE() << loaded.error().message();
-      return new envs::RuntimeRegistry();
-    }
-    return new envs::RuntimeRegistry(std::move(*loaded));
-  }();
-  return *registry;
-}
-
-bool Contains(const std::string& text, std::string_view part) {
-  return text.find(part) != std::string::npos;
-}
-
-std::string Joined(const std::vector<std::string>& lines) {
-  std::string out;
-  for (const std::string& line : lines) out += line + "\n";
-  return out;
+  return pack;
 }
 
 // --- The valid fixture -----------------------------------------------------------------------
 
 TEST(LoadPack, LoadsTheHelloFixture) {
-  Result<Pack> pack = LoadPack(kFixtures + "/hello", &Runtimes());
+  Result<Pack> pack = LoadWhole(kFixtures + "/hello", &Runtimes());
   ASSERT_TRUE(pack.ok()) << pack.error().message();
   EXPECT_EQ(pack->ref, "hello");
   EXPECT_EQ(pack->version, "1.0.0");
@@ -107,7 +77,7 @@ TEST(LoadPack, LoadsTheHelloFixture) {
 }
 
 TEST(LoadPack, ConvertsDefaultsByDeclaredType) {
-  Result<Pack> pack = LoadPack(kFixtures + "/hello", &Runtimes());
+  Result<Pack> pack = LoadWhole(kFixtures + "/hello", &Runtimes());
   ASSERT_TRUE(pack.ok()) << pack.error().message();
   const Action* py = pack->FindAction("pyhello");
   ASSERT_NE(py, nullptr);
@@ -138,7 +108,7 @@ TEST(LoadPack, UntypedDefaultsFollowTheYamlCoreSchema) {
       "  exp: {default: 1e3}\n  frac: {default: .5}\n  quoted: {default: \"12\"}\n"
       "  big: {default: 99999999999999999999}\n  dots: {default: 1.2.3}\n"
       "  yes: {default: yes}\n  t: {default: true}\n  nothing: {default: ~}\n");
-  Result<Pack> pack = LoadPack(p.dir());
+  Result<Pack> pack = LoadWhole(p.dir());
   ASSERT_TRUE(pack.ok()) << pack.error().message();
   const auto& params = pack->actions[0].parameters;
   EXPECT_EQ(params.at("hex").default_value, json(31));
@@ -155,7 +125,7 @@ TEST(LoadPack, UntypedDefaultsFollowTheYamlCoreSchema) {
 }
 
 TEST(LoadPack, RunnerTypeAbsentChoosesByExtension) {
-  Result<Pack> pack = LoadPack(kFixtures + "/hello", &Runtimes());
+  Result<Pack> pack = LoadWhole(kFixtures + "/hello", &Runtimes());
   ASSERT_TRUE(pack.ok()) << pack.error().message();
   const Action* byext = pack->FindAction("byext");
   ASSERT_NE(byext, nullptr);
@@ -167,13 +137,13 @@ TEST(LoadPack, RunnerTypeIsAuthoritativeOverTheExtension) {
   PackBuilder p;
   p.Write("actions/run.py", "print(1)\n");
   p.Action("name: run\nrunner_type: shell\nentry_point: run.py\n");
-  Result<Pack> pack = LoadPack(p.dir(), &Runtimes());
+  Result<Pack> pack = LoadWhole(p.dir(), &Runtimes());
   ASSERT_TRUE(pack.ok()) << pack.error().message();
   EXPECT_EQ(pack->actions[0].runtime, "shell");
 }
 
 TEST(LoadPack, WithoutRegistryRuntimeIsLeftEmpty) {
-  Result<Pack> pack = LoadPack(kFixtures + "/broken_runner");
+  Result<Pack> pack = LoadWhole(kFixtures + "/broken_runner");
   ASSERT_TRUE(pack.ok()) << pack.error().message();
   EXPECT_EQ(pack->actions[0].runner_type, "ruby");
   EXPECT_EQ(pack->actions[0].runtime, "");
@@ -182,15 +152,20 @@ TEST(LoadPack, WithoutRegistryRuntimeIsLeftEmpty) {
 // --- Broken fixtures -------------------------------------------------------------------------
 
 TEST(LoadPack, UnknownRunnerTypeNamesTheFile) {
+  // The pack loads; its one action is bad, with the reason.
   Result<Pack> pack = LoadPack(kFixtures + "/broken_runner", &Runtimes());
-  ASSERT_FALSE(pack.ok());
+  ASSERT_TRUE(pack.ok()) << pack.error().message();
+  EXPECT_TRUE(pack->actions.empty());
+  ASSERT_EQ(pack->bad_actions.size(), 1u);
   std::string file = fs::canonical(kFixtures + "/broken_runner").string() + "/actions/rb.yaml";
-  EXPECT_EQ(pack.error().message(),
+  EXPECT_EQ(pack->bad_actions[0].name, "rb");
+  EXPECT_EQ(pack->bad_actions[0].source, file);
+  EXPECT_EQ(pack->bad_actions[0].reason,
             file + ":3: runner_type: unknown runtime \"ruby\" (known: node, python, shell)");
 }
 
 TEST(LoadPack, RefMustMatchTheDirectoryName) {
-  Result<Pack> pack = LoadPack(kFixtures + "/broken_ref");
+  Result<Pack> pack = LoadWhole(kFixtures + "/broken_ref");
   ASSERT_FALSE(pack.ok());
   EXPECT_TRUE(Contains(pack.error().message(),
                        "pack.yaml:1: ref: \"Foo\" does not match ^[a-z0-9][a-z0-9_-]{0,63}$"))
@@ -199,7 +174,7 @@ TEST(LoadPack, RefMustMatchTheDirectoryName) {
   PackBuilder p;
   p.Write("pack.yaml", "ref: other\n");
   p.Action("name: run\nentry_point: run.sh\n");
-  Result<Pack> other = LoadPack(p.dir());
+  Result<Pack> other = LoadWhole(p.dir());
   ASSERT_FALSE(other.ok());
   EXPECT_TRUE(Contains(other.error().message(),
                        "pack.yaml:1: ref: \"other\" does not match the directory name \"p\""))
@@ -207,26 +182,27 @@ TEST(LoadPack, RefMustMatchTheDirectoryName) {
 }
 
 TEST(LoadPack, MalformedYamlNamesFileAndLine) {
-  Result<Pack> pack = LoadPack(kFixtures + "/broken_yaml");
+  Result<Pack> pack = LoadWhole(kFixtures + "/broken_yaml");
   ASSERT_FALSE(pack.ok());
   EXPECT_TRUE(Contains(pack.error().message(), "/actions/bad.yaml:"));
   EXPECT_TRUE(Contains(pack.error().message(), "YAML:")) << pack.error().message();
 }
 
 TEST(LoadPack, EscapingEntryPointsAreRejected) {
-  std::vector<std::string> problems = ValidatePackDir(kFixtures + "/broken_escape");
+  std::vector<Diagnostic> problems = ValidatePackDir(kFixtures + "/broken_escape");
   std::string all = Joined(problems);
   ASSERT_EQ(problems.size(), 3u) << all;
-  EXPECT_TRUE(Contains(all, "abs.yaml:3: entry_point: \"/etc/passwd\" is absolute")) << all;
-  EXPECT_TRUE(Contains(all, "gone.yaml:3: entry_point: \"gone.sh\" does not exist")) << all;
-  EXPECT_TRUE(Contains(all, "up.yaml:3: entry_point: \"../pack.yaml\" contains '..'")) << all;
+  EXPECT_TRUE(Contains(all, "abs.yaml:3: error: entry_point: \"/etc/passwd\" is absolute")) << all;
+  EXPECT_TRUE(Contains(all, "gone.yaml:3: error: entry_point: \"gone.sh\" does not exist")) << all;
+  EXPECT_TRUE(Contains(all, "up.yaml:3: error: entry_point: \"../pack.yaml\" contains '..'"))
+      << all;
 }
 
 TEST(LoadPack, EntryPointSymlinkOutOfThePackIsRejected) {
   PackBuilder p;
   fs::create_symlink("/etc/passwd", p.dir() + "/actions/passwd.sh");
   p.Action("name: run\nrunner_type: shell\nentry_point: passwd.sh\n");
-  Result<Pack> pack = LoadPack(p.dir());
+  Result<Pack> pack = LoadWhole(p.dir());
   ASSERT_FALSE(pack.ok());
   EXPECT_TRUE(Contains(pack.error().message(),
                        "run.yaml:3: entry_point: \"passwd.sh\" resolves to /etc/passwd, outside "
@@ -238,7 +214,7 @@ TEST(LoadPack, EntryPointSymlinkedDirectoryOutOfThePackIsRejected) {
   PackBuilder p;
   fs::create_symlink("/etc", p.dir() + "/actions/etc");
   p.Action("name: run\nentry_point: etc/passwd\n");
-  Result<Pack> pack = LoadPack(p.dir());
+  Result<Pack> pack = LoadWhole(p.dir());
   ASSERT_FALSE(pack.ok());
   EXPECT_TRUE(Contains(pack.error().message(), "outside the pack's actions/ directory"));
 }
@@ -248,14 +224,14 @@ TEST(LoadPack, EntryPointOutsideActionsButInsideThePackIsRejected) {
   p.Write("lib/tool.sh", "echo\n");
   fs::create_symlink("../lib/tool.sh", p.dir() + "/actions/tool.sh");
   p.Action("name: run\nentry_point: tool.sh\n");
-  EXPECT_FALSE(LoadPack(p.dir()).ok());
+  EXPECT_FALSE(LoadWhole(p.dir()).ok());
 }
 
 TEST(LoadPack, EntryPointSymlinkWithinActionsIsAccepted) {
   PackBuilder p;
   fs::create_symlink("run.sh", p.dir() + "/actions/alias.sh");
   p.Action("name: run\nentry_point: alias.sh\n");
-  Result<Pack> pack = LoadPack(p.dir(), &Runtimes());
+  Result<Pack> pack = LoadWhole(p.dir(), &Runtimes());
   ASSERT_TRUE(pack.ok()) << pack.error().message();
   EXPECT_EQ(pack->actions[0].sandbox_entry_path, "/pack/actions/run.sh");
   EXPECT_EQ(pack->actions[0].runtime, "shell");
@@ -265,7 +241,7 @@ TEST(LoadPack, EntryPointMustBeAFile) {
   PackBuilder p;
   fs::create_directories(p.dir() + "/actions/dir");
   p.Action("name: run\nentry_point: dir\n");
-  Result<Pack> pack = LoadPack(p.dir());
+  Result<Pack> pack = LoadWhole(p.dir());
   ASSERT_FALSE(pack.ok());
   EXPECT_TRUE(Contains(pack.error().message(), "is not a regular file"));
 }
@@ -277,7 +253,7 @@ TEST(LoadPack, ActionsDirectorySymlinkedOutOfThePackIsRejected) {
   TempDir base;
   base.Write("p/pack.yaml", "ref: p\n");
   fs::create_symlink(outside.path(), base.path() + "/p/actions");
-  Result<Pack> pack = LoadPack(base.path() + "/p");
+  Result<Pack> pack = LoadWhole(base.path() + "/p");
   ASSERT_FALSE(pack.ok());
   EXPECT_TRUE(Contains(pack.error().message(), "outside the pack")) << pack.error().message();
 }
@@ -286,14 +262,14 @@ TEST(LoadPack, YamlFilesMustNotBeSymlinks) {
   PackBuilder p;
   std::string real = p.Write("real.yaml", "name: run\nentry_point: run.sh\n");
   fs::create_symlink(real, p.dir() + "/actions/run.yaml");
-  Result<Pack> pack = LoadPack(p.dir());
+  Result<Pack> pack = LoadWhole(p.dir());
   ASSERT_FALSE(pack.ok());
   EXPECT_TRUE(Contains(pack.error().message(), "is a symbolic link")) << pack.error().message();
 }
 
 TEST(LoadPack, BillionLaughsIsRefusedQuickly) {
   auto start = std::chrono::steady_clock::now();
-  Result<Pack> pack = LoadPack(kFixtures + "/broken_bomb");
+  Result<Pack> pack = LoadWhole(kFixtures + "/broken_bomb");
   auto elapsed = std::chrono::steady_clock::now() - start;
   ASSERT_FALSE(pack.ok());
   EXPECT_TRUE(Contains(pack.error().message(), "lol.yaml:"));
@@ -310,7 +286,7 @@ TEST(LoadPack, BombInAParameterDefaultIsRefused) {
   text += "  z:\n    type: array\n    default: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n";
   text += "  w:\n    type: array\n    default: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n";
   p.Action(text);
-  Result<Pack> pack = LoadPack(p.dir());
+  Result<Pack> pack = LoadWhole(p.dir());
   ASSERT_FALSE(pack.ok());
   EXPECT_TRUE(Contains(pack.error().message(), "aliases are expanded")) << pack.error().message();
 }
@@ -320,7 +296,7 @@ TEST(LoadPack, SmallAliasesAreFine) {
   p.Action(
       "name: run\nentry_point: run.sh\nparameters:\n"
       "  a: &spec\n    type: string\n    default: hi\n  b: *spec\n");
-  Result<Pack> pack = LoadPack(p.dir());
+  Result<Pack> pack = LoadWhole(p.dir());
   ASSERT_TRUE(pack.ok()) << pack.error().message();
   EXPECT_EQ(pack->actions[0].parameters.at("b").default_value, json("hi"));
 }
@@ -329,13 +305,13 @@ TEST(LoadPack, OversizedAndDeepYamlIsRefused) {
   PackBuilder p;
   p.Action("name: run\nentry_point: run.sh\ndescription: \"" + std::string(kMaxYamlBytes, 'x') +
            "\"\n");
-  Result<Pack> big = LoadPack(p.dir());
+  Result<Pack> big = LoadWhole(p.dir());
   ASSERT_FALSE(big.ok());
   EXPECT_TRUE(Contains(big.error().message(), "larger than 1048576 bytes"));
 
   p.Action("name: run\nentry_point: run.sh\nmeta: " + std::string(200, '[') +
            std::string(200, ']') + "\n");
-  Result<Pack> deep = LoadPack(p.dir());
+  Result<Pack> deep = LoadWhole(p.dir());
   ASSERT_FALSE(deep.ok());
   EXPECT_TRUE(Contains(deep.error().message(), "nested deeper than 64 levels"))
       << deep.error().message();
@@ -344,29 +320,31 @@ TEST(LoadPack, OversizedAndDeepYamlIsRefused) {
 TEST(LoadPack, MultipleDocumentsAreRefused) {
   PackBuilder p;
   p.Action("name: run\nentry_point: run.sh\n---\nname: other\n");
-  Result<Pack> pack = LoadPack(p.dir());
+  Result<Pack> pack = LoadWhole(p.dir());
   ASSERT_FALSE(pack.ok());
   EXPECT_TRUE(Contains(pack.error().message(), "more than one YAML document"));
 }
 
-TEST(LoadPack, OriginalPlatformKeysAreIgnoredUnknownKeysRejected) {
+TEST(LoadPack, OriginalPlatformKeysAreIgnoredTyposWarned) {
   PackBuilder p;
   p.Action(
       "name: run\nentry_point: run.sh\nlabel: Run\ntags: [a]\noutput: {type: object}\n"
       "worker_selector: {a: b}\nworker_tolerations: []\nruntime_version: \">=3.12\"\n"
       "required_worker_runtimes: [python]\n");
-  EXPECT_TRUE(LoadPack(p.dir()).ok());
+  EXPECT_TRUE(LoadWhole(p.dir()).ok());
   p.Action("name: run\nentrypoint: run.sh\n");
-  std::vector<std::string> problems = ValidatePackDir(p.dir());
-  std::string all = Joined(problems);
-  EXPECT_TRUE(Contains(all, "run.yaml:2: entrypoint: unknown key")) << all;
-  EXPECT_TRUE(Contains(all, "entry_point: missing")) << all;
+  std::string all = Joined(ValidatePackDir(p.dir()));
+  EXPECT_TRUE(Contains(all,
+                       "run.yaml:2: warning: entrypoint: unknown key, ignored; did you mean "
+                       "\"entry_point\"?"))
+      << all;
+  EXPECT_TRUE(Contains(all, "error: entry_point: missing")) << all;
 }
 
 TEST(LoadPack, ActionNameMustMatchTheFileAndRef) {
   PackBuilder p;
   p.Action("name: walk\nentry_point: run.sh\n");
-  Result<Pack> pack = LoadPack(p.dir());
+  Result<Pack> pack = LoadWhole(p.dir());
   ASSERT_FALSE(pack.ok());
   EXPECT_TRUE(Contains(pack.error().message(),
                        "run.yaml:1: name: \"walk\" does not match the file name \"run.yaml\""))
@@ -374,7 +352,7 @@ TEST(LoadPack, ActionNameMustMatchTheFileAndRef) {
   p.Action("ref: q.run\nentry_point: run.sh\n");
   EXPECT_TRUE(Contains(Joined(ValidatePackDir(p.dir())), "is not of the form p.<name>"));
   p.Action("ref: p.run\nname: run\nentry_point: run.sh\n");
-  EXPECT_TRUE(LoadPack(p.dir()).ok());
+  EXPECT_TRUE(LoadWhole(p.dir()).ok());
 }
 
 TEST(LoadPack, BadFieldValuesAreReported) {
@@ -393,20 +371,21 @@ TEST(LoadPack, BadFieldValuesAreReported) {
       "  k: {type: string, requried: true}\n");
   std::string all = Joined(ValidatePackDir(p.dir()));
   for (const char* expected :
-       {"run.yaml:3: parameter_delivery: \"env\" is not one of: stdin, file",
-        "run.yaml:4: parameter_format: \"xml\" is not one of: json, dotenv, yaml",
-        "run.yaml:5: output_format: \"csv\" is not one of: text, json, yaml, jsonl",
-        "run.yaml:6: timeout_seconds: expected a whole number",
-        "run.yaml:7: network: \"bridge\" is not one of: none, host",
-        "run.yaml:8: enabled: expected true or false",
-        "run.yaml:10: parameters.bad-name: not a valid parameter name",
-        "run.yaml:11: parameters.t.type: \"float\" is not one of",
-        "run.yaml:12: parameters.n.default: expected integer, got string",
-        "run.yaml:13: parameters.e.enum: expected integer, got string",
-        "run.yaml:14: parameters.m: minimum/maximum apply only",
-        "run.yaml:15: parameters.r.minimum: greater than maximum",
-        "run.yaml:16: parameters.d.default: must be <= 10",
-        "run.yaml:17: parameters.k.requried: unknown key"}) {
+       {"run.yaml:3: error: parameter_delivery: \"env\" is not one of: stdin, file",
+        "run.yaml:4: error: parameter_format: \"xml\" is not one of: json, dotenv, yaml",
+        "run.yaml:5: error: output_format: \"csv\" is not one of: text, json, yaml, jsonl",
+        "run.yaml:6: error: timeout_seconds: expected a whole number",
+        "run.yaml:7: error: network: \"bridge\" is not one of: none, host",
+        "run.yaml:8: error: enabled: expected true or false",
+        "run.yaml:10: error: parameters.bad-name: not a valid parameter name",
+        "run.yaml:11: error: parameters.t.type: \"float\" is not one of",
+        "run.yaml:12: error: parameters.n.default: expected integer, got string",
+        "run.yaml:13: error: parameters.e.enum: expected integer, got string",
+        "run.yaml:14: error: parameters.m: minimum/maximum apply only",
+        "run.yaml:15: error: parameters.r.minimum: greater than maximum",
+        "run.yaml:16: error: parameters.d.default: must be <= 10",
+        "run.yaml:17: warning: parameters.k.requried: unknown key, ignored; did you mean "
+        "\"required\"?"}) {
     EXPECT_TRUE(Contains(all, expected)) << "missing: " << expected << "\nin:\n" << all;
   }
 }
@@ -430,7 +409,7 @@ TEST(LoadPack, OddShapesAreProblemsNotCrashes) {
            "name: run\nentry_point: run.sh\nparameters: {a: *undefined}\n",
        }) {
     p.Action(text);
-    Result<Pack> pack = LoadPack(p.dir(), &Runtimes());
+    Result<Pack> pack = LoadWhole(p.dir(), &Runtimes());
     EXPECT_FALSE(pack.ok()) << text;
     if (!pack.ok()) {
       EXPECT_EQ(pack.error().message().find('\n'), std::string::npos) << pack.error().message();
@@ -440,7 +419,11 @@ TEST(LoadPack, OddShapesAreProblemsNotCrashes) {
 }
 
 TEST(ValidatePackDir, ValidPackHasNoProblems) {
-  EXPECT_EQ(Joined(ValidatePackDir(kFixtures + "/hello", &Runtimes())), "");
+  // pyhello.yaml's `label:` is ignored with a note, nothing else.
+  std::vector<Diagnostic> diagnostics = ValidatePackDir(kFixtures + "/hello", &Runtimes());
+  EXPECT_EQ(Joined(diagnostics, Severity::kWarning), "");
+  EXPECT_TRUE(Contains(Joined(diagnostics), "pyhello.yaml:2: note: label: ignored"))
+      << Joined(diagnostics);
 }
 
 TEST(ValidatePackDir, ReportsEveryProblemOnePerLine) {
@@ -448,27 +431,37 @@ TEST(ValidatePackDir, ReportsEveryProblemOnePerLine) {
   p.Write("pack.yaml", "ref: P\nbogus: 1\n");
   p.Action("name: run\nrunner_type: cobol\nentry_point: run.sh\n");
   p.Write("actions/two.yaml", "name: two\nentry_point: ../two.sh\n");
-  std::vector<std::string> problems = ValidatePackDir(p.dir(), &Runtimes());
+  std::vector<Diagnostic> problems = ValidatePackDir(p.dir(), &Runtimes());
   std::string all = Joined(problems);
   ASSERT_EQ(problems.size(), 4u) << all;
-  for (const std::string& line : problems) EXPECT_EQ(line.find('\n'), std::string::npos);
-  EXPECT_TRUE(Contains(all, "pack.yaml:1: ref: \"P\""));
-  EXPECT_TRUE(Contains(all, "pack.yaml:2: bogus: unknown key"));
-  EXPECT_TRUE(Contains(all, "run.yaml:2: runner_type: unknown runtime \"cobol\""));
-  EXPECT_TRUE(Contains(all, "two.yaml:2: entry_point: \"../two.sh\" contains '..'"));
+  EXPECT_EQ(CountErrors(problems), 3u) << all;
+  for (const Diagnostic& d : problems) EXPECT_EQ(d.Text().find('\n'), std::string::npos);
+  EXPECT_TRUE(Contains(all, "pack.yaml:1: error: ref: \"P\""));
+  EXPECT_TRUE(Contains(all, "pack.yaml:2: note: bogus: ignored"));
+  EXPECT_TRUE(Contains(all, "run.yaml:2: error: runner_type: unknown runtime \"cobol\""));
+  EXPECT_TRUE(Contains(all, "two.yaml:2: error: entry_point: \"../two.sh\" contains '..'"));
 
+  // A broken pack.yaml breaks the pack: the first error, and how many more.
   Result<Pack> pack = LoadPack(p.dir(), &Runtimes());
   ASSERT_FALSE(pack.ok());
-  EXPECT_TRUE(Contains(pack.error().message(), "(and 3 more problems)"));
+  EXPECT_TRUE(Contains(pack.error().message(), "pack.yaml:1: ref: \"P\""))
+      << pack.error().message();
+  EXPECT_TRUE(Contains(pack.error().message(), "(and 2 more problems)")) << pack.error().message();
 }
 
 TEST(ValidatePackDir, MissingPiecesAreReported) {
   TempDir base;
-  EXPECT_TRUE(Contains(Joined(ValidatePackDir(base.path() + "/nope")), "nope: "));
+  EXPECT_TRUE(
+      Contains(Joined(ValidatePackDir(base.path() + "/nope")), "nope: error: pack not found"));
+  EXPECT_TRUE(InspectPack(base.path() + "/nope").not_found);
+  Result<Pack> missing = LoadPack(base.path() + "/nope");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().err, ENOENT);
   base.Write("empty/.keep", "");
   std::string all = Joined(ValidatePackDir(base.path() + "/empty"));
-  EXPECT_TRUE(Contains(all, "empty/pack.yaml: missing")) << all;
-  EXPECT_TRUE(Contains(all, "actions: missing")) << all;
+  EXPECT_TRUE(Contains(all, "empty/pack.yaml: error: missing")) << all;
+  EXPECT_TRUE(Contains(all, "actions: error: missing")) << all;
+  EXPECT_FALSE(InspectPack(base.path() + "/empty").not_found);
 }
 
 TEST(ValidatePackDir, ExtensionFallbackWithoutAMatchNamesTheFile) {
@@ -477,23 +470,33 @@ TEST(ValidatePackDir, ExtensionFallbackWithoutAMatchNamesTheFile) {
   p.Action("name: run\nentry_point: run.rb\n");
   std::string all = Joined(ValidatePackDir(p.dir(), &Runtimes()));
   EXPECT_TRUE(Contains(all,
-                       "run.yaml:2: runner_type: absent, and no runtime handles files "
+                       "run.yaml:2: error: runner_type: absent, and no runtime handles files "
                        "ending in \".rb\""))
       << all;
 }
 
 // --- Listing and resolving -------------------------------------------------------------------
 
-TEST(ListPacks, SkipsAndReportsBrokenPacks) {
+TEST(ListPacks, ListsPacksWithBadActionsAndReportsBrokenOnes) {
   Result<PackListing> listing = ListPacks(kFixtures, &Runtimes());
   ASSERT_TRUE(listing.ok()) << listing.error().message();
-  ASSERT_EQ(listing->packs.size(), 1u);
-  EXPECT_EQ(listing->packs[0].ref, "hello");
-  std::string all = Joined(listing->problems);
-  for (const char* broken :
-       {"broken_bomb", "broken_escape", "broken_ref", "broken_runner", "broken_yaml"}) {
-    EXPECT_TRUE(Contains(all, broken)) << broken << "\n" << all;
+  std::map<std::string, const Pack*> packs;
+  for (const Pack& pack : listing->packs) packs[pack.ref] = &pack;
+  // A bad action leaves its pack listed, with the action marked bad.
+  for (const char* ref :
+       {"hello", "broken_bomb", "broken_escape", "broken_runner", "broken_yaml", "original_core"}) {
+    ASSERT_TRUE(packs.count(ref)) << ref;
   }
+  EXPECT_TRUE(packs["hello"]->bad_actions.empty());
+  EXPECT_EQ(packs["broken_escape"]->bad_actions.size(), 3u);
+  EXPECT_EQ(packs["broken_runner"]->bad_actions.size(), 1u);
+  EXPECT_TRUE(Contains(packs["broken_bomb"]->bad_actions.at(0).reason, "aliases are expanded"))
+      << packs["broken_bomb"]->bad_actions.at(0).reason;
+  // A broken pack.yaml hides the pack (there is nothing to list).
+  EXPECT_FALSE(packs.count("broken_ref"));
+  ASSERT_EQ(listing->broken.size(), 1u);
+  EXPECT_TRUE(Contains(listing->broken[0].reason, "broken_ref/pack.yaml:1: ref:"))
+      << listing->broken[0].reason;
   EXPECT_FALSE(ListPacks("/nonexistent/packs").ok());
 }
 
@@ -551,7 +554,9 @@ TEST(ChooseRuntime, ByRunnerTypeOrExtension) {
   Result<const envs::RuntimeDefinition*> native = ChooseRuntime(action, Runtimes());
   ASSERT_FALSE(native.ok());
   EXPECT_EQ(native.error().message(),
-            "x.yaml:3: runner_type: unknown runtime \"native\" (known: node, python, shell)");
+            "x.yaml:3: runner_type: unknown runtime \"native\" (known: node, python, shell); the "
+            "original platform's native runner (a binary run directly) is not supported: "
+            "packvisor runs scripts through a runtime's interpreter");
 }
 
 TEST(EffectiveNetwork, OnlyTheOperatorGrantsTheHostNetwork) {
@@ -687,7 +692,7 @@ TEST(Parameters, NumberBoolObjectArray) {
 TEST(LoadPack, ActionLimitsAreRead) {
   PackBuilder p;
   p.Action("name: run\nentry_point: run.sh\nlimits:\n  memory_mb: 64\n  cpu_percent: 50\n");
-  Result<Pack> pack = LoadPack(p.dir());
+  Result<Pack> pack = LoadWhole(p.dir());
   ASSERT_TRUE(pack.ok()) << pack.error().message();
   const Action& action = pack->actions.at(0);
   EXPECT_EQ(action.limits.memory_mb, 64u);
@@ -698,14 +703,14 @@ TEST(LoadPack, ActionLimitsAreRead) {
 TEST(LoadPack, BadActionLimitsNameTheFileLineAndKey) {
   PackBuilder p;
   p.Action("name: run\nentry_point: run.sh\nlimits:\n  memory_mb: lots\n  pids: 1\n  swap: 3\n");
-  Result<Pack> pack = LoadPack(p.dir());
+  Result<Pack> pack = LoadWhole(p.dir());
   ASSERT_FALSE(pack.ok());
   std::string message = pack.error().message();
   EXPECT_TRUE(Contains(message, "run.yaml:4: limits.memory_mb: expected a whole number from 1"))
       << message;
   PackBuilder q;
   q.Action("name: run\nentry_point: run.sh\nlimits: 64\n");
-  Result<Pack> scalar = LoadPack(q.dir());
+  Result<Pack> scalar = LoadWhole(q.dir());
   ASSERT_FALSE(scalar.ok());
   EXPECT_TRUE(Contains(scalar.error().message(), "run.yaml:3: limits: expected a mapping"))
       << scalar.error().message();
