@@ -150,10 +150,11 @@ Result<NetworkMode> EffectiveNetwork(const Action& action, std::string_view pack
                                      const std::vector<std::string>& host_network_packs);
 
 // Checks `params` (a JSON object) against the action's parameters and returns it with defaults
-// filled in. Errors name the action and the parameter, never a value: unknown parameter, missing
-// required parameter, wrong type, not in enum, below minimum, above maximum. A null value counts
-// as absent. An integer-valued float (3.0) is accepted for an integer parameter and returned
-// as an integer.
+// filled in. Errors name the parameter (not the action: the caller gives that context), never a
+// value: unknown parameter, missing required parameter (a secret one says where secrets come
+// from), wrong type, not in enum, below minimum, above maximum. A null value is no value: the
+// default fills it, a required parameter is missing, otherwise it stays null. An integer-valued
+// float (3.0) is accepted for an integer parameter and returned as an integer.
 Result<nlohmann::json> ValidateParameters(const Action& action, const nlohmann::json& params);
 
 }  // namespace packvisor
