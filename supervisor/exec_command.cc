@@ -27,21 +27,39 @@ void PrintHuman(const ExecutionResult& result) {
   }
 }
 
-// A directory option made absolute against the working directory (as `pack validate ./x` reads
-// its argument) and normalized lexically; SandboxSpec::Validate then checks what it names (a
-// directory, not a symbolic link).
-Result<std::string> AbsoluteDir(const std::string& flag, const std::string& dir) {
-  if (dir.empty()) return dir;
-  std::filesystem::path path(dir);
-  if (path.is_relative()) {
-    std::error_code ec;
-    std::filesystem::path cwd = std::filesystem::current_path(ec);
-    if (ec) return Failure(flag, dir, "the working directory: " + ec.message());
-    path = cwd / path;
+// A directory option as the kernel would resolve it from the working directory, as
+// `pack validate ./x` reads its argument. An absolute path is kept as given. A relative one is
+// joined to the working directory (getcwd: a path without symbolic links), dropping "." and
+// empty parts and taking leading ".." parts off that directory, which is exactly what the
+// kernel does; a ".." after a name of the argument is kept (that name may be a symbolic link)
+// and SandboxSpec::Validate refuses it, as it refuses any '..', naming the path.
+Result<std::string> ResolveDirOption(const std::string& flag, const std::string& dir) {
+  if (dir.empty() || dir[0] == '/') return dir;
+  std::error_code ec;
+  std::filesystem::path cwd = std::filesystem::current_path(ec);
+  if (ec) return Failure(flag, dir, "the working directory: " + ec.message());
+  std::vector<std::string> parts;
+  for (const auto& part : cwd) {
+    if (part != "/" && !part.empty()) parts.push_back(part.string());
   }
-  std::string normal = path.lexically_normal().string();
-  while (normal.size() > 1 && normal.back() == '/') normal.pop_back();
-  return normal;
+  bool named = false;  // a component of `dir` itself has been appended
+  size_t start = 0;
+  while (start <= dir.size()) {
+    size_t end = dir.find('/', start);
+    if (end == std::string::npos) end = dir.size();
+    std::string part = dir.substr(start, end - start);
+    start = end + 1;
+    if (part.empty() || part == ".") continue;
+    if (part == ".." && !named) {
+      if (!parts.empty()) parts.pop_back();
+      continue;
+    }
+    named = true;
+    parts.push_back(part);
+  }
+  std::string resolved;
+  for (const std::string& part : parts) resolved += "/" + part;
+  return resolved.empty() ? "/" : resolved;
 }
 
 }  // namespace
@@ -93,8 +111,8 @@ int RunExecCommand(const Config& config, const ExecOptions& options) {
       return kExitOwnError;
     }
   }
-  auto pack_dir = AbsoluteDir("--pack-dir", options.pack_dir);
-  auto env_dir = AbsoluteDir("--env-dir", options.env_dir);
+  auto pack_dir = ResolveDirOption("--pack-dir", options.pack_dir);
+  auto env_dir = ResolveDirOption("--env-dir", options.env_dir);
   for (const auto* dir : {&pack_dir, &env_dir}) {
     if (!*dir) {
       std::fprintf(stderr, "packvisor: error: %s\n", dir->error().message().c_str());

@@ -160,8 +160,10 @@ ExecutionResult RunExecution(const ExecutionContext& context, RunRequest request
 
   auto resolved = ResolveAction(config.packs_base_dir, request.action_ref, &context.runtimes);
   if (!resolved) {
+    // Not found (ENOENT): the text says so; strerror would only repeat it.
     bool not_found = resolved.error().err == ENOENT;
-    return Rejected(request, resolved.error().message(), not_found ? 127 : 125);
+    return Rejected(request, not_found ? resolved.error().subject : resolved.error().message(),
+                    not_found ? 127 : 125);
   }
   const Pack& pack = resolved->pack;
   const Action& action = resolved->action;

@@ -120,7 +120,8 @@ struct ActionRef {
   std::string action;  // everything after it
 };
 
-// Splits "pack.action" and checks both parts' syntax.
+// Splits "pack.action" and checks both parts' syntax. Errors do not repeat the ref (the caller
+// names it).
 Result<ActionRef> ParseActionRef(std::string_view action_ref);
 
 struct ResolvedAction {
@@ -131,7 +132,7 @@ struct ResolvedAction {
 // Finds and loads one action by ref: `{packs_base_dir}/{pack}/pack.yaml` and
 // `{packs_base_dir}/{pack}/actions/{action}.yaml` (other actions are not read). When the pack
 // or the action does not exist, error().err is ENOENT (the CLI's exit 127); any other failure
-// has err 0 or another errno.
+// has err 0 or another errno. Errors do not repeat the ref (the caller names it).
 Result<ResolvedAction> ResolveAction(const std::string& packs_base_dir, std::string_view action_ref,
                                      const envs::RuntimeRegistry* runtimes = nullptr);
 

@@ -209,13 +209,15 @@ TEST(ErrorLines, NameTheActionOnce) {
                           "parameters:\n  who: {type: string, required: true}\n"
                           "  token: {type: string, secret: true, required: true}\n");
   world.WriteSimpleAction("style", "off", "shell", "off.sh", "echo hi\n", "enabled: false\n");
+  world.WriteSimpleAction("style", "who", "shell", "who.sh", "echo hi\n",
+                          "parameters:\n  who: {type: string, required: true}\n");
   struct Case {
     std::vector<std::string> args;
     std::string action;
     std::vector<std::string> needles;
   };
   for (const Case& c : std::vector<Case>{
-           {{"run", "style.greet"}, "style.greet", {"missing required parameter \"who\""}},
+           {{"run", "style.who"}, "style.who", {"missing required parameter \"who\""}},
            {{"run", "style.greet", "--param", "who=x"},
             "style.greet",
             {"missing required secret \"token\"", "--secrets-file", "--secrets-stdin"}},
@@ -261,6 +263,17 @@ TEST(ExecPaths, RelativePackAndEnvDirsAreTakenFromTheWorkingDirectory) {
   EXPECT_EQ(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("marker-in-pack"));
   EXPECT_THAT(out, HasSubstr("marker-in-env"));
+  dir.Write("sub/placeholder", "");
+  auto [up, up_code] =
+      RunIn(dir.path() + "/sub", {"exec", "--pack-dir", "../mypack", "--", "/bin/ls", "/pack"});
+  EXPECT_EQ(up_code, 0) << up;
+  EXPECT_THAT(up, HasSubstr("marker-in-pack"));
+  // A '..' after a name of the argument (which may be a symbolic link) is refused, as in an
+  // absolute path.
+  auto [inner, inner_code] =
+      RunIn(dir.path(), {"exec", "--pack-dir", "mypack/../mypack", "--", "/bin/true"});
+  EXPECT_EQ(inner_code, 125) << inner;
+  EXPECT_THAT(inner, HasSubstr(dir.path() + "/mypack/../mypack"));
   auto [missing, missing_code] =
       RunIn(dir.path(), {"exec", "--pack-dir", "./nope", "--", "/bin/true"});
   EXPECT_EQ(missing_code, 125) << missing;

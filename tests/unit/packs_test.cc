@@ -531,7 +531,7 @@ TEST(ResolveAction, NotFoundIsEnoent) {
   Result<ResolvedAction> action = ResolveAction(kFixtures, "hello.nope");
   ASSERT_FALSE(action.ok());
   EXPECT_EQ(action.error().err, ENOENT);
-  EXPECT_TRUE(Contains(action.error().message(), "action \"hello.nope\" not found"));
+  EXPECT_TRUE(Contains(action.error().message(), "no such action in pack \"hello\""));
   Result<ResolvedAction> broken = ResolveAction(kFixtures, "broken_runner.rb", &Runtimes());
   ASSERT_FALSE(broken.ok());
   EXPECT_NE(broken.error().err, ENOENT);
