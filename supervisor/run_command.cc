@@ -118,7 +118,7 @@ Result<void> CollectParameters(const RunOptions& options, RunRequest* request) {
   for (const std::string& param : options.params) {
     size_t eq = param.find('=');
     if (eq == std::string::npos || eq == 0) {
-      return Failure("invalid --param", param.substr(0, eq), "expected KEY=VALUE");
+      return Failure("invalid --param", "\"" + param + "\"", "expected NAME=VALUE");
     }
     std::string key = param.substr(0, eq);
     from_argv->insert(key);
