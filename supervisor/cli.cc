@@ -61,7 +61,7 @@ int RunCli(int argc, char** argv) {
   RunOptions run;
   CLI::App* run_cmd = app.add_subcommand("run", "run one action in a fresh sandbox");
   run_cmd->add_option("action", run.action_ref, "PACK.ACTION")->required();
-  run_cmd->add_option("--param", run.params, "KEY=VALUE (VALUE is JSON when it parses)");
+  run_cmd->add_option("--param", run.params, "KEY=VALUE (read by KEY's declared type)");
   run_cmd->add_option("--params-json", run.params_json, "a JSON object, or @FILE");
   run_cmd->add_option("--secrets-file", run.secrets_file, "a JSON object of secrets");
   run_cmd->add_flag("--secrets-stdin", run.secrets_stdin, "read a JSON object of secrets on stdin");

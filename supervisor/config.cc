@@ -185,6 +185,12 @@ std::string ReservedEnvReason(std::string_view name) {
   if (name.rfind("PACKVISOR_", 0) == 0) {
     return "names starting with PACKVISOR_ are reserved for the sandbox's own variables";
   }
+  for (const char* context : kContextVariableNames) {
+    if (name == "ATTUNE_" + std::string(context)) {
+      return "the sandbox sets it itself (the same value as PACKVISOR_" + std::string(context) +
+             ")";
+    }
+  }
   if (name == "PATH" || name == "HOME" || name == "TMPDIR") {
     return "the sandbox sets " + std::string(name) + " itself (its host value names host paths)";
   }
@@ -514,6 +520,28 @@ Result<void> ReadExtraRoBinds(Loader& l, const toml::node& n, const std::string&
   return Ok{};
 }
 
+Result<void> ReadSetEnv(Loader& l, const toml::node& n, const std::string& key) {
+  const toml::table* table = n.as_table();
+  if (!table) return l.Expected(n, key, "a table of NAME = \"value\"");
+  std::map<std::string, std::string>& out = l.config().sandbox.set_env;
+  out.clear();
+  for (const auto& [name, value] : *table) {
+    std::string entry_key = Join(key, name.str());
+    uint32_t line = name.source().begin.line ? name.source().begin.line : value.source().begin.line;
+    std::string reason = CheckEnvName(std::string(name.str()));
+    if (reason.empty() && name.str().rfind("LD_", 0) == 0) {
+      reason = Quote(name.str()) +
+               " may not be configured: LD_* variables would change how every program in the "
+               "sandbox is loaded";
+    }
+    if (!reason.empty()) return l.Bad(line, entry_key, reason);
+    auto text = l.String(value, entry_key);  // refuses a NUL
+    if (!text) return text.error();
+    out[std::string(name.str())] = *text;
+  }
+  return Ok{};
+}
+
 const std::vector<Field>& SandboxFields() {
   static const std::vector<Field> fields = {
       {"uid_range", ReadUidRange},
@@ -540,6 +568,7 @@ const std::vector<Field>& SandboxFields() {
        }},
       {"extra_ro_binds", ReadExtraRoBinds},
       {"passthrough_env", ReadPassthroughEnv},
+      {"set_env", ReadSetEnv},
       {"allow_rlimits_only",
        [](Loader& l, const toml::node& n, const std::string& key) -> Result<void> {
          auto value = l.Bool(n, key);
@@ -716,6 +745,12 @@ Result<void> Loader::CheckCrossFields() {
                         Quote(bind) + " overlaps " + name + " " + Quote(*dir) +
                             " (every action would see other packs' files)");
       }
+    }
+  }
+  for (const std::string& name : c.sandbox.passthrough_env) {
+    if (c.sandbox.set_env.count(name)) {
+      return Conflict("sandbox.set_env", "sandbox.passthrough_env",
+                      Quote(name) + " is also in sandbox.passthrough_env: give it one source");
     }
   }
   if (c.envs.pack_disk_mb != 0 && (c.envs.pack_disk_mb << 20) < envs::kMinPackDiskBytes) {

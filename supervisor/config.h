@@ -39,6 +39,9 @@ struct SandboxConfig {
   bool install_network = true;
   std::vector<std::string> extra_ro_binds;  // absolute
   std::vector<std::string> passthrough_env;
+  // Fixed variables every action (and `exec`) gets, e.g. ATTUNE_API_URL. Never PATH, LD_* or the
+  // context variables below; a name may not be both here and in passthrough_env.
+  std::map<std::string, std::string> set_env;
   // Without a usable cgroup back end executions refuse to run, unless this is true (then only
   // rlimits bound them, and every run logs that).
   bool allow_rlimits_only = false;
@@ -73,6 +76,11 @@ struct Config {
   EnvsConfig envs;
   ServerConfig server;
 };
+
+// The execution context variables the sandbox sets as PACKVISOR_<NAME> and, for packs of the
+// original platform, ATTUNE_<NAME> (SPEC §6). No configuration key may set these names.
+inline constexpr const char* kContextVariableNames[] = {
+    "EXEC_ID", "ACTION", "PACK_REF", "PARAMETER_DELIVERY", "PARAMETER_FORMAT", "PARAMETER_FILE"};
 
 inline constexpr char kSystemConfigPath[] = "/etc/packvisor/packvisor.toml";
 inline constexpr char kBuiltinConfigSource[] = "built-in defaults";

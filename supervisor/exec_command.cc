@@ -5,7 +5,9 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
+#include <memory>
 
 #include "sandbox/launcher.h"
 #include "supervisor/cli.h"
@@ -16,11 +18,48 @@
 namespace packvisor {
 namespace {
 
+// Human mode, after the command's stdout and stderr were streamed: a summary line when there is
+// more to say than "it exited 0".
 void PrintHuman(const ExecutionResult& result) {
-  std::fwrite(result.stdout_text.data(), 1, result.stdout_text.size(), stdout);
-  std::fflush(stdout);
-  std::fwrite(result.stderr_text.data(), 1, result.stderr_text.size(), stderr);
-  if (result.error) std::fprintf(stderr, "packvisor: %s\n", result.error->c_str());
+  if (result.status != ExecutionStatus::kSucceeded || result.stdout_truncated ||
+      result.stderr_truncated) {
+    std::fprintf(stderr, "packvisor: exec: %s\n", HumanSummary(result).c_str());
+  }
+}
+
+// A directory option as the kernel would resolve it from the working directory, as
+// `pack validate ./x` reads its argument. An absolute path is kept as given. A relative one is
+// joined to the working directory (getcwd: a path without symbolic links), dropping "." and
+// empty parts and taking leading ".." parts off that directory, which is exactly what the
+// kernel does; a ".." after a name of the argument is kept (that name may be a symbolic link)
+// and SandboxSpec::Validate refuses it, as it refuses any '..', naming the path.
+Result<std::string> ResolveDirOption(const std::string& flag, const std::string& dir) {
+  if (dir.empty() || dir[0] == '/') return dir;
+  std::error_code ec;
+  std::filesystem::path cwd = std::filesystem::current_path(ec);
+  if (ec) return Failure(flag, dir, "the working directory: " + ec.message());
+  std::vector<std::string> parts;
+  for (const auto& part : cwd) {
+    if (part != "/" && !part.empty()) parts.push_back(part.string());
+  }
+  bool named = false;  // a component of `dir` itself has been appended
+  size_t start = 0;
+  while (start <= dir.size()) {
+    size_t end = dir.find('/', start);
+    if (end == std::string::npos) end = dir.size();
+    std::string part = dir.substr(start, end - start);
+    start = end + 1;
+    if (part.empty() || part == ".") continue;
+    if (part == ".." && !named) {
+      if (!parts.empty()) parts.pop_back();
+      continue;
+    }
+    named = true;
+    parts.push_back(part);
+  }
+  std::string resolved;
+  for (const std::string& part : parts) resolved += "/" + part;
+  return resolved.empty() ? "/" : resolved;
 }
 
 }  // namespace
@@ -72,23 +111,42 @@ int RunExecCommand(const Config& config, const ExecOptions& options) {
       return kExitOwnError;
     }
   }
-  spec.pack_dir = options.pack_dir;
-  spec.env_dir = options.env_dir;
+  auto pack_dir = ResolveDirOption("--pack-dir", options.pack_dir);
+  auto env_dir = ResolveDirOption("--env-dir", options.env_dir);
+  for (const auto* dir : {&pack_dir, &env_dir}) {
+    if (!*dir) {
+      std::fprintf(stderr, "packvisor: error: %s\n", dir->error().message().c_str());
+      return kExitOwnError;
+    }
+  }
+  spec.pack_dir = *pack_dir;
+  spec.env_dir = *env_dir;
   spec.argv = options.command;
   std::string execution_id = NewExecutionId();
-  spec.env = SandboxEnvironment(config, spec.env_dir, {{"PACKVISOR_EXEC_ID", execution_id}});
+  std::vector<std::pair<std::string, std::string>> extra(config.sandbox.set_env.begin(),
+                                                         config.sandbox.set_env.end());
+  for (auto& variable : ContextVariables({{"EXEC_ID", execution_id}})) {
+    extra.push_back(std::move(variable));
+  }
+  spec.env = SandboxEnvironment(config, spec.env_dir, extra);
   if (auto valid = spec.Validate(); !valid) {
     std::fprintf(stderr, "packvisor: error: %s\n", valid.error().message().c_str());
     return kExitOwnError;
   }
 
-  CappedOutput out(config.execution.max_stdout_bytes, "stdout");
-  CappedOutput err(config.execution.max_stderr_bytes, "stderr");
+  // Human mode: the command's output reaches the terminal as it is written (see FdStreamer).
+  std::unique_ptr<FdStreamer> streamer;
+  if (!options.json) streamer = std::make_unique<FdStreamer>();
+  CappedOutput out(config.execution.max_stdout_bytes, "stdout",
+                   streamer ? streamer->To(STDOUT_FILENO) : nullptr);
+  CappedOutput err(config.execution.max_stderr_bytes, "stderr",
+                   streamer ? streamer->To(STDERR_FILENO) : nullptr);
   sandbox::LaunchIo io;
   io.stdout_sink = &out;
   io.stderr_sink = &err;
   spdlog::debug("exec {}: launching {}", execution_id, spec.argv[0]);
   auto launched = sandbox::RunSandbox(spec, io);
+  if (streamer && !launched) streamer->Finish();
   if (!launched) {
     std::fprintf(stderr, "packvisor: error: %s\n", launched.error().message().c_str());
     return kExitOwnError;
@@ -96,6 +154,7 @@ int RunExecCommand(const Config& config, const ExecOptions& options) {
   int64_t timeout_seconds = std::chrono::ceil<std::chrono::seconds>(spec.timeout).count();
   ExecutionResult result =
       ResultFromSandbox(*launched, out, err, execution_id, "exec", timeout_seconds, spec.argv[0]);
+  if (streamer) streamer->Finish();  // after ResultFromSandbox gave the streams their last bytes
   spdlog::debug("exec {}: {} in {} ms", execution_id, ExecutionStatusName(result.status),
                 result.duration_ms);
   if (options.json) {

@@ -37,7 +37,7 @@ struct Invocation {
   std::vector<std::string> argv;
   std::string stdin_document;  // may hold secrets
   std::vector<sandbox::SandboxFile> files;
-  std::map<std::string, std::string> extra_env;  // the runtime's env_vars
+  std::map<std::string, std::string> extra_env;  // sandbox.set_env, then the runtime's env_vars
   bool parameter_file = false;
 };
 
@@ -48,7 +48,8 @@ Result<std::string> InlineFileName(const envs::RuntimeDefinition& runtime) {
   return "/tmp/packvisor-inline" + extension;
 }
 
-Result<Invocation> BuildInvocation(const Action& action, const envs::RuntimeDefinition& runtime,
+Result<Invocation> BuildInvocation(const Config& config, const Action& action,
+                                   const envs::RuntimeDefinition& runtime,
                                    const RunRequest& request, const nlohmann::json& inputs) {
   Invocation invocation;
   envs::TemplateValues values;
@@ -84,7 +85,8 @@ Result<Invocation> BuildInvocation(const Action& action, const envs::RuntimeDefi
     invocation.argv.push_back(*name);
   }
 
-  std::map<std::string, std::string> env;
+  // The runtime's prepend/append extend the operator's fixed values.
+  std::map<std::string, std::string> env = config.sandbox.set_env;
   if (auto applied = envs::ApplyEnvVars(runtime, values, &env); !applied) return applied.error();
   invocation.extra_env = std::move(env);
 
@@ -93,9 +95,9 @@ Result<Invocation> BuildInvocation(const Action& action, const envs::RuntimeDefi
     std::string document = FormatParameterDocument(inputs, action.parameter_format);
     if (document.size() > kMaxInputBytes) {
       WipeString(document);
-      return Failure(
-          "parameters", action.action_ref,
-          "parameters and secrets exceed " + std::to_string(kMaxInputBytes >> 20) + " MiB");
+      return Failure("", "",
+                     "parameters and secrets together exceed " +
+                         std::to_string(kMaxInputBytes >> 20) + " MiB");
     }
     if (action.parameter_delivery == ParameterDelivery::kFile) {
       invocation.files.push_back({kParameterFile, std::move(document), 0400});
@@ -109,27 +111,28 @@ Result<Invocation> BuildInvocation(const Action& action, const envs::RuntimeDefi
 
 std::vector<std::string> EnvironmentList(
     const Config& config, const std::string& env_dir,
-    const std::map<std::string, std::string>& runtime_env,
-    const std::vector<std::pair<std::string, std::string>>& packvisor_vars) {
-  // Base (PATH, HOME, LANG, TMPDIR, passthrough), then the runtime's env_vars applied onto it
-  // (prepend/append see the base value), then PACKVISOR_* which nothing overrides.
+    const std::map<std::string, std::string>& extra,
+    const std::vector<std::pair<std::string, std::string>>& context_vars) {
+  // Base (PATH, HOME, LANG, TMPDIR, passthrough), then `extra` (sandbox.set_env with the
+  // runtime's env_vars applied onto it), then the context variables (PACKVISOR_*, ATTUNE_*),
+  // which nothing overrides.
   std::vector<std::string> base = SandboxEnvironment(config, env_dir, {});
   std::vector<std::pair<std::string, std::string>> merged;
   for (const std::string& entry : base) {
     size_t eq = entry.find('=');
     merged.emplace_back(entry.substr(0, eq), entry.substr(eq + 1));
   }
-  for (const auto& [name, value] : runtime_env) {
-    bool replaced = false;
+  auto set = [&merged](const std::string& name, const std::string& value) {
     for (auto& [existing, old] : merged) {
       if (existing == name) {
         old = value;
-        replaced = true;
+        return;
       }
     }
-    if (!replaced) merged.emplace_back(name, value);
-  }
-  for (const auto& pair : packvisor_vars) merged.push_back(pair);
+    merged.emplace_back(name, value);
+  };
+  for (const auto& [name, value] : extra) set(name, value);
+  for (const auto& [name, value] : context_vars) set(name, value);
   std::vector<std::string> env;
   for (const auto& [name, value] : merged) env.push_back(name + "=" + value);
   return env;
@@ -157,14 +160,15 @@ ExecutionResult RunExecution(const ExecutionContext& context, RunRequest request
 
   auto resolved = ResolveAction(config.packs_base_dir, request.action_ref, &context.runtimes);
   if (!resolved) {
+    // Not found (ENOENT): the text says so; strerror would only repeat it.
     bool not_found = resolved.error().err == ENOENT;
-    return Rejected(request, resolved.error().message(), not_found ? 127 : 125);
+    return Rejected(request, not_found ? resolved.error().subject : resolved.error().message(),
+                    not_found ? 127 : 125);
   }
   const Pack& pack = resolved->pack;
   const Action& action = resolved->action;
   if (!action.enabled) {
-    return Rejected(request, "action " + action.action_ref + " is disabled (enabled: false in " +
-                                 action.source + ")");
+    return Rejected(request, "disabled (enabled: false in " + action.source + ")");
   }
 
   bool pack_has_host_network = false;
@@ -172,26 +176,45 @@ ExecutionResult RunExecution(const ExecutionContext& context, RunRequest request
     pack_has_host_network = pack_has_host_network || ref == pack.ref;
   }
   if (action.network == NetworkMode::kHost && !pack_has_host_network) {
-    return Rejected(request, "action " + action.action_ref + " asks for network: host, but pack " +
-                                 pack.ref + " is not in sandbox.host_network_packs");
+    return Rejected(request, "asks for network: host (" + action.source + "), but pack " +
+                                 pack.ref + " is not in sandbox.host_network_packs (" +
+                                 config.source + ")");
   }
   bool host_network = pack_has_host_network && action.network != NetworkMode::kNone;
 
   for (const std::string& name : request.parameters_from_argv) {
     auto declared = action.parameters.find(name);
     if (declared != action.parameters.end() && declared->second.secret) {
-      return Rejected(request, "parameter \"" + name + "\" of " + action.action_ref +
-                                   " is secret: give it with --secrets-file or --secrets-stdin, "
+      return Rejected(request, "parameter \"" + name +
+                                   "\" is secret: give it with --secrets-file or --secrets-stdin, "
                                    "never on the command line");
     }
   }
   if (!request.parameters.is_object() || !request.secrets.is_object()) {
     return Rejected(request, "parameters and secrets must be JSON objects");
   }
+  for (const auto& [name, text] : request.parameter_texts) {
+    auto declared = action.parameters.find(name);
+    request.parameters[name] = ParameterValueFromText(
+        declared == action.parameters.end() ? std::nullopt : declared->second.type, text);
+  }
+  // Secrets the action does not declare are not delivered: one secrets file may serve every
+  // action of a pack. Only their names are logged.
+  for (auto it = request.secrets.begin(); it != request.secrets.end();) {
+    if (action.parameters.count(it.key())) {
+      ++it;
+      continue;
+    }
+    spdlog::info("secret \"{}\" ignored: {} declares no such parameter", it.key(),
+                 action.action_ref);
+    WipeJson(it.value());
+    it = request.secrets.erase(it);
+  }
   nlohmann::json inputs = request.parameters;
   for (const auto& [name, value] : request.secrets.items()) {
     if (inputs.contains(name)) {
-      return Rejected(request, "input '" + name + "' is given both as a parameter and a secret");
+      return Rejected(request,
+                      "input \"" + name + "\" is given both as a parameter and as a secret");
     }
     inputs[name] = value;
   }
@@ -211,7 +234,7 @@ ExecutionResult RunExecution(const ExecutionContext& context, RunRequest request
                               action.limits, action.source);
   if (!limits) return Rejected(request, limits.error().message());
 
-  auto invocation = BuildInvocation(action, **runtime, request, inputs);
+  auto invocation = BuildInvocation(config, action, **runtime, request, inputs);
   if (!invocation) return Rejected(request, invocation.error().message());
   struct WipeInvocation {
     Invocation& invocation;
@@ -268,16 +291,15 @@ ExecutionResult RunExecution(const ExecutionContext& context, RunRequest request
   ApplyLimits(*limits, &spec);
   spec.argv = invocation->argv;
   spec.files = invocation->files;
-  std::vector<std::pair<std::string, std::string>> packvisor_vars = {
-      {"PACKVISOR_EXEC_ID", request.execution_id},
-      {"PACKVISOR_ACTION", action.action_ref},
-      {"PACKVISOR_PACK_REF", pack.ref},
-      {"PACKVISOR_PARAMETER_DELIVERY",
-       std::string(ParameterDeliveryName(action.parameter_delivery))},
-      {"PACKVISOR_PARAMETER_FORMAT", std::string(ParameterFormatName(action.parameter_format))}};
-  if (invocation->parameter_file)
-    packvisor_vars.emplace_back("PACKVISOR_PARAMETER_FILE", kParameterFile);
-  spec.env = EnvironmentList(config, spec.env_dir, invocation->extra_env, packvisor_vars);
+  std::vector<std::pair<std::string, std::string>> context_values = {
+      {"EXEC_ID", request.execution_id},
+      {"ACTION", action.action_ref},
+      {"PACK_REF", pack.ref},
+      {"PARAMETER_DELIVERY", std::string(ParameterDeliveryName(action.parameter_delivery))},
+      {"PARAMETER_FORMAT", std::string(ParameterFormatName(action.parameter_format))}};
+  if (invocation->parameter_file) context_values.emplace_back("PARAMETER_FILE", kParameterFile);
+  spec.env = EnvironmentList(config, spec.env_dir, invocation->extra_env,
+                             ContextVariables(context_values));
   struct WipeSpecFiles {
     sandbox::SandboxSpec& spec;
     ~WipeSpecFiles() {
@@ -285,8 +307,8 @@ ExecutionResult RunExecution(const ExecutionContext& context, RunRequest request
     }
   } wipe_spec{spec};
 
-  CappedOutput out(config.execution.max_stdout_bytes, "stdout");
-  CappedOutput err(config.execution.max_stderr_bytes, "stderr");
+  CappedOutput out(config.execution.max_stdout_bytes, "stdout", request.live_stdout);
+  CappedOutput err(config.execution.max_stderr_bytes, "stderr", request.live_stderr);
   sandbox::LaunchIo io;
   io.stdin_data = invocation->stdin_document;
   io.stdout_sink = &out;
@@ -307,17 +329,15 @@ ExecutionResult RunExecution(const ExecutionContext& context, RunRequest request
   result.env_build_ms = env_build_time.count();
   result.duration_ms += result.env_build_ms;
   if (result.status == ExecutionStatus::kSucceeded) {
-    auto parsed = ParseActionOutput(result.stdout_text, action.output_format);
-    if (!parsed) {
-      result.status = ExecutionStatus::kFailed;
-      result.error = "output_format " + std::string(OutputFormatName(action.output_format)) + ": " +
-                     parsed.error().message();
-    } else if (!parsed->is_null()) {
-      result.result = std::move(*parsed);
-      result.stdout_text.clear();  // as the original platform: the result replaces stdout
+    // As the original platform: a parse failure sets `error` but the status follows the exit
+    // code; a parsed result replaces stdout.
+    ParsedOutput parsed = ParseActionOutput(result.stdout_text, action.output_format);
+    result.error = std::move(parsed.error);
+    if (!parsed.result.is_null()) {
+      result.result = std::move(parsed.result);
+      result.result_is_lines = action.output_format == OutputFormat::kJsonl;
+      result.stdout_text.clear();
     }
-  } else if (result.status == ExecutionStatus::kFailed && !result.error && result.exit_code) {
-    result.error = FailureSummary(*result.exit_code, result.stderr_text);
   }
   spdlog::debug("execution {}: {} in {} ms", request.execution_id,
                 ExecutionStatusName(result.status), result.duration_ms);

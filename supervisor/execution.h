@@ -7,16 +7,22 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "envs/runtime.h"
 #include "supervisor/config.h"
 #include "supervisor/execution_result.h"
+#include "supervisor/output.h"
 
 namespace packvisor {
 
 struct RunRequest {
   std::string action_ref;  // "pack.action"
   nlohmann::json parameters = nlohmann::json::object();
+  // `--param NAME=TEXT` in order, applied over `parameters` once the action is known: each TEXT
+  // is read by NAME's declared type (ParameterValueFromText).
+  std::vector<std::pair<std::string, std::string>> parameter_texts;
   nlohmann::json secrets = nlohmann::json::object();  // wiped by RunExecution
   std::optional<double> timeout_seconds;              // overrides the action's and the config's
   std::optional<std::string> inline_code;             // runs instead of the entry point
@@ -25,6 +31,10 @@ struct RunRequest {
   // Names of parameters that came from the command line (visible in `ps`): a parameter the
   // action declares `secret: true` is refused among them.
   std::set<std::string> parameters_from_argv;
+  // When set, receive the captured stdout/stderr as it arrives (exactly what the result keeps);
+  // they must outlive the call.
+  LiveOutput* live_stdout = nullptr;
+  LiveOutput* live_stderr = nullptr;
 };
 
 struct ExecutionContext {
@@ -34,7 +44,9 @@ struct ExecutionContext {
 
 // Never throws and never returns an Error: every outcome, bad input included, is a result with a
 // status (rejected, setup_failed, ...), and ExitStatus() gives the CLI's exit status. Error texts
-// never contain a secret value.
+// never contain a secret value, nor the action ref (the result carries it). Secrets the action
+// does not declare are ignored (not delivered) and their names logged at info level, so one
+// secrets file can serve every action of a pack.
 ExecutionResult RunExecution(const ExecutionContext& context, RunRequest request);
 
 // Overwrites every string of `value` in place (secret values, documents that held them).

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "supervisor/result_parsing.h"
+
 namespace packvisor {
 
 const char* ExecutionStatusName(ExecutionStatus status) {
@@ -80,10 +82,31 @@ int ExecutionResult::ExitStatus() const {
       break;
   }
   if (signal) return 128 + *signal;
-  // Exit 0 but failed (its output did not parse as the declared output_format): not a success.
-  if (status == ExecutionStatus::kFailed && exit_code == 0) return 1;
-  if (exit_code) return *exit_code;
+  if (exit_code) return *exit_code;  // the action's own, also when its output did not parse
   return 125;
+}
+
+std::string HumanSummary(const ExecutionResult& result) {
+  std::string line = ExecutionStatusName(result.status);
+  // Rejected (and set-up failures before the launch) never ran: no duration to speak of.
+  bool started = result.status != ExecutionStatus::kRejected &&
+                 !(result.status == ExecutionStatus::kSetupFailed && result.duration_ms == 0);
+  if (result.exit_code) line += " (exit " + std::to_string(*result.exit_code) + ")";
+  if (result.signal) line += " (signal " + std::to_string(*result.signal) + ")";
+  if (started) line += " in " + std::to_string(result.duration_ms) + " ms";
+  if (result.env_build_ms > 0) {
+    line += " (environment build " + std::to_string(result.env_build_ms) + " ms)";
+  }
+  if (result.error) line += ": " + *result.error;
+  if (result.stdout_truncated) {
+    line += "; stdout truncated: " + std::to_string(result.stdout_bytes_truncated) +
+            " bytes not kept (execution.max_stdout_bytes)";
+  }
+  if (result.stderr_truncated) {
+    line += "; stderr truncated: " + std::to_string(result.stderr_bytes_truncated) +
+            " bytes not kept (execution.max_stderr_bytes)";
+  }
+  return line;
 }
 
 ExecutionResult ResultFromSandbox(const sandbox::SandboxResult& sandbox_result, CappedOutput& out,
@@ -108,6 +131,9 @@ ExecutionResult ResultFromSandbox(const sandbox::SandboxResult& sandbox_result, 
       r.exit_code = sandbox_result.exit_code;
       r.status =
           sandbox_result.exit_code == 0 ? ExecutionStatus::kSucceeded : ExecutionStatus::kFailed;
+      if (sandbox_result.exit_code != 0) {
+        r.error = FailureSummary(sandbox_result.exit_code, r.stderr_text);
+      }
       break;
     case Outcome::kSignaled:
       r.signal = sandbox_result.signal;

@@ -36,6 +36,8 @@ struct ExecutionResult {
   int64_t max_rss_kb = 0;
   // Set when the command could not be executed at all (126/127).
   std::optional<int> start_failure_exit;
+  // `result` holds the lines of a jsonl output: human mode prints one per line. Not in ToJson().
+  bool result_is_lines = false;
 
   nlohmann::json ToJson() const;
   // ToJson() as one line. The action's output may be any bytes: invalid UTF-8 is replaced by
@@ -45,6 +47,12 @@ struct ExecutionResult {
   // 127 not found; 128+N signal.
   int ExitStatus() const;
 };
+
+// Human mode's one line about how an execution ended, without the action ref (the caller puts it
+// in front): "succeeded (exit 0) in 12 ms", "failed (exit 3) in 40 ms: disk is full",
+// "rejected: missing required parameter 'who'", followed for each truncated stream by
+// "; stdout truncated: N bytes not kept (execution.max_stdout_bytes)".
+std::string HumanSummary(const ExecutionResult& result);
 
 // A fresh random execution id (UUID v4 text).
 std::string NewExecutionId();

@@ -604,18 +604,17 @@ Result<PackListing> ListPacks(const std::string& packs_base_dir,
 Result<ActionRef> ParseActionRef(std::string_view action_ref) {
   size_t dot = action_ref.find('.');
   if (dot == std::string_view::npos) {
-    return Failure("", "", "action ref " + Quote(action_ref) + " is not of the form pack.action");
+    return Failure("", "", "not of the form pack.action");
   }
   ActionRef ref{std::string(action_ref.substr(0, dot)), std::string(action_ref.substr(dot + 1))};
   if (!IsValidPackRef(ref.pack)) {
     return Failure("", "",
-                   "action ref " + Quote(action_ref) + ": pack " + Quote(ref.pack) +
-                       " does not match ^[a-z0-9][a-z0-9_-]{0,63}$");
+                   "pack " + Quote(ref.pack) + " does not match ^[a-z0-9][a-z0-9_-]{0,63}$");
   }
   if (!IsValidActionName(ref.action)) {
-    return Failure("", "",
-                   "action ref " + Quote(action_ref) + ": action " + Quote(ref.action) +
-                       " does not match ^[A-Za-z0-9_][A-Za-z0-9_-]{0,127}$");
+    return Failure(
+        "", "",
+        "action " + Quote(ref.action) + " does not match ^[A-Za-z0-9_][A-Za-z0-9_-]{0,127}$");
   }
   return ref;
 }
@@ -647,7 +646,7 @@ Result<ResolvedAction> ResolveAction(const std::string& packs_base_dir, std::str
   }
   if (yaml_path.empty()) {
     return Error{ENOENT, "",
-                 "action " + Quote(action_ref) + " not found (no " + dir->actions_real + "/" +
+                 "no such action in pack " + Quote(ref->pack) + " (no " + dir->actions_real + "/" +
                      ref->action + ".yaml)"};
   }
   std::optional<Action> action =

@@ -174,7 +174,8 @@ struct ActionRef {
   std::string action;  // everything after it
 };
 
-// Splits "pack.action" and checks both parts' syntax.
+// Splits "pack.action" and checks both parts' syntax. Errors do not repeat the ref (the caller
+// names it).
 Result<ActionRef> ParseActionRef(std::string_view action_ref);
 
 struct ResolvedAction {
@@ -186,6 +187,7 @@ struct ResolvedAction {
 // `{packs_base_dir}/{pack}/actions/{action}.yaml` (other actions are not read, so a bad sibling
 // never blocks it). When the pack or the action does not exist, error().err is ENOENT (the CLI's
 // exit 127); any other failure (a bad action: its first error) has err 0 or another errno.
+// Errors do not repeat the ref (the caller names it).
 Result<ResolvedAction> ResolveAction(const std::string& packs_base_dir, std::string_view action_ref,
                                      const envs::RuntimeRegistry* runtimes = nullptr);
 
@@ -204,10 +206,11 @@ Result<NetworkMode> EffectiveNetwork(const Action& action, std::string_view pack
                                      const std::vector<std::string>& host_network_packs);
 
 // Checks `params` (a JSON object) against the action's parameters and returns it with defaults
-// filled in. Errors name the action and the parameter, never a value: unknown parameter, missing
-// required parameter, wrong type, not in enum, below minimum, above maximum. A null value counts
-// as absent. An integer-valued float (3.0) is accepted for an integer parameter and returned
-// as an integer.
+// filled in. Errors name the parameter (not the action: the caller gives that context), never a
+// value: unknown parameter, missing required parameter (a secret one says where secrets come
+// from), wrong type, not in enum, below minimum, above maximum. A null value is no value: the
+// default fills it, a required parameter is missing, otherwise it stays null. An integer-valued
+// float (3.0) is accepted for an integer parameter and returned as an integer.
 Result<nlohmann::json> ValidateParameters(const Action& action, const nlohmann::json& params);
 
 }  // namespace packvisor

@@ -77,6 +77,13 @@ std::string ShellIdentifier(const std::string& key) {
   return ident;
 }
 
+nlohmann::json ParameterValueFromText(const std::optional<ParamType>& declared,
+                                      const std::string& text) {
+  if (declared == ParamType::kString) return text;
+  auto parsed = nlohmann::json::parse(text, nullptr, false);
+  return parsed.is_discarded() ? nlohmann::json(text) : parsed;
+}
+
 std::string FormatParameterDocument(const nlohmann::json& inputs, ParameterFormat format) {
   switch (format) {
     case ParameterFormat::kJson:

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "supervisor/packs.h"
@@ -11,9 +12,15 @@
 namespace packvisor {
 
 // json: one compact line plus "\n". dotenv: sorted key='value' lines, nested keys joined with
-// '.', arrays as compact JSON, null empty, "'" escaped as '\'' (plus a final "\n"). yaml: a YAML
-// document.
+// '.', arrays as compact JSON, null as '' (name=''), "'" escaped as '\'' (plus a final "\n"). yaml:
+// a YAML document.
 std::string FormatParameterDocument(const nlohmann::json& inputs, ParameterFormat format);
+
+// The value of `--param NAME=TEXT` for a parameter of type `declared` (SPEC §8): a `string`
+// parameter takes the raw text (`2` stays "2"); any other type, or none declared, takes the text
+// as JSON when it parses, else the text itself (validation then reports a wrong type).
+nlohmann::json ParameterValueFromText(const std::optional<ParamType>& declared,
+                                      const std::string& text);
 
 // The shell wrapper of an inline shell action with helpers: "#!/bin/bash", "set -e", then for
 // every input PARAM_<IDENT_UPPER>='...' and <ident>='...' (never exported), then the code.

@@ -294,7 +294,8 @@ bool IsValidParameterName(const std::string& name) {
 }  // namespace detail
 
 Result<json> ValidateParameters(const Action& action, const json& params) {
-  auto fail = [&](const std::string& detail) { return Failure("", action.action_ref, detail); };
+  // The action is not named: the caller's context (the result's action_ref) does that.
+  auto fail = [&](const std::string& detail) { return Failure("", "", detail); };
   if (!params.is_object()) {
     return fail("parameters must be a JSON object, got " + std::string(JsonTypeName(params)));
   }
@@ -309,7 +310,12 @@ Result<json> ValidateParameters(const Action& action, const json& params) {
       return fail("unknown parameter " + Quote(name) +
                   " (accepted: " + (accepted.empty() ? "none" : accepted) + ")");
     }
-    if (value.is_null()) continue;  // counts as absent
+    if (value.is_null()) {
+      // No value: the default or, without one, null itself (dotenv name=''), as the original
+      // platform delivers it. A required parameter still needs a value.
+      if (!spec->second.default_value && !spec->second.required) out[name] = nullptr;
+      continue;
+    }
     json checked = value;
     if (std::optional<std::string> bad = CheckValue(spec->second, &checked)) {
       return fail("parameter " + Quote(name) + ": " + *bad);
@@ -320,6 +326,9 @@ Result<json> ValidateParameters(const Action& action, const json& params) {
     if (out.contains(name)) continue;
     if (spec.default_value) {
       out[name] = *spec.default_value;
+    } else if (spec.required && spec.secret) {
+      return fail("missing required secret " + Quote(name) +
+                  ": give it with --secrets-file or --secrets-stdin");
     } else if (spec.required) {
       return fail("missing required parameter " + Quote(name));
     }

@@ -5,6 +5,8 @@
 #include <sstream>
 #include <vector>
 
+#include "sandbox/os/error.h"
+
 namespace packvisor {
 namespace {
 
@@ -27,7 +29,7 @@ std::vector<std::string> NonEmptyLines(const std::string& text) {
 }
 
 Result<nlohmann::json> YamlToJson(const YAML::Node& node, int depth) {
-  if (depth > 64) return Failure("parse output", "yaml", "nested too deeply");
+  if (depth > 64) return Failure("", "", "nested more than 64 levels deep");
   switch (node.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
@@ -66,45 +68,72 @@ Result<nlohmann::json> YamlToJson(const YAML::Node& node, int depth) {
 
 }  // namespace
 
-Result<nlohmann::json> ParseActionOutput(const std::string& stdout_text, OutputFormat format) {
-  if (format == OutputFormat::kText) return nlohmann::json(nullptr);  // no copy of a large text
+ParsedOutput ParseActionOutput(const std::string& stdout_text, OutputFormat format) {
+  ParsedOutput parsed;
+  if (format == OutputFormat::kText) return parsed;  // no copy of a large text
   std::string trimmed = Trim(stdout_text);
-  if (trimmed.empty()) return nlohmann::json(nullptr);
+  if (trimmed.empty()) return parsed;
   switch (format) {
     case OutputFormat::kJson: {
       auto whole = nlohmann::json::parse(trimmed, nullptr, false);
-      if (!whole.is_discarded()) return whole;
+      if (!whole.is_discarded()) {
+        parsed.result = std::move(whole);
+        break;
+      }
       std::vector<std::string> lines = NonEmptyLines(trimmed);
       auto last = nlohmann::json::parse(lines.back(), nullptr, false);
-      if (!last.is_discarded()) return last;
-      return Failure("parse output", "json", "stdout (and its last line) is not valid JSON");
+      if (!last.is_discarded()) {
+        parsed.result = std::move(last);
+        break;
+      }
+      parsed.error = "output_format json: stdout is not valid JSON, nor is its last line";
+      break;
     }
     case OutputFormat::kJsonl: {
+      // Line numbers count every line of stdout, blank ones included, from 1.
       nlohmann::json array = nlohmann::json::array();
       size_t number = 0;
-      for (const std::string& line : NonEmptyLines(trimmed)) {
+      size_t bad = 0;
+      size_t first_bad = 0;
+      std::istringstream in(stdout_text);
+      std::string line;
+      while (std::getline(in, line)) {
         ++number;
-        auto value = nlohmann::json::parse(line, nullptr, false);
+        std::string item = Trim(line);
+        if (item.empty()) continue;
+        auto value = nlohmann::json::parse(item, nullptr, false);
         if (value.is_discarded()) {
-          return Failure("parse output", "jsonl",
-                         "line " + std::to_string(number) + " is not valid JSON");
+          if (bad++ == 0) first_bad = number;
+          continue;
         }
         array.push_back(std::move(value));
       }
-      return array;
+      if (!array.empty()) parsed.result = std::move(array);
+      if (bad > 0) {
+        parsed.error = "output_format jsonl: skipped " + std::to_string(bad) +
+                       (bad == 1 ? " line" : " lines") + " that " + (bad == 1 ? "is" : "are") +
+                       " not valid JSON (the first at line " + std::to_string(first_bad) + ")";
+      }
+      break;
     }
     case OutputFormat::kYaml: {
       try {
-        return YamlToJson(YAML::Load(trimmed), 0);
+        auto value = YamlToJson(YAML::Load(trimmed), 0);
+        if (value) {
+          parsed.result = std::move(*value);
+        } else {
+          parsed.error = "output_format yaml: " + value.error().message();
+        }
       } catch (const YAML::Exception& e) {
-        return Failure("parse output", "yaml",
-                       "not a valid YAML document (line " + std::to_string(e.mark.line + 1) + ")");
+        parsed.error = "output_format yaml: stdout is not a valid YAML document (line " +
+                       std::to_string(e.mark.line + 1) + ")";
       }
+      break;
     }
     case OutputFormat::kText:
       break;
   }
-  return nlohmann::json(nullptr);
+  return parsed;
 }
 
 std::string FailureSummary(int exit_code, const std::string& stderr_text) {

@@ -5,15 +5,23 @@
 #include <optional>
 #include <string>
 
-#include "sandbox/os/error.h"
 #include "supervisor/packs.h"
 
 namespace packvisor {
 
-// text: null. json: the whole (trimmed) stdout, else its last non-empty line. jsonl: an array of
-// every non-empty line (each must parse). yaml: the document. Empty stdout gives null. An Error
-// (naming the format, never quoting the output) when it does not parse.
-Result<nlohmann::json> ParseActionOutput(const std::string& stdout_text, OutputFormat format);
+// What an action's stdout gave: `result` (null when there is none) and, when some or all of the
+// output did not parse, `error` naming the failure (never quoting the output, which may hold
+// secrets). A parse failure never changes the execution's status: that follows the exit code.
+struct ParsedOutput {
+  nlohmann::json result;
+  std::optional<std::string> error;
+};
+
+// text: null. json: the whole (trimmed) stdout, else its last non-empty line; neither parsing
+// is an error. jsonl: an array of the lines that parse (blank lines ignored); bad lines are
+// skipped and counted in the error with the first one's line number; null when no line parses.
+// yaml: the document. Empty stdout gives null.
+ParsedOutput ParseActionOutput(const std::string& stdout_text, OutputFormat format);
 
 // The error text of a failed action (attune's rule): "exited with code N" when stderr is empty,
 // its last line when it has more than 5 lines, else all of it (trimmed).

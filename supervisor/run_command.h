@@ -11,7 +11,7 @@ namespace packvisor {
 
 struct RunOptions {
   std::string action_ref;
-  std::vector<std::string> params;          // K=V; V is JSON when it parses, else a string
+  std::vector<std::string> params;          // K=V; V read by the declared type (RunRequest)
   std::optional<std::string> params_json;   // JSON text, or @FILE
   std::optional<std::string> secrets_file;  // a JSON object
   bool secrets_stdin = false;               // a JSON object on stdin

@@ -103,4 +103,12 @@ std::vector<std::string> SandboxEnvironment(
   return env;
 }
 
+std::vector<std::pair<std::string, std::string>> ContextVariables(
+    const std::vector<std::pair<std::string, std::string>>& values) {
+  std::vector<std::pair<std::string, std::string>> variables;
+  for (const auto& [name, value] : values) variables.emplace_back("PACKVISOR_" + name, value);
+  for (const auto& [name, value] : values) variables.emplace_back("ATTUNE_" + name, value);
+  return variables;
+}
+
 }  // namespace packvisor

@@ -41,4 +41,10 @@ std::vector<std::string> SandboxEnvironment(
     const Config& config, const std::string& env_dir,
     const std::vector<std::pair<std::string, std::string>>& extra);
 
+// The execution's context variables of SPEC §6: each (NAME, value), NAME one of
+// kContextVariableNames, as PACKVISOR_NAME and, with the same value, ATTUNE_NAME (packs of the
+// original platform read those).
+std::vector<std::pair<std::string, std::string>> ContextVariables(
+    const std::vector<std::pair<std::string, std::string>>& values);
+
 }  // namespace packvisor

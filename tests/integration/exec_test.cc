@@ -231,13 +231,15 @@ TEST(ExecEnvironment, ContainsExactlyTheSandboxVariables) {
   std::map<std::string, std::string> env = ParseEnv(text);
   std::set<std::string> names;
   for (const auto& [name, value] : env) names.insert(name);
-  EXPECT_EQ(names, (std::set<std::string>{"PATH", "HOME", "LANG", "TMPDIR", "PACKVISOR_EXEC_ID"}))
+  EXPECT_EQ(names, (std::set<std::string>{"PATH", "HOME", "LANG", "TMPDIR", "PACKVISOR_EXEC_ID",
+                                          "ATTUNE_EXEC_ID"}))
       << text;
   EXPECT_EQ(env["PATH"], "/usr/local/bin:/usr/bin:/bin");
   EXPECT_EQ(env["HOME"], "/tmp");
   EXPECT_EQ(env["LANG"], "C.UTF-8");
   EXPECT_EQ(env["TMPDIR"], "/tmp");
   EXPECT_EQ(env["PACKVISOR_EXEC_ID"], j["execution_id"].get<std::string>());
+  EXPECT_EQ(env["ATTUNE_EXEC_ID"], env["PACKVISOR_EXEC_ID"]);  // for the original's packs
   EXPECT_THAT(text, ::testing::Not(HasSubstr(marker)));
 }
 

@@ -92,42 +92,54 @@ TEST_F(RunResultsTest, DefaultOutputFormatIsText) {
   EXPECT_TRUE(r.Json()["result"].is_null());
 }
 
-TEST_F(RunResultsTest, JsonParseFailureFailsWithExitOne) {
+// SPEC §7, as the original platform: a parse failure sets `error` and leaves `result` null; the
+// status and the exit status follow the action's own exit code.
+TEST_F(RunResultsTest, JsonParseFailureKeepsTheActionsStatusAndExitCode) {
   ShellAction("badjson", "echo 'this is not json'\necho 'nor {this'\n", "json");
   CommandResult r = Run("res.badjson");
-  EXPECT_EQ(r.exit_code, 1) << r.stdout_text << r.stderr_text;
+  EXPECT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
   nlohmann::json j = r.Json();
-  EXPECT_EQ(j["status"], "failed");
+  EXPECT_EQ(j["status"], "succeeded");
   EXPECT_EQ(j["exit_code"], 0);
   EXPECT_TRUE(j["result"].is_null());
   ASSERT_TRUE(j["error"].is_string());
   EXPECT_THAT(j["error"].get<std::string>(), HasSubstr("json"));
 }
 
-TEST_F(RunResultsTest, JsonlParseFailureFails) {
+TEST_F(RunResultsTest, JsonlBadLinesAreSkippedAndCounted) {
   ShellAction("badjsonl", "echo '{\"ok\": 1}'\necho 'oops'\n", "jsonl");
   CommandResult r = Run("res.badjsonl");
-  EXPECT_EQ(r.exit_code, 1) << r.stdout_text << r.stderr_text;
+  EXPECT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
   nlohmann::json j = r.Json();
-  EXPECT_EQ(j["status"], "failed");
-  EXPECT_TRUE(j["result"].is_null());
-  EXPECT_TRUE(j["error"].is_string());
+  EXPECT_EQ(j["status"], "succeeded");
+  EXPECT_EQ(j["result"], nlohmann::json::parse(R"([{"ok": 1}])"));
+  ASSERT_TRUE(j["error"].is_string());
+  EXPECT_THAT(j["error"].get<std::string>(), HasSubstr("skipped 1 line"));
+  EXPECT_THAT(j["error"].get<std::string>(), HasSubstr("line 2"));
 }
 
-TEST_F(RunResultsTest, YamlParseFailureFails) {
+TEST_F(RunResultsTest, YamlParseFailureKeepsTheActionsStatus) {
   ShellAction("badyaml", "printf 'a: [1, 2\\nb: {\\n'\n", "yaml");
   CommandResult r = Run("res.badyaml");
-  EXPECT_EQ(r.exit_code, 1) << r.stdout_text << r.stderr_text;
+  EXPECT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
   nlohmann::json j = r.Json();
-  EXPECT_EQ(j["status"], "failed");
+  EXPECT_EQ(j["status"], "succeeded");
   EXPECT_TRUE(j["result"].is_null());
   EXPECT_TRUE(j["error"].is_string());
 }
 
-TEST_F(RunResultsTest, ParseFailureInHumanModeAlsoExitsOne) {
+TEST_F(RunResultsTest, ParseFailureWithANonZeroExitKeepsThatCode) {
+  ShellAction("badexit", "echo 'not json'\nexit 5\n", "json");
+  CommandResult r = Run("res.badexit");
+  EXPECT_EQ(r.exit_code, 5) << r.stderr_text;
+  EXPECT_EQ(r.Json()["status"], "failed");
+}
+
+TEST_F(RunResultsTest, ParseFailureInHumanModeExitsWithTheActionsCode) {
   ShellAction("badjson", "echo 'not json'\n", "json");
   CommandResult r = world_.Cli({"run", "res.badjson"});
-  EXPECT_EQ(r.exit_code, 1) << r.stderr_text;
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_THAT(r.stderr_text, HasSubstr("output_format json"));
 }
 
 TEST_F(RunResultsTest, NonZeroExitIsFailedWithTheStderrSummary) {

@@ -380,14 +380,16 @@ TEST_F(RunSecretLeakTest, RejectedSecretOutsideEnumIsNotQuoted) {
   ExpectNoToken(r, token);
 }
 
-TEST_F(RunSecretLeakTest, RejectedUnknownSecretIsNotQuoted) {
+TEST_F(RunSecretLeakTest, IgnoredUnknownSecretIsNamedButNotQuoted) {
+  // A secret the action does not declare is not delivered (one secrets file may serve a whole
+  // pack); the trace log names it, never its value.
   std::string token = FreshToken();
   CommandResult r =
-      world_.Cli({"--log-level", "trace", "run", "leak.typed", "--secrets-stdin", "--json"},
+      world_.Cli({"--log-level", "trace", "run", "leak.sh", "--secrets-stdin", "--json"},
                  nlohmann::json({{"not_declared", token}}).dump());
-  EXPECT_EQ(r.exit_code, 125) << r.stdout_text << r.stderr_text;
-  EXPECT_EQ(r.Json()["status"], "rejected");
-  EXPECT_THAT(r.Json()["error"].get<std::string>(), HasSubstr("not_declared"));
+  EXPECT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_EQ(r.Json()["status"], "succeeded");
+  EXPECT_THAT(r.stderr_text, HasSubstr("not_declared"));
   ExpectNoToken(r, token);
 }
 

@@ -80,6 +80,7 @@ void ExpectDefaults(const Config& c) {
   EXPECT_TRUE(c.sandbox.install_network);
   EXPECT_TRUE(c.sandbox.extra_ro_binds.empty());
   EXPECT_TRUE(c.sandbox.passthrough_env.empty());
+  EXPECT_TRUE(c.sandbox.set_env.empty());
   EXPECT_EQ(c.envs.max_size_mb, 2048u);
   EXPECT_EQ(c.envs.pack_disk_mb, 4096u);
   EXPECT_EQ(c.envs.build_timeout_seconds, 900);
@@ -217,12 +218,14 @@ TEST_F(ConfigTest, ShippedExampleUncommentedGivesDefaults) {
       uncommented += line + "\n";
     }
   }
-  EXPECT_EQ(settings, 33);  // 31 keys and 2 install_env examples
+  EXPECT_EQ(settings, 34);  // 31 keys, 2 install_env examples and 1 set_env example
   auto config = LoadConfigFile(Write("uncommented.toml", uncommented));
   ASSERT_TRUE(config.ok()) << config.error().message();
   EXPECT_EQ(config->runtimes_dir, "/etc/packvisor/runtimes");
   EXPECT_EQ(config->envs.install_env.size(), 2u);
+  EXPECT_EQ(config->sandbox.set_env.size(), 1u);
   config->runtimes_dir.reset();
+  config->sandbox.set_env.clear();
   ExpectDefaults(*config);
 }
 
@@ -323,6 +326,62 @@ max_concurrent = 16
   EXPECT_EQ(c.server.allowed_uids, (std::vector<uid_t>{0, 1000}));
   EXPECT_EQ(c.server.allowed_gids, (std::vector<gid_t>{50}));
   EXPECT_EQ(c.server.max_concurrent, 16u);
+}
+
+TEST_F(ConfigTest, SetEnvIsATableOfStrings) {
+  auto config = LoadConfigFile(Write("packvisor.toml", R"([sandbox]
+passthrough_env = ["TZ"]
+
+[sandbox.set_env]
+ATTUNE_API_URL = "http://api:8080"
+LANG = "de_DE.UTF-8"
+EMPTY = ""
+)"));
+  ASSERT_TRUE(config.ok()) << config.error().message();
+  EXPECT_EQ(config->sandbox.set_env,
+            (std::map<std::string, std::string>{
+                {"ATTUNE_API_URL", "http://api:8080"}, {"LANG", "de_DE.UTF-8"}, {"EMPTY", ""}}));
+}
+
+TEST_F(ConfigTest, SetEnvRefusalsNameTheFileLineAndKey) {
+  struct Case {
+    std::string toml;
+    std::string key_and_detail;
+  };
+  const std::vector<Case> cases = {
+      {"[sandbox.set_env]\nA = \"1\"\nPATH = \"/x\"\n",
+       ":3: sandbox.set_env.PATH: \"PATH\" may not be configured: the sandbox sets PATH itself "
+       "(its host value names host paths)"},
+      {"[sandbox.set_env]\nLD_PRELOAD = \"/x.so\"\n",
+       ":2: sandbox.set_env.LD_PRELOAD: \"LD_PRELOAD\" may not be configured: LD_* variables "
+       "would change how every program in the sandbox is loaded"},
+      {"[sandbox.set_env]\nLD_LIBRARY_PATH = \"/x\"\n",
+       ":2: sandbox.set_env.LD_LIBRARY_PATH: \"LD_LIBRARY_PATH\" may not be configured: LD_* "
+       "variables would change how every program in the sandbox is loaded"},
+      {"[sandbox.set_env]\nPACKVISOR_EXEC_ID = \"1\"\n",
+       ":2: sandbox.set_env.PACKVISOR_EXEC_ID: \"PACKVISOR_EXEC_ID\" may not be configured: names "
+       "starting with PACKVISOR_ are reserved for the sandbox's own variables"},
+      {"[sandbox.set_env]\nATTUNE_PARAMETER_FILE = \"/x\"\n",
+       ":2: sandbox.set_env.ATTUNE_PARAMETER_FILE: \"ATTUNE_PARAMETER_FILE\" may not be "
+       "configured: the sandbox sets it itself (the same value as PACKVISOR_PARAMETER_FILE)"},
+      {"[sandbox]\npassthrough_env = [\"ATTUNE_EXEC_ID\"]\n",
+       ":2: sandbox.passthrough_env[0]: \"ATTUNE_EXEC_ID\" may not be configured: the sandbox "
+       "sets it itself (the same value as PACKVISOR_EXEC_ID)"},
+      {"[sandbox.set_env]\n\"9LIVES\" = \"1\"\n",
+       ":2: sandbox.set_env.9LIVES: expected an environment variable name "
+       "([A-Za-z_][A-Za-z0-9_]*), "
+       "got \"9LIVES\""},
+      {"[sandbox.set_env]\nNUL = \"a\\u0000b\"\n",
+       ":2: sandbox.set_env.NUL: contains a NUL character"},
+      {"[sandbox.set_env]\nPORT = 8080\n", ":2: sandbox.set_env.PORT: expected a string, got 8080"},
+      {"[sandbox]\nset_env = [\"A=b\"]\n",
+       ":2: sandbox.set_env: expected a table of NAME = \"value\", got an array"},
+      {"[sandbox]\npassthrough_env = [\"TZ\"]\n[sandbox.set_env]\nTZ = \"UTC\"\n",
+       ":3: sandbox.set_env: \"TZ\" is also in sandbox.passthrough_env: give it one source"},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(ErrorOf(c.toml), "invalid configuration " + File() + c.key_and_detail) << c.toml;
+  }
 }
 
 TEST_F(ConfigTest, DottedKeysWork) {

@@ -262,7 +262,7 @@ TEST(SchemaForm, MeansTheSameAsTheFlatForm) {
     }
   }
   EXPECT_EQ(ValidateParameters(from_schema, json::object()).error().message(),
-            "p.run: missing required parameter \"a\"");
+            "missing required parameter \"a\"");
 }
 
 TEST(SchemaForm, Problems) {

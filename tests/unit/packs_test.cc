@@ -483,8 +483,8 @@ TEST(ListPacks, ListsPacksWithBadActionsAndReportsBrokenOnes) {
   std::map<std::string, const Pack*> packs;
   for (const Pack& pack : listing->packs) packs[pack.ref] = &pack;
   // A bad action leaves its pack listed, with the action marked bad.
-  for (const char* ref :
-       {"hello", "broken_bomb", "broken_escape", "broken_runner", "broken_yaml", "original_core"}) {
+  for (const char* ref : {"hello", "broken_bomb", "broken_escape", "broken_runner", "broken_yaml",
+                          "original_core", "original_outputs"}) {
     ASSERT_TRUE(packs.count(ref)) << ref;
   }
   EXPECT_TRUE(packs["hello"]->bad_actions.empty());
@@ -532,7 +532,7 @@ TEST(ResolveAction, NotFoundIsEnoent) {
   Result<ResolvedAction> action = ResolveAction(kFixtures, "hello.nope");
   ASSERT_FALSE(action.ok());
   EXPECT_EQ(action.error().err, ENOENT);
-  EXPECT_TRUE(Contains(action.error().message(), "action \"hello.nope\" not found"));
+  EXPECT_TRUE(Contains(action.error().message(), "no such action in pack \"hello\""));
   Result<ResolvedAction> broken = ResolveAction(kFixtures, "broken_runner.rb", &Runtimes());
   ASSERT_FALSE(broken.ok());
   EXPECT_NE(broken.error().err, ENOENT);
@@ -607,16 +607,30 @@ TEST_F(ParametersTest, GivenValuesWin) {
 }
 
 TEST_F(ParametersTest, MissingRequired) {
-  EXPECT_EQ(ErrorOf(json::object()), "hello.greet: missing required parameter \"who\"");
-  EXPECT_EQ(ErrorOf({{"who", nullptr}}), "hello.greet: missing required parameter \"who\"");
+  EXPECT_EQ(ErrorOf(json::object()), "missing required parameter \"who\"");
+  EXPECT_EQ(ErrorOf({{"who", nullptr}}), "missing required parameter \"who\"");
+}
+
+TEST_F(ParametersTest, MissingRequiredSecretSaysWhereSecretsComeFrom) {
+  action_.parameters["token"].required = true;
+  EXPECT_EQ(ErrorOf({{"who", "x"}}),
+            "missing required secret \"token\": give it with --secrets-file or --secrets-stdin");
+}
+
+TEST_F(ParametersTest, NullIsNoValue) {
+  // The default fills it; without a default it stays null (delivered as null, dotenv name='').
+  Result<json> out =
+      ValidateParameters(action_, {{"who", "x"}, {"times", nullptr}, {"token", nullptr}});
+  ASSERT_TRUE(out.ok()) << out.error().message();
+  EXPECT_EQ(*out, json::parse(R"({"who": "x", "times": 1, "color": "red", "token": null})"));
 }
 
 TEST_F(ParametersTest, WrongType) {
-  EXPECT_EQ(ErrorOf({{"who", 5}}), "hello.greet: parameter \"who\": expected string, got integer");
+  EXPECT_EQ(ErrorOf({{"who", 5}}), "parameter \"who\": expected string, got integer");
   EXPECT_EQ(ErrorOf({{"who", "x"}, {"times", "3"}}),
-            "hello.greet: parameter \"times\": expected integer, got string");
+            "parameter \"times\": expected integer, got string");
   EXPECT_EQ(ErrorOf({{"who", "x"}, {"times", 2.5}}),
-            "hello.greet: parameter \"times\": expected integer, got number");
+            "parameter \"times\": expected integer, got number");
   Result<json> whole = ValidateParameters(action_, {{"who", "x"}, {"times", 2.0}});
   ASSERT_TRUE(whole.ok());
   EXPECT_TRUE((*whole)["times"].is_number_integer());
@@ -624,22 +638,20 @@ TEST_F(ParametersTest, WrongType) {
 
 TEST_F(ParametersTest, EnumMinimumMaximum) {
   EXPECT_EQ(ErrorOf({{"who", "x"}, {"color", "pink"}}),
-            "hello.greet: parameter \"color\": not one of the allowed values (\"red\", "
+            "parameter \"color\": not one of the allowed values (\"red\", "
             "\"green\", \"blue\")");
-  EXPECT_EQ(ErrorOf({{"who", "x"}, {"times", 0}}),
-            "hello.greet: parameter \"times\": must be >= 1");
-  EXPECT_EQ(ErrorOf({{"who", "x"}, {"times", 11}}),
-            "hello.greet: parameter \"times\": must be <= 10");
+  EXPECT_EQ(ErrorOf({{"who", "x"}, {"times", 0}}), "parameter \"times\": must be >= 1");
+  EXPECT_EQ(ErrorOf({{"who", "x"}, {"times", 11}}), "parameter \"times\": must be <= 10");
   EXPECT_EQ(ErrorOf({{"who", "x"}, {"times", 10}}), "(valid)");
 }
 
 TEST_F(ParametersTest, UnknownParameterIsRejected) {
   EXPECT_EQ(ErrorOf({{"who", "x"}, {"whom", "y"}}),
-            "hello.greet: unknown parameter \"whom\" (accepted: color, times, token, who)");
+            "unknown parameter \"whom\" (accepted: color, times, token, who)");
 }
 
 TEST_F(ParametersTest, NotAnObject) {
-  EXPECT_EQ(ErrorOf(json::array()), "hello.greet: parameters must be a JSON object, got array");
+  EXPECT_EQ(ErrorOf(json::array()), "parameters must be a JSON object, got array");
 }
 
 TEST_F(ParametersTest, ErrorsNeverContainTheValue) {

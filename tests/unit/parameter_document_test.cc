@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "supervisor/packs.h"
 #include "supervisor/result_parsing.h"
 
 namespace packvisor {
@@ -24,10 +25,10 @@ TEST(ParameterDocument, DotenvIsSortedFlattenedAndQuoted) {
 
 TEST(ParameterDocument, YamlRoundTrips) {
   json inputs = {{"name", "x: y"}, {"n", 2}, {"nested", {{"k", "v"}}}};
-  auto parsed = ParseActionOutput(FormatParameterDocument(inputs, ParameterFormat::kYaml),
-                                  OutputFormat::kYaml);
-  ASSERT_TRUE(parsed.ok());
-  EXPECT_EQ(*parsed, inputs);
+  ParsedOutput parsed = ParseActionOutput(FormatParameterDocument(inputs, ParameterFormat::kYaml),
+                                          OutputFormat::kYaml);
+  ASSERT_FALSE(parsed.error) << *parsed.error;
+  EXPECT_EQ(parsed.result, inputs);
 }
 
 TEST(ShellHelpers, NonExportedVariablesWithEscaping) {
@@ -40,21 +41,75 @@ TEST(ShellHelpers, NonExportedVariablesWithEscaping) {
   EXPECT_NE(script.find("# Action code\necho hi\n"), std::string::npos);
 }
 
-TEST(ResultParsing, JsonWholeOrLastLine) {
-  EXPECT_EQ(*ParseActionOutput("{\"a\": 1}\n", OutputFormat::kJson), json({{"a", 1}}));
-  EXPECT_EQ(*ParseActionOutput("log line\nmore\n{\"ok\": true}\n\n", OutputFormat::kJson),
-            json({{"ok", true}}));
-  EXPECT_FALSE(ParseActionOutput("not json\nstill not\n", OutputFormat::kJson).ok());
-  EXPECT_TRUE(ParseActionOutput("", OutputFormat::kJson)->is_null());
-  EXPECT_TRUE(ParseActionOutput("{\"a\":1}", OutputFormat::kText)->is_null());
+TEST(ParameterDocument, DotenvNullIsAnEmptyValue) {
+  json inputs = {{"name", "ann"}, {"nickname", nullptr}};
+  EXPECT_EQ(FormatParameterDocument(inputs, ParameterFormat::kDotenv), "name='ann'\nnickname=''\n");
 }
 
-TEST(ResultParsing, JsonlAndYaml) {
-  EXPECT_EQ(*ParseActionOutput("{\"a\":1}\n\n[2]\n3\n", OutputFormat::kJsonl),
-            json::parse("[{\"a\":1},[2],3]"));
-  EXPECT_FALSE(ParseActionOutput("{\"a\":1}\nbad\n", OutputFormat::kJsonl).ok());
-  EXPECT_EQ(*ParseActionOutput("a: 1\nb: [x, 'y']\nc: true\n", OutputFormat::kYaml),
+TEST(ParameterText, StringTakesTheRawText) {
+  EXPECT_EQ(ParameterValueFromText(ParamType::kString, "2"), json("2"));
+  EXPECT_EQ(ParameterValueFromText(ParamType::kString, "true"), json("true"));
+  EXPECT_EQ(ParameterValueFromText(ParamType::kString, "\"q\""), json("\"q\""));
+  EXPECT_EQ(ParameterValueFromText(ParamType::kString, "{\"a\": 1}"), json("{\"a\": 1}"));
+  EXPECT_EQ(ParameterValueFromText(ParamType::kString, ""), json(""));
+}
+
+TEST(ParameterText, OtherAndUndeclaredTypesTryJsonFirst) {
+  EXPECT_EQ(ParameterValueFromText(ParamType::kInteger, "2"), json(2));
+  EXPECT_EQ(ParameterValueFromText(ParamType::kBoolean, "false"), json(false));
+  EXPECT_EQ(ParameterValueFromText(ParamType::kArray, "[1, \"a\"]"), json::parse("[1, \"a\"]"));
+  EXPECT_EQ(ParameterValueFromText(std::nullopt, "2.5"), json(2.5));
+  EXPECT_EQ(ParameterValueFromText(std::nullopt, "abc"), json("abc"));
+  EXPECT_EQ(ParameterValueFromText(std::nullopt, "null"), json(nullptr));
+  // Not JSON: the text, which validation then refuses for an integer parameter.
+  EXPECT_EQ(ParameterValueFromText(ParamType::kInteger, "many"), json("many"));
+}
+
+TEST(ResultParsing, JsonWholeOrLastLine) {
+  EXPECT_EQ(ParseActionOutput("{\"a\": 1}\n", OutputFormat::kJson).result, json({{"a", 1}}));
+  ParsedOutput last = ParseActionOutput("log line\nmore\n{\"ok\": true}\n\n", OutputFormat::kJson);
+  EXPECT_EQ(last.result, json({{"ok", true}}));
+  EXPECT_FALSE(last.error);
+  EXPECT_TRUE(ParseActionOutput("", OutputFormat::kJson).result.is_null());
+  EXPECT_TRUE(ParseActionOutput("{\"a\":1}", OutputFormat::kText).result.is_null());
+}
+
+TEST(ResultParsing, JsonThatDoesNotParseIsAnErrorAndNoResult) {
+  ParsedOutput bad = ParseActionOutput("not json\nstill not {\n", OutputFormat::kJson);
+  EXPECT_TRUE(bad.result.is_null());
+  ASSERT_TRUE(bad.error);
+  EXPECT_EQ(*bad.error, "output_format json: stdout is not valid JSON, nor is its last line");
+  ParsedOutput secret = ParseActionOutput("s3cr3t-value\n", OutputFormat::kJson);
+  ASSERT_TRUE(secret.error);
+  EXPECT_EQ(secret.error->find("s3cr3t"), std::string::npos) << "never quotes the output";
+}
+
+TEST(ResultParsing, JsonlSkipsBadLinesCountingThemWithTheFirstLineNumber) {
+  ParsedOutput all = ParseActionOutput("{\"a\":1}\n\n[2]\n3\n", OutputFormat::kJsonl);
+  EXPECT_EQ(all.result, json::parse("[{\"a\":1},[2],3]"));
+  EXPECT_FALSE(all.error);
+  ParsedOutput some =
+      ParseActionOutput("\n{\"a\":1}\nbad\n[2]\nworse {\n3\n", OutputFormat::kJsonl);
+  EXPECT_EQ(some.result, json::parse("[{\"a\":1},[2],3]"));
+  ASSERT_TRUE(some.error);
+  EXPECT_EQ(*some.error,
+            "output_format jsonl: skipped 2 lines that are not valid JSON (the first at line 3)");
+  ParsedOutput one = ParseActionOutput("bad\n{}\n", OutputFormat::kJsonl);
+  EXPECT_EQ(one.result, json::parse("[{}]"));
+  EXPECT_EQ(*one.error,
+            "output_format jsonl: skipped 1 line that is not valid JSON (the first at line 1)");
+  ParsedOutput none = ParseActionOutput("bad\nworse\n", OutputFormat::kJsonl);
+  EXPECT_TRUE(none.result.is_null());
+  EXPECT_TRUE(none.error);
+}
+
+TEST(ResultParsing, Yaml) {
+  EXPECT_EQ(ParseActionOutput("a: 1\nb: [x, 'y']\nc: true\n", OutputFormat::kYaml).result,
             json::parse("{\"a\":1,\"b\":[\"x\",\"y\"],\"c\":true}"));
+  ParsedOutput bad = ParseActionOutput("a: [1, 2\nb: {\n", OutputFormat::kYaml);
+  EXPECT_TRUE(bad.result.is_null());
+  ASSERT_TRUE(bad.error);
+  EXPECT_EQ(bad.error->rfind("output_format yaml: ", 0), 0u) << *bad.error;
 }
 
 TEST(ResultParsing, FailureSummaryFollowsTheOldRule) {
