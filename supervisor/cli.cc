@@ -46,7 +46,7 @@ int PrintHelp(const CLI::App& app, const std::vector<std::string>& topic) {
     }
     command = found;
   }
-  std::string text = command->help();
+  std::string text = CommandHelp(app, path);
   std::fwrite(text.data(), 1, text.size(), stdout);
   return 0;
 }
@@ -68,8 +68,10 @@ int RunCli(int argc, char** argv, const BuildInfo& build) {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
+  } catch (const CLI::CallForAllHelp&) {
+    std::string text = FullHelpText(app);
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return 0;
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {

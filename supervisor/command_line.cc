@@ -142,6 +142,60 @@ std::vector<std::string> CommandPaths(const CLI::App& app) {
   return paths;
 }
 
+std::string CommandHelp(const CLI::App& app, const std::string& path) {
+  const CLI::App* command = &app;
+  size_t start = 0;
+  while (start < path.size()) {
+    size_t space = std::min(path.find(' ', start), path.size());
+    command = command->get_subcommand(path.substr(start, space - start));
+    start = space + 1;
+  }
+  // Not App::help(), which shows the command that was parsed (`help`) instead.
+  std::string name = path.empty() ? app.get_name() : app.get_name() + " " + path;
+  return command->get_formatter()->make_help(command, name, CLI::AppFormatMode::Normal);
+}
+
+std::string FullHelpText(const CLI::App& app) {
+  std::string text = CommandHelp(app, "") + "\nCommands:\n";
+  for (const std::string& path : CommandPaths(app)) {
+    const CLI::App* command = &app;
+    size_t start = 0;
+    while (start < path.size()) {
+      size_t space = std::min(path.find(' ', start), path.size());
+      command = command->get_subcommand(path.substr(start, space - start));
+      start = space + 1;
+    }
+    bool hidden = false;
+    for (const CLI::App* at = command; at != &app; at = at->get_parent()) {
+      hidden = hidden || at->get_group().empty();
+    }
+    if (hidden) continue;
+    text += app.get_name() + " " + path + ": " + command->get_description() + "\n";
+    std::string help = CommandHelp(app, path);
+    // Its description is the header above; the footer is the top's, printed once.
+    size_t first_line = help.find('\n');
+    if (help.compare(0, first_line, command->get_description()) == 0) {
+      help.erase(0, first_line + 1);
+    }
+    if (!app.get_footer().empty()) {
+      size_t footer = help.find(app.get_footer());
+      if (footer != std::string::npos) help.erase(footer);
+    }
+    size_t line_start = 0;
+    while (line_start < help.size()) {
+      size_t end = help.find('\n', line_start);
+      if (end == std::string::npos) end = help.size();
+      std::string line = help.substr(line_start, end - line_start);
+      if (!line.empty()) text += "  " + line;
+      text += "\n";
+      line_start = end + 1;
+    }
+    while (text.size() >= 2 && text.compare(text.size() - 2, 2, "\n\n") == 0) text.pop_back();
+    text += "\n";
+  }
+  return text;
+}
+
 std::string BashCompletionScript(const CLI::App& app) {
   // Per command path: its subcommands and its options, plus those of its ancestors when they
   // fall through (global options are accepted after the command word).

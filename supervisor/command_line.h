@@ -44,6 +44,14 @@ std::unique_ptr<CommandLine> DefineCommandLine(const BuildInfo& build);
 // Every command of `app` below the top, as its path of names ("pack list"), depth first.
 std::vector<std::string> CommandPaths(const CLI::App& app);
 
+// The help of the command at `path` ("pack list"; "" for the top), its usage line naming the whole
+// path.
+std::string CommandHelp(const CLI::App& app, const std::string& path);
+
+// `--help-all`: the help of the top, then of every command that is not hidden, each indented
+// under a "packvisor PATH: DESCRIPTION" line (help2man makes the man page from it).
+std::string FullHelpText(const CLI::App& app);
+
 // A bash completion script for `app` (SPEC §8's commands and options), made by walking it.
 std::string BashCompletionScript(const CLI::App& app);
 

@@ -191,8 +191,8 @@ TEST(CliTest, CmakeInstallPutsTheBinaryManPageAndCompletionInPlace) {
   TempDir prefix;
   CommandResult installed =
       RunShell(std::string(PACKVISOR_CMAKE_COMMAND) + " --install " + Quote(PACKVISOR_BUILD_DIR) +
-               " --prefix " + Quote(prefix.path()) + " >/dev/null");
-  ASSERT_EQ(installed.exit_code, 0);
+               " --component packvisor --prefix " + Quote(prefix.path()) + " 2>&1");
+  ASSERT_EQ(installed.exit_code, 0) << installed.stdout_text;
   struct stat st {};
   EXPECT_EQ(stat(prefix.Path("bin/packvisor").c_str(), &st), 0);
   EXPECT_EQ(ReadFileOrEmpty(prefix.Path("share/man/man1/packvisor.1")),

@@ -77,10 +77,34 @@ TEST(CommandLine, BashCompletionHasEveryCommandAndOption) {
     }
   }
   // Global options fall through to every command.
-  EXPECT_NE(script.find("'pack list') words='--config --help --help-all --log-level --version'"),
+  EXPECT_NE(script.find("'pack list') words='--config --help --help-all --log-level --version -h'"),
             std::string::npos)
       << script;
   EXPECT_NE(script.find("complete -o default -F _packvisor packvisor"), std::string::npos);
+}
+
+// help2man makes the man page from --help-all: every visible command and its options are there.
+TEST(CommandLine, FullHelpHasEveryVisibleCommandAndOption) {
+  auto cli = Definition();
+  std::string text = FullHelpText(cli->app);
+  for (const std::string& path : CommandPaths(cli->app)) {
+    if (path == "completion") {
+      EXPECT_EQ(text.find("packvisor completion"), std::string::npos) << "hidden, yet shown";
+      continue;
+    }
+    size_t at = text.find("\npackvisor " + path + ": ");
+    ASSERT_NE(at, std::string::npos) << path;
+    size_t next = text.find("\npackvisor ", at + 1);
+    std::string section = text.substr(at, next == std::string::npos ? next : next - at);
+    for (const std::string& option : LongOptions(At(cli->app, path))) {
+      if (option == "--help-all" || option == "--version") continue;  // the top's, shown there
+      EXPECT_NE(section.find(option), std::string::npos) << path << " " << option;
+    }
+  }
+  // The exit statuses (the footer) once, at the top.
+  size_t footer = text.find("Exit status of run and exec");
+  ASSERT_NE(footer, std::string::npos);
+  EXPECT_EQ(text.find("Exit status of run and exec", footer + 1), std::string::npos);
 }
 
 TEST(CommandLine, DocsCliNamesEveryCommandAndOption) {
