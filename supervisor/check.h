@@ -132,6 +132,7 @@ struct PathComponent {
 struct DirectoryFacts {
   std::vector<PathComponent> components;  // "/" first; stops after the first missing one
   int access_errno = 0;  // faccessat of the directory for its use (R_OK|X_OK, or W_OK|X_OK)
+  std::string path;      // the configured path ("" = the last component's)
 };
 
 DirectoryFacts InspectDirectory(const std::string& path, DirectoryUse use);

@@ -120,6 +120,7 @@ std::vector<CheckRow> JudgeCapabilities(const CapabilitySets& sets) {
 
 DirectoryFacts InspectDirectory(const std::string& path, DirectoryUse use) {
   DirectoryFacts facts;
+  facts.path = path;
   std::vector<std::string> prefixes = {"/"};
   size_t start = 1;
   while (start < path.size()) {
@@ -186,7 +187,7 @@ CheckRow JudgeDirectory(const std::string& key, DirectoryUse use, const Director
   CheckRow row{key, CheckStatus::kOk, "", true};
   const bool writes = use == DirectoryUse::kRootWrites;
   const PathComponent& last = facts.components.back();
-  std::string path = last.path;
+  const std::string& path = facts.path.empty() ? last.path : facts.path;
   auto fail = [&](const std::string& meaning) {
     row.status = CheckStatus::kMissing;
     row.meaning = meaning;
@@ -227,7 +228,9 @@ CheckRow JudgeDirectory(const std::string& key, DirectoryUse use, const Director
       return fail(path + " does not exist and cannot be created in " + parent + ": " +
                   std::strerror(facts.access_errno));
     }
-    row.meaning = path + " does not exist yet; packvisor creates it (root, 0755) at first use";
+    row.meaning = path + " does not exist yet" +
+                  (last.path == path ? "" : " (nor does " + last.path + ")") +
+                  "; packvisor creates it (root, 0755) at first use";
     return row;
   }
   std::string writers = OtherWriters(last);

@@ -72,6 +72,12 @@ PathComponent Dir(const std::string& path, uid_t owner, mode_t mode) {
   return c;
 }
 
+DirectoryFacts Facts(std::vector<PathComponent> components) {
+  DirectoryFacts facts;
+  facts.components = std::move(components);
+  return facts;
+}
+
 PathComponent Absent(const std::string& path) {
   PathComponent c;
   c.path = path;
@@ -79,14 +85,15 @@ PathComponent Absent(const std::string& path) {
 }
 
 TEST(JudgeDirectory, RootOwnedStateDirIsOk) {
-  DirectoryFacts facts{{Dir("/", 0, 0755), Dir("/var", 0, 0755), Dir("/var/lib", 0, 0755),
-                        Dir("/var/lib/packvisor", 0, 0755)}};
+  DirectoryFacts facts = Facts({Dir("/", 0, 0755), Dir("/var", 0, 0755), Dir("/var/lib", 0, 0755),
+                                Dir("/var/lib/packvisor", 0, 0755)});
   CheckRow row = JudgeDirectory("state_dir", DirectoryUse::kRootWrites, facts);
   EXPECT_EQ(row.status, CheckStatus::kOk) << row.meaning;
 }
 
 TEST(JudgeDirectory, WritableByOthersIsRefusedForWhatRootWrites) {
-  DirectoryFacts facts{{Dir("/", 0, 0755), Dir("/srv", 0, 0755), Dir("/srv/state", 0, 0777)}};
+  DirectoryFacts facts =
+      Facts({Dir("/", 0, 0755), Dir("/srv", 0, 0755), Dir("/srv/state", 0, 0777)});
   CheckRow row = JudgeDirectory("state_dir", DirectoryUse::kRootWrites, facts);
   EXPECT_EQ(row.status, CheckStatus::kMissing);
   EXPECT_TRUE(row.required);
@@ -105,7 +112,8 @@ TEST(JudgeDirectory, WritableByOthersIsRefusedForWhatRootWrites) {
 }
 
 TEST(JudgeDirectory, AnAncestorOthersCanWriteIsRefusedUnlessSticky) {
-  DirectoryFacts facts{{Dir("/", 0, 0755), Dir("/shared", 0, 0777), Dir("/shared/s", 0, 0755)}};
+  DirectoryFacts facts =
+      Facts({Dir("/", 0, 0755), Dir("/shared", 0, 0777), Dir("/shared/s", 0, 0755)});
   CheckRow row = JudgeDirectory("state_dir", DirectoryUse::kRootWrites, facts);
   EXPECT_EQ(row.status, CheckStatus::kMissing);
   EXPECT_THAT(row.meaning, HasSubstr("/shared is writable by every user"));
@@ -118,16 +126,20 @@ TEST(JudgeDirectory, AnAncestorOthersCanWriteIsRefusedUnlessSticky) {
 }
 
 TEST(JudgeDirectory, MissingDirectories) {
-  DirectoryFacts envs{{Dir("/", 0, 0755), Dir("/opt", 0, 0755), Absent("/opt/packvisor")}};
+  DirectoryFacts envs = Facts({Dir("/", 0, 0755), Dir("/opt", 0, 0755), Absent("/opt/packvisor")});
   CheckRow created = JudgeDirectory("runtime_envs_dir", DirectoryUse::kRootWrites, envs);
   EXPECT_EQ(created.status, CheckStatus::kOk);
-  EXPECT_THAT(created.meaning, HasSubstr("creates it"));
+  EXPECT_THAT(created.meaning,
+              HasSubstr("/opt/packvisor does not exist yet; packvisor creates it"));
+  envs.path = "/opt/packvisor/envs";
+  EXPECT_THAT(JudgeDirectory("runtime_envs_dir", DirectoryUse::kRootWrites, envs).meaning,
+              HasSubstr("/opt/packvisor/envs does not exist yet (nor does /opt/packvisor)"));
   envs.access_errno = EROFS;
   CheckRow read_only = JudgeDirectory("runtime_envs_dir", DirectoryUse::kRootWrites, envs);
   EXPECT_EQ(read_only.status, CheckStatus::kMissing);
   EXPECT_THAT(read_only.meaning, HasSubstr("cannot be created in /opt"));
 
-  DirectoryFacts packs{{Dir("/", 0, 0755), Absent("/packs")}};
+  DirectoryFacts packs = Facts({Dir("/", 0, 0755), Absent("/packs")});
   CheckRow no_packs = JudgeDirectory("packs_base_dir", DirectoryUse::kRead, packs);
   EXPECT_EQ(no_packs.status, CheckStatus::kWarn);
   EXPECT_FALSE(no_packs.required);
@@ -140,19 +152,19 @@ TEST(JudgeDirectory, SymlinksAndFiles) {
   PathComponent link = Dir("/var/lib", 0, 0777);
   link.is_directory = false;
   link.is_symlink = true;
-  DirectoryFacts facts{{Dir("/", 0, 0755), Dir("/var", 0, 0755), link}};
+  DirectoryFacts facts = Facts({Dir("/", 0, 0755), Dir("/var", 0, 0755), link});
   CheckRow row = JudgeDirectory("state_dir", DirectoryUse::kRootWrites, facts);
   EXPECT_EQ(row.status, CheckStatus::kMissing);
   EXPECT_THAT(row.meaning, HasSubstr("/var/lib is a symbolic link"));
   PathComponent file = Dir("/packs", 0, 0644);
   file.is_directory = false;
-  DirectoryFacts packs{{Dir("/", 0, 0755), file}};
+  DirectoryFacts packs = Facts({Dir("/", 0, 0755), file});
   EXPECT_THAT(JudgeDirectory("packs_base_dir", DirectoryUse::kRead, packs).meaning,
               HasSubstr("/packs is not a directory"));
 }
 
 TEST(JudgeDirectory, PacksOthersCanWriteAreAWarning) {
-  DirectoryFacts facts{{Dir("/", 0, 0755), Dir("/packs", 0, 0777)}};
+  DirectoryFacts facts = Facts({Dir("/", 0, 0755), Dir("/packs", 0, 0777)});
   CheckRow row = JudgeDirectory("packs_base_dir", DirectoryUse::kRead, facts);
   EXPECT_EQ(row.status, CheckStatus::kWarn);
   EXPECT_THAT(row.meaning, HasSubstr("writable by every user"));
