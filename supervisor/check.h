@@ -140,6 +140,9 @@ DirectoryFacts InspectDirectory(const std::string& path, DirectoryUse use);
 // The row of configuration key `key` (e.g. "state_dir") set to the directory the facts describe.
 CheckRow JudgeDirectory(const std::string& key, DirectoryUse use, const DirectoryFacts& facts);
 
+// Per-pack disks (envs.pack_disk_mb): the loop device control, mkfs.ext4 and CAP_SYS_ADMIN.
+void ProbePackDisks(const Config& config, const CapabilitySets& caps, std::vector<CheckRow>& rows);
+
 // The rows of every configured directory (runtimes_dir only when set).
 std::vector<CheckRow> CheckConfiguredDirectories(const Config& config);
 

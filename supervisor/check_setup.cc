@@ -9,7 +9,9 @@
 #include <cstdio>
 #include <cstring>
 
+#include "envs/pack_disk.h"
 #include "sandbox/os/syscalls.h"
+#include "sandbox/os/unique_fd.h"
 #include "supervisor/check.h"
 
 namespace packvisor {
@@ -251,6 +253,42 @@ CheckRow JudgeDirectory(const std::string& key, DirectoryUse use, const Director
   row.meaning = path + ": owner uid " + std::to_string(last.owner) + ", mode " + Octal(last.mode) +
                 (writes ? "; root writes there, nobody else can" : "; readable");
   return row;
+}
+
+// Per-pack disks (envs.pack_disk_mb): loop devices and mkfs.ext4. Required when configured, since
+// no environment can be made without them then; a warning when turned off.
+void ProbePackDisks(const Config& config, const CapabilitySets& caps, std::vector<CheckRow>& rows) {
+  CheckRow row{"per-pack env disks", CheckStatus::kOk, "", config.envs.pack_disk_mb != 0};
+  if (config.envs.pack_disk_mb == 0) {
+    row.status = CheckStatus::kWarn;
+    row.meaning =
+        "envs.pack_disk_mb = 0: no quota on /env; one pack can fill the filesystem "
+        "of runtime_envs_dir for every other pack and the host";
+    rows.push_back(std::move(row));
+    return;
+  }
+  unique_fd control(open("/dev/loop-control", O_RDWR | O_CLOEXEC));
+  int control_errno = errno;
+  bool mkfs = envs::FindMkfsExt4() != nullptr;
+  if (!control) {
+    row.status = CheckStatus::kMissing;
+    row.meaning = std::string("/dev/loop-control: ") + std::strerror(control_errno) +
+                  " (each pack's environments need a loop-mounted disk; or set "
+                  "envs.pack_disk_mb = 0)";
+  } else if (std::string missing = MissingCapabilityNames(caps, {CAP_SYS_ADMIN});
+             !missing.empty()) {
+    row.status = CheckStatus::kMissing;
+    row.meaning = "packvisor lacks " + missing +
+                  ", which attaching a loop device and mounting a pack's disk need (or set "
+                  "envs.pack_disk_mb = 0)";
+  } else if (!mkfs) {
+    row.status = CheckStatus::kMissing;
+    row.meaning = "mkfs.ext4 not found (install e2fsprogs; or set envs.pack_disk_mb = 0)";
+  } else {
+    row.meaning = std::to_string(config.envs.pack_disk_mb) +
+                  " MiB ext4 per pack (loop device): /env and builds stop at it";
+  }
+  rows.push_back(std::move(row));
 }
 
 std::vector<CheckRow> CheckConfiguredDirectories(const Config& config) {
