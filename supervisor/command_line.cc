@@ -170,7 +170,7 @@ std::string FullHelpText(const CLI::App& app) {
       hidden = hidden || at->get_group().empty();
     }
     if (hidden) continue;
-    text += app.get_name() + " " + path + ": " + command->get_description() + "\n";
+    text += "  " + app.get_name() + " " + path + ": " + command->get_description() + "\n";
     std::string help = CommandHelp(app, path);
     // Its description is the header above; the footer is the top's, printed once.
     size_t first_line = help.find('\n');
@@ -186,7 +186,7 @@ std::string FullHelpText(const CLI::App& app) {
       size_t end = help.find('\n', line_start);
       if (end == std::string::npos) end = help.size();
       std::string line = help.substr(line_start, end - line_start);
-      if (!line.empty()) text += "  " + line;
+      if (!line.empty()) text += "    " + line;
       text += "\n";
       line_start = end + 1;
     }

@@ -48,8 +48,9 @@ std::vector<std::string> CommandPaths(const CLI::App& app);
 // path.
 std::string CommandHelp(const CLI::App& app, const std::string& path);
 
-// `--help-all`: the help of the top, then of every command that is not hidden, each indented
-// under a "packvisor PATH: DESCRIPTION" line (help2man makes the man page from it).
+// `--help-all`: the help of the top, then under "Commands:" that of every command that is not
+// hidden, indented under a "  packvisor PATH: DESCRIPTION" line (help2man makes the man page from
+// it: the commands become a subsection).
 std::string FullHelpText(const CLI::App& app);
 
 // A bash completion script for `app` (SPEC §8's commands and options), made by walking it.

@@ -92,9 +92,9 @@ TEST(CommandLine, FullHelpHasEveryVisibleCommandAndOption) {
       EXPECT_EQ(text.find("packvisor completion"), std::string::npos) << "hidden, yet shown";
       continue;
     }
-    size_t at = text.find("\npackvisor " + path + ": ");
+    size_t at = text.find("\n  packvisor " + path + ": ");
     ASSERT_NE(at, std::string::npos) << path;
-    size_t next = text.find("\npackvisor ", at + 1);
+    size_t next = text.find("\n  packvisor ", at + 1);
     std::string section = text.substr(at, next == std::string::npos ? next : next - at);
     for (const std::string& option : LongOptions(At(cli->app, path))) {
       if (option == "--help-all" || option == "--version") continue;  // the top's, shown there
