@@ -128,6 +128,25 @@ std::vector<std::string> FixedValues(const CLI::Option& option) {
   return values;
 }
 
+// The command at `path` ("pack list"; "" for the top).
+const CLI::App& CommandAt(const CLI::App& app, const std::string& path) {
+  const CLI::App* command = &app;
+  size_t start = 0;
+  while (start < path.size()) {
+    size_t space = std::min(path.find(' ', start), path.size());
+    command = command->get_subcommand(path.substr(start, space - start));
+    start = space + 1;
+  }
+  return *command;
+}
+
+// "a|b|c", a bash case pattern; "--" (handled before any such pattern) when there is none.
+std::string CasePattern(const std::set<std::string>& words) {
+  std::string pattern;
+  for (const std::string& word : words) pattern += (pattern.empty() ? "" : "|") + word;
+  return pattern.empty() ? "--" : pattern;
+}
+
 std::string Join(const std::set<std::string>& words) {
   std::string out;
   for (const std::string& word : words) out += (out.empty() ? "" : " ") + word;
@@ -143,13 +162,7 @@ std::vector<std::string> CommandPaths(const CLI::App& app) {
 }
 
 std::string CommandHelp(const CLI::App& app, const std::string& path) {
-  const CLI::App* command = &app;
-  size_t start = 0;
-  while (start < path.size()) {
-    size_t space = std::min(path.find(' ', start), path.size());
-    command = command->get_subcommand(path.substr(start, space - start));
-    start = space + 1;
-  }
+  const CLI::App* command = &CommandAt(app, path);
   // Not App::help(), which shows the command that was parsed (`help`) instead.
   std::string name = path.empty() ? app.get_name() : app.get_name() + " " + path;
   return command->get_formatter()->make_help(command, name, CLI::AppFormatMode::Normal);
@@ -158,13 +171,7 @@ std::string CommandHelp(const CLI::App& app, const std::string& path) {
 std::string FullHelpText(const CLI::App& app) {
   std::string text = CommandHelp(app, "") + "\nCommands:\n";
   for (const std::string& path : CommandPaths(app)) {
-    const CLI::App* command = &app;
-    size_t start = 0;
-    while (start < path.size()) {
-      size_t space = std::min(path.find(' ', start), path.size());
-      command = command->get_subcommand(path.substr(start, space - start));
-      start = space + 1;
-    }
+    const CLI::App* command = &CommandAt(app, path);
     bool hidden = false;
     for (const CLI::App* at = command; at != &app; at = at->get_parent()) {
       hidden = hidden || at->get_group().empty();
@@ -230,8 +237,7 @@ std::string BashCompletionScript(const CLI::App& app) {
   std::string function = "_" + name;
   std::replace(function.begin(), function.end(), '-', '_');
   std::string script =
-      "# bash completion for " + name +
-      ", generated from its command line definition (`" + name +
+      "# bash completion for " + name + ", generated from its command line definition (`" + name +
       " completion bash`).\n" + function +
       "() {\n"
       "  local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} path='' word i\n"
@@ -241,13 +247,7 @@ std::string BashCompletionScript(const CLI::App& app) {
       "    [[ $word == -- ]] && { COMPREPLY=(); return 0; }\n"
       "    case $word in\n"
       "      " +
-      (value_options.empty() ? std::string("--") : [&] {
-        std::string alternatives;
-        for (const std::string& option : value_options) {
-          alternatives += (alternatives.empty() ? "" : "|") + option;
-        }
-        return alternatives;
-      }()) +
+      CasePattern(value_options) +
       ") ((i++)); continue ;;\n"
       "    esac\n"
       "    case \"$path/$word\" in\n";
@@ -269,16 +269,11 @@ std::string BashCompletionScript(const CLI::App& app) {
     script +=
         "    " + option + ") COMPREPLY=($(compgen -W '" + list + "' -- \"$cur\")); return 0 ;;\n";
   }
-  script += "    " +
-            [&] {
-              std::string alternatives;
-              for (const std::string& option : value_options) {
-                if (!fixed_values.count(option)) {
-                  alternatives += (alternatives.empty() ? "" : "|") + option;
-                }
-              }
-              return alternatives.empty() ? std::string("--") : alternatives;
-            }() +
+  std::set<std::string> free_values;  // options whose value is any text or a file name
+  for (const std::string& option : value_options) {
+    if (!fixed_values.count(option)) free_values.insert(option);
+  }
+  script += "    " + CasePattern(free_values) +
             ") COMPREPLY=(); return 0 ;;\n"
             "  esac\n"
             "  local words\n"
