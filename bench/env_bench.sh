@@ -5,7 +5,7 @@
 #
 #   sudo bench/env_bench.sh [PACKVISOR_BINARY]
 #
-# PACKVISOR_BINARY defaults to /work/main/build/supervisor/packvisor; it is copied into the temp
+# PACKVISOR_BINARY defaults to build/supervisor/packvisor of this checkout; it is copied into the temp
 # dir first, so a concurrent rebuild cannot change it mid-run. Nothing is built. Works offline:
 # the pack carries its own wheel (demo-pkg 1.0, made here with zipfile) and the config sets
 # PIP_NO_INDEX / PIP_FIND_LINKS for builds and install_network = false.
@@ -43,7 +43,8 @@
 # KEEP=1 keeps the temp dir (hyperfine JSON, logs, config, pack).
 set -euo pipefail
 
-PV_IN=${1:-/work/main/build/supervisor/packvisor}
+SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PV_IN=${1:-$SRC_DIR/build/supervisor/packvisor}
 die() { echo "env_bench: $*" >&2; exit 1; }
 [[ $EUID -eq 0 ]] || die "run as root (packvisor is a root supervisor)"
 [[ -x $PV_IN ]] || die "no packvisor binary at $PV_IN"

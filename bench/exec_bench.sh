@@ -4,7 +4,7 @@
 #
 #   sudo bench/exec_bench.sh [PACKVISOR_BINARY] [BUILD_DIR]
 #
-# PACKVISOR_BINARY defaults to /work/main/build/supervisor/packvisor; BUILD_DIR (for the sandbox
+# PACKVISOR_BINARY defaults to build/supervisor/packvisor of this checkout; BUILD_DIR (for the sandbox
 # library the BPF helper links against) defaults to the build tree that holds the binary. Nothing
 # of packvisor is built here: only two tiny helpers (bench/make_bpf.cc, bench/fd_exec.c).
 # Needs: root, hyperfine, bwrap, g++, gcc, python3, /usr/bin/time (apt-get install -y time).
@@ -15,9 +15,9 @@
 # in-process (policy compile, RunSandbox wall/CPU) plus `packvisor --help` for process start-up.
 set -euo pipefail
 
-PV=${1:-/work/main/build/supervisor/packvisor}
-BUILD_DIR=${2:-$(cd "$(dirname "$PV")/.." && pwd)}
 SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PV=${1:-$SRC_DIR/build/supervisor/packvisor}
+BUILD_DIR=${2:-$(cd "$(dirname "$PV")/.." && pwd)}
 RUNS=${RUNS:-300}
 WARMUP=${WARMUP:-20}
 RSS_RUNS=${RSS_RUNS:-10}

@@ -17,11 +17,11 @@
 #   the pipe's cat) and prints the top of each, KEEP=1 keeps the temp dir.
 set -euo pipefail
 
-PV_IN=${1:-/work/main/build/supervisor/packvisor}
+SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PV_IN=${1:-$SRC_DIR/build/supervisor/packvisor}
 die() { echo "output_bench: $*" >&2; exit 1; }
 [[ $EUID -eq 0 ]] || die "run as root (packvisor is a root supervisor)"
 [[ -x $PV_IN ]] || die "no packvisor binary at $PV_IN"
-SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RUNS=${RUNS:-5}
 WARMUP=${WARMUP:-1}
 RSS_RUNS=${RSS_RUNS:-3}

@@ -5,7 +5,7 @@
 #
 #   sudo bench/run_bench.sh [PACKVISOR_BINARY] [BUILD_DIR]
 #
-# PACKVISOR_BINARY defaults to /work/main/build/supervisor/packvisor; BUILD_DIR (for the sandbox
+# PACKVISOR_BINARY defaults to build/supervisor/packvisor of this checkout; BUILD_DIR (for the sandbox
 # library bench/make_bpf.cc links against) defaults to the build tree that holds the binary. The
 # binary is copied into the temp dir first, so a concurrent rebuild cannot change it mid-run.
 # Needs: root, hyperfine, bwrap, g++, gcc, python3, pkg-config (libseccomp, libcap).
@@ -14,13 +14,13 @@
 # KEEP=1 keeps the temp dir (hyperfine JSON, helpers, BPF file) instead of removing it.
 set -euo pipefail
 
-PV_IN=${1:-/work/main/build/supervisor/packvisor}
+SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PV_IN=${1:-$SRC_DIR/build/supervisor/packvisor}
 die() { echo "run_bench: $*" >&2; exit 1; }
 [[ $EUID -eq 0 ]] || die "run as root (packvisor is a root supervisor)"
 [[ -x $PV_IN ]] || die "no packvisor binary at $PV_IN"
 PV_IN=$(cd "$(dirname "$PV_IN")" && pwd)/$(basename "$PV_IN")
 BUILD_DIR=$(cd "${2:-$(dirname "$PV_IN")/..}" && pwd)
-SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RUNS=${RUNS:-300}
 WARMUP=${WARMUP:-20}
 RSS_RUNS=${RSS_RUNS:-10}

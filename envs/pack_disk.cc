@@ -32,9 +32,11 @@ namespace {
 constexpr auto kDiskLockTimeout = std::chrono::seconds(120);
 constexpr int kLoopAttachAttempts = 8;
 
-// mkfs.ext4 of `image_fd` (reached as /proc/<our pid>/fd/N, so that mkfs never resolves a path a
-// sandbox could have written): no reserved blocks, root-owned root directory, a journal scaled to
-// the disk (4..64 MiB) and lazy initialization (the image stays sparse).
+// mkfs.ext4 of `image_fd`, handed to mkfs as its fd 3 and named /proc/self/fd/3, so that mkfs
+// never resolves a path a sandbox could have written (nor needs CAP_SYS_PTRACE, as it would to
+// reach the non-dumpable supervisor's /proc/<pid>/fd): no reserved blocks, root-owned root
+// directory, a journal scaled to the disk (4..64 MiB) and lazy initialization (the image stays
+// sparse).
 Result<void> MakeFilesystem(int image_fd, uint64_t size_bytes) {
   const char* mkfs = FindMkfsExt4();
   if (mkfs == nullptr) {
@@ -42,7 +44,8 @@ Result<void> MakeFilesystem(int image_fd, uint64_t size_bytes) {
                    "not found in /usr/sbin or /sbin (install e2fsprogs, or set "
                    "envs.pack_disk_mb = 0)");
   }
-  std::string device = "/proc/" + std::to_string(getpid()) + "/fd/" + std::to_string(image_fd);
+  constexpr int kImageFdInMkfs = 3;
+  std::string device = "/proc/self/fd/" + std::to_string(kImageFdInMkfs);
   std::string journal = "size=" + std::to_string(std::clamp<uint64_t>(size_bytes >> 28, 4, 64));
   std::vector<std::string> args = {
       mkfs,    "-q", "-F",
@@ -56,6 +59,8 @@ Result<void> MakeFilesystem(int image_fd, uint64_t size_bytes) {
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  // dup2 clears close-on-exec on the copy (also when image_fd is already 3: POSIX 2017, glibc).
+  posix_spawn_file_actions_adddup2(&actions, image_fd, kImageFdInMkfs);
   pid_t pid = -1;
   char* empty_env[] = {nullptr};
   int err = posix_spawn(&pid, mkfs, &actions, nullptr, argv.data(), empty_env);

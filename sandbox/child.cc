@@ -123,6 +123,13 @@ int ForceSpeculationMitigations() {
       plan, SetupStep::kRlimits, [&] { return ApplyRlimits(*plan.rlimits, &resource); }, &resource);
   // The report and release pipes stay usable until exec, which closes them.
   Do(plan, SetupStep::kCloseFds, [] { return Errno(os::CloseRange(3, ~0U, CLOSE_RANGE_CLOEXEC)); });
+  // The uid switch made this process non-dumpable, and its memory was created in the host's user
+  // namespace: the supervisor could then read its /proc entries (ns/, fdinfo/, cwd) only with
+  // CAP_SYS_PTRACE. Dumpable, they are open to the owner of the sandbox's user namespace (the
+  // verifying supervisor thread and nothing else: no other process runs as the pack's host id in
+  // the host's user namespace). execve sets dumpability anew. The call cannot fail for 1; were it
+  // to, the verification fails closed.
+  prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
   // Securebits are not in /proc: the action reports them for the verification.
   Send(plan.report_fd, MessageKind::kActionReady, SetupStep::kNone, 0,
        prctl(PR_GET_SECUREBITS, 0, 0, 0, 0));

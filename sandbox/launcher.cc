@@ -513,9 +513,12 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io) {
   auto maps = WriteIdMaps(pid, spec.ids);
   // Untrusted code never inherits a real-time policy from the supervisor (it could starve the
   // host; cgroup v1's cpu controller also refuses real-time tasks into a group without an RT
-  // budget). Reset before the child may go on.
+  // budget). Reset before the child may go on, and only then: the reset asks for CAP_SYS_NICE,
+  // which a supervisor with a normal policy has no other use for.
   struct sched_param normal {};
-  if (maps && sched_setscheduler(pid, SCHED_OTHER, &normal) != 0) {
+  int policy = maps ? sched_getscheduler(pid) & ~SCHED_RESET_ON_FORK : SCHED_OTHER;
+  bool real_time = policy == SCHED_FIFO || policy == SCHED_RR || policy == SCHED_DEADLINE;
+  if (maps && real_time && sched_setscheduler(pid, SCHED_OTHER, &normal) != 0) {
     maps = ErrnoError("sched_setscheduler", "sandbox");
   }
   if (!maps) {

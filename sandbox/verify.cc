@@ -13,6 +13,7 @@
 
 #include "sandbox/os/syscalls.h"
 #include "sandbox/os/unique_fd.h"
+#include "sandbox/userns.h"
 
 namespace packvisor::sandbox {
 namespace {
@@ -185,6 +186,11 @@ Result<void> CheckMountinfoText(const std::string& mountinfo, bool has_pack, boo
 
 Result<void> VerifyConfinedAction(pid_t init_pid, const SandboxSpec& spec,
                                   const std::string& cgroup_suffix) {
+  // As the owner of the sandbox's user namespace, this thread may read the action's entries that
+  // need ptrace access (ns/, fdinfo/, cwd) without CAP_SYS_PTRACE; the action made itself dumpable
+  // for this (RunAction in child.cc).
+  auto owner = ScopedNamespaceOwner::Become(spec.ids);
+  if (!owner) return owner.error();
   std::string init_proc = "/proc/" + std::to_string(init_pid);
   auto children = os::ReadFile(init_proc + "/task/" + std::to_string(init_pid) + "/children");
   if (!children) return children.error();

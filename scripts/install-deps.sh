@@ -3,7 +3,7 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 packages=(
-  build-essential cmake pkg-config git
+  build-essential cmake pkg-config git help2man
   libseccomp-dev libcap-dev libspdlog-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev
   python3 python3-venv python3-pip

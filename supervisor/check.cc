@@ -1,6 +1,7 @@
 #include "supervisor/check.h"
 
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/close_range.h>
 #include <linux/openat2.h>
 #include <linux/sched.h>
@@ -20,7 +21,6 @@
 #include <set>
 #include <utility>
 
-#include "envs/pack_disk.h"
 #include "sandbox/launcher.h"
 #include "sandbox/os/error.h"
 #include "sandbox/os/syscalls.h"
@@ -248,12 +248,24 @@ Result<int> InChild(Body body) {
                  std::string("child killed by signal ") + std::to_string(WTERMSIG(status)));
 }
 
+// The cause of an EPERM from a namespace or mount call: CAP_SYS_ADMIN when packvisor lacks it (a
+// container started without it also gets a seccomp profile that refuses these calls with EPERM,
+// which is a consequence, not the cause), else `otherwise`.
+std::string EpermCause(const CapabilitySets& caps, const std::string& otherwise) {
+  std::string missing = MissingCapabilityNames(caps, {CAP_SYS_ADMIN});
+  if (missing.empty()) return otherwise;
+  return "packvisor lacks " + missing +
+         " (without it a container's default seccomp profile also refuses this call)";
+}
+
 // Explains why unshare of a namespace failed.
-std::string UnshareFailure(int err, const std::string& limit_file) {
+std::string UnshareFailure(int err, const std::string& limit_file, const CapabilitySets& caps) {
   switch (err) {
     case EPERM:
-      return "unshare: " + ErrnoName(err) +
-             "; denied by a security module, a container's seccomp filter or a sysctl";
+      return "unshare: " + ErrnoName(err) + "; " +
+             EpermCause(caps,
+                        "denied by a security module, a container's seccomp filter or a "
+                        "sysctl");
     case EINVAL:
       return "unshare: " + ErrnoName(err) + "; the kernel was built without this namespace";
     case ENOSPC:
@@ -266,7 +278,7 @@ std::string UnshareFailure(int err, const std::string& limit_file) {
   }
 }
 
-void ProbeUserNamespaces(std::vector<CheckRow>& rows) {
+void ProbeUserNamespaces(const CapabilitySets& caps, std::vector<CheckRow>& rows) {
   std::string notes;
   auto max = ReadOptional("/proc/sys/user/max_user_namespaces");
   bool max_is_zero = SysctlIsZero("/proc/sys/user/max_user_namespaces");
@@ -293,7 +305,7 @@ void ProbeUserNamespaces(std::vector<CheckRow>& rows) {
   } else if (*trial != 0) {
     row.status = CheckStatus::kMissing;
     row.meaning = "fork+unshare(CLONE_NEWUSER) failed: " +
-                  UnshareFailure(*trial, "/proc/sys/user/max_user_namespaces");
+                  UnshareFailure(*trial, "/proc/sys/user/max_user_namespaces", caps);
   } else {
     row.meaning = "fork+unshare(CLONE_NEWUSER) works; the action's ids map to sandbox.uid_range";
   }
@@ -320,7 +332,7 @@ constexpr NamespaceKind kNamespaceKinds[] = {
 // Exit code of the pid probe when the grandchild is not PID 1 of the new namespace.
 constexpr int kNotPidOne = 253;
 
-void ProbeNamespaceKinds(std::vector<CheckRow>& rows) {
+void ProbeNamespaceKinds(const CapabilitySets& caps, std::vector<CheckRow>& rows) {
   for (const NamespaceKind& kind : kNamespaceKinds) {
     std::string limit_file = std::string("/proc/sys/user/max_") + kind.name + "_namespaces";
     int flag = kind.flag;
@@ -347,7 +359,7 @@ void ProbeNamespaceKinds(std::vector<CheckRow>& rows) {
       row.meaning = "the probe's child died unexpectedly";
     } else if (*trial != 0) {
       row.status = CheckStatus::kMissing;
-      row.meaning = UnshareFailure(*trial, limit_file);
+      row.meaning = UnshareFailure(*trial, limit_file, caps);
     } else {
       row.meaning = std::string("works: ") + kind.purpose;
     }
@@ -427,7 +439,7 @@ void ProbeSeccomp(std::vector<CheckRow>& rows) {
 // A syscall probed with arguments the kernel rejects: any errno but ENOSYS (and EPERM, which a
 // container's seccomp filter returns for calls it does not know) means the call exists.
 CheckRow ProbeBadArgsSyscall(const std::string& feature, long result, int err,
-                             const std::string& purpose) {
+                             const std::string& purpose, const CapabilitySets& caps) {
   CheckRow row{feature, CheckStatus::kOk, "", true};
   if (result >= 0 || (err != ENOSYS && err != EPERM)) {
     row.meaning = "present: " + purpose;
@@ -437,26 +449,28 @@ CheckRow ProbeBadArgsSyscall(const std::string& feature, long result, int err,
   } else {
     row.status = CheckStatus::kMissing;
     row.meaning = geteuid() == 0
-                      ? "EPERM even with invalid arguments: blocked by a seccomp filter on the host"
+                      ? "EPERM even with invalid arguments: " +
+                            EpermCause(caps, "blocked by a seccomp filter on the host")
                       : "EPERM: packvisor is not root (or a seccomp filter blocks the call)";
   }
   return row;
 }
 
-void ProbeMountApi(std::vector<CheckRow>& rows) {
+void ProbeMountApi(const CapabilitySets& caps, std::vector<CheckRow>& rows) {
   long result = syscall(SYS_mount_setattr, -1, nullptr, 0, nullptr, 0);
   int err = errno;
   rows.push_back(ProbeBadArgsSyscall("mount_setattr", result, err,
-                                     "read-only/nosuid/nodev on whole bind trees (Linux 5.12+)"));
+                                     "read-only/nosuid/nodev on whole bind trees (Linux 5.12+)",
+                                     caps));
   result = syscall(SYS_open_tree, -1, nullptr, ~0U);
   err = errno;
   if (result >= 0) unique_fd(static_cast<int>(result)).reset();
   CheckRow open_tree = ProbeBadArgsSyscall("open_tree", result, err,
-                                           "detached bind trees of the pack and env (5.2+)");
+                                           "detached bind trees of the pack and env (5.2+)", caps);
   result = syscall(SYS_move_mount, -1, nullptr, -1, nullptr, ~0U);
   err = errno;
   CheckRow move_mount =
-      ProbeBadArgsSyscall("move_mount", result, err, "attaching detached trees (5.2+)");
+      ProbeBadArgsSyscall("move_mount", result, err, "attaching detached trees (5.2+)", caps);
   if (move_mount.status != CheckStatus::kOk) {
     open_tree.status = CheckStatus::kMissing;
     open_tree.meaning = "move_mount: " + move_mount.meaning;
@@ -520,11 +534,13 @@ void ProbeClone3(std::vector<CheckRow>& rows) {
 }
 
 void ProbeCloseRange(std::vector<CheckRow>& rows) {
+  // No capability governs close_range: an EPERM is a seccomp filter that does not know the call.
+  const CapabilitySets caps{~0ull, ~0ull};
   // first > last is rejected with EINVAL by a kernel that has the call.
   int result = os::CloseRange(1, 0, 0);
   int err = errno;
   CheckRow row =
-      ProbeBadArgsSyscall("close_range", result, err, "only fds 0, 1, 2 reach the action");
+      ProbeBadArgsSyscall("close_range", result, err, "only fds 0, 1, 2 reach the action", caps);
   if (row.status == CheckStatus::kOk) {
     // A range beyond every open fd: a no-op when CLOSE_RANGE_CLOEXEC is known (5.11+).
     if (os::CloseRange(~0U, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
@@ -735,7 +751,8 @@ void ProbePrivileges(std::vector<CheckRow>& rows) {
   }
 }
 
-void ProbeSandboxTrial(const Config& config, std::vector<CheckRow>& rows) {
+void ProbeSandboxTrial(const Config& config, const CapabilitySets& caps,
+                       std::vector<CheckRow>& rows) {
   CheckRow row{"sandbox trial", CheckStatus::kMissing, "", true};
   sandbox::SandboxSpec spec = BaseSandboxSpec(config);
   spec.argv = {"/bin/true"};
@@ -775,56 +792,43 @@ void ProbeSandboxTrial(const Config& config, std::vector<CheckRow>& rows) {
     }
     if (!stderr_text.empty()) row.meaning += "; stderr: " + stderr_text;
   }
+  if (row.status != CheckStatus::kOk) {
+    std::vector<int> needed;
+    for (const NeededCapability& cap : NeededCapabilities()) needed.push_back(cap.number);
+    std::string missing = MissingCapabilityNames(caps, needed);
+    if (!missing.empty()) row.meaning += "; packvisor lacks " + missing;
+  }
   rows.push_back(std::move(row));
 }
 
 }  // namespace
 
-// Per-pack disks (envs.pack_disk_mb): loop devices and mkfs.ext4. Required when configured, since
-// no environment can be made without them then; a warning when turned off.
-void ProbePackDisks(const Config& config, std::vector<CheckRow>& rows) {
-  CheckRow row{"per-pack env disks", CheckStatus::kOk, "", config.envs.pack_disk_mb != 0};
-  if (config.envs.pack_disk_mb == 0) {
-    row.status = CheckStatus::kWarn;
-    row.meaning =
-        "envs.pack_disk_mb = 0: no quota on /env; one pack can fill the filesystem "
-        "of runtime_envs_dir for every other pack and the host";
-    rows.push_back(std::move(row));
-    return;
-  }
-  unique_fd control(open("/dev/loop-control", O_RDWR | O_CLOEXEC));
-  int control_errno = errno;
-  bool mkfs = envs::FindMkfsExt4() != nullptr;
-  if (!control) {
-    row.status = CheckStatus::kMissing;
-    row.meaning = std::string("/dev/loop-control: ") + std::strerror(control_errno) +
-                  " (each pack's environments need a loop-mounted disk; or set "
-                  "envs.pack_disk_mb = 0)";
-  } else if (!mkfs) {
-    row.status = CheckStatus::kMissing;
-    row.meaning = "mkfs.ext4 not found (install e2fsprogs; or set envs.pack_disk_mb = 0)";
-  } else {
-    row.meaning = std::to_string(config.envs.pack_disk_mb) +
-                  " MiB ext4 per pack (loop device): /env and builds stop at it";
-  }
-  rows.push_back(std::move(row));
-}
-
 int RunCheckCommand(const Config& config) {
+  std::printf("configuration: %s\n\n", config.source.c_str());
   std::vector<CheckRow> rows;
   ProbePrivileges(rows);
-  ProbeUserNamespaces(rows);
-  ProbeNamespaceKinds(rows);
+  // Unknown (no /proc/self/status): every probe then speaks of what it saw, not of capabilities.
+  CapabilitySets caps{~0ull, ~0ull};
+  if (auto own = ReadOwnCapabilities()) {
+    caps = *own;
+    for (CheckRow& row : JudgeCapabilities(caps)) rows.push_back(std::move(row));
+  } else {
+    rows.push_back({"capabilities", CheckStatus::kWarn,
+                    "cannot read CapEff/CapBnd in /proc/self/status", false});
+  }
+  for (CheckRow& row : CheckConfiguredDirectories(config)) rows.push_back(std::move(row));
+  ProbeUserNamespaces(caps, rows);
+  ProbeNamespaceKinds(caps, rows);
   ProbeSeccomp(rows);
-  ProbeMountApi(rows);
+  ProbeMountApi(caps, rows);
   ProbePidfd(rows);
   ProbeClone3(rows);
   ProbeCloseRange(rows);
   ProbeOpenat2(rows);
   ProbeCgroups(rows);
-  ProbePackDisks(config, rows);
+  ProbePackDisks(config, caps, rows);
   ProbeSysctls(rows);
-  ProbeSandboxTrial(config, rows);
+  ProbeSandboxTrial(config, caps, rows);
 
   std::string table = FormatCheckTable(rows);
   std::fwrite(table.data(), 1, table.size(), stdout);

@@ -4,6 +4,9 @@
 // formatting the rows) are declared here so they can be unit-tested without a kernel.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -72,5 +75,75 @@ std::string FormatCheckTable(const std::vector<CheckRow>& rows);
 
 // 0 when every required row is kOk, 1 otherwise.
 int CheckExitCode(const std::vector<CheckRow>& rows);
+
+// ---------------------------------------------------------------------------------------------
+// Capabilities (check_setup.cc).
+
+struct CapabilitySets {
+  uint64_t effective = 0;  // bit N = capability N
+  uint64_t bounding = 0;
+};
+
+// Reads a "CapEff:\t000001ffffffffff" line of /proc/PID/status; nullopt when absent or malformed.
+std::optional<uint64_t> ParseCapabilityMask(std::string_view status_text, std::string_view field);
+
+// The capabilities of the supervisor's process, from /proc/self/status.
+std::optional<CapabilitySets> ReadOwnCapabilities();
+
+// A capability packvisor uses in the host's user namespace, and what for.
+struct NeededCapability {
+  int number;
+  const char* name;  // "CAP_SYS_ADMIN"
+  const char* used_for;
+};
+
+// Every capability packvisor's own work needs (docs/launch-sequence.md says why for each).
+const std::vector<NeededCapability>& NeededCapabilities();
+
+// One row per needed capability missing from the effective set (required: nothing runs without
+// them), or one "capabilities" row when none is missing.
+std::vector<CheckRow> JudgeCapabilities(const CapabilitySets& sets);
+
+// The names of `numbers` that `sets` lacks, joined with ", " ("" when it has them all).
+std::string MissingCapabilityNames(const CapabilitySets& sets, const std::vector<int>& numbers);
+
+// ---------------------------------------------------------------------------------------------
+// Configured directories (check_setup.cc).
+
+// What packvisor does with a configured directory.
+enum class DirectoryUse {
+  kRead,        // packs_base_dir, runtimes_dir: root reads them
+  kRootWrites,  // state_dir, runtime_envs_dir: root creates, locks and writes beneath them,
+                // opening every component without following symlinks
+};
+
+// lstat of one component of a configured path, from "/" down.
+struct PathComponent {
+  std::string path;
+  bool exists = false;
+  bool is_directory = false;
+  bool is_symlink = false;
+  uid_t owner = 0;
+  gid_t group = 0;
+  mode_t mode = 0;  // permission and sticky bits
+};
+
+// The facts `JudgeDirectory` needs, gathered by `InspectDirectory`.
+struct DirectoryFacts {
+  std::vector<PathComponent> components;  // "/" first; stops after the first missing one
+  int access_errno = 0;  // faccessat of the directory for its use (R_OK|X_OK, or W_OK|X_OK)
+  std::string path;      // the configured path ("" = the last component's)
+};
+
+DirectoryFacts InspectDirectory(const std::string& path, DirectoryUse use);
+
+// The row of configuration key `key` (e.g. "state_dir") set to the directory the facts describe.
+CheckRow JudgeDirectory(const std::string& key, DirectoryUse use, const DirectoryFacts& facts);
+
+// Per-pack disks (envs.pack_disk_mb): the loop device control, mkfs.ext4 and CAP_SYS_ADMIN.
+void ProbePackDisks(const Config& config, const CapabilitySets& caps, std::vector<CheckRow>& rows);
+
+// The rows of every configured directory (runtimes_dir only when set).
+std::vector<CheckRow> CheckConfiguredDirectories(const Config& config);
 
 }  // namespace packvisor

@@ -6,12 +6,14 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <optional>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "sandbox/cgroup.h"
 #include "sandbox/os/syscalls.h"
 #include "supervisor/check.h"
+#include "supervisor/command_line.h"
 #include "supervisor/config.h"
 #include "supervisor/environments.h"
 #include "supervisor/exec_command.h"
@@ -28,96 +30,73 @@ void SetUpLogging(const std::string& level) {
   spdlog::set_level(spdlog::level::from_str(level));
 }
 
+// `help [COMMAND...]`: the help of the top, or of the named command.
+int PrintHelp(const CLI::App& app, const std::vector<std::string>& topic) {
+  const CLI::App* command = &app;
+  std::string path;
+  for (const std::string& name : topic) {
+    path += (path.empty() ? "" : " ") + name;
+    const CLI::App* found = nullptr;
+    for (const CLI::App* sub : command->get_subcommands([](const CLI::App*) { return true; })) {
+      if (sub->get_name() == name) found = sub;
+    }
+    if (found == nullptr) {
+      std::fprintf(stderr, "packvisor: error: no command `%s` (see packvisor help)\n",
+                   path.c_str());
+      return kExitOwnError;
+    }
+    command = found;
+  }
+  std::string text = CommandHelp(app, path);
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  return 0;
+}
+
 }  // namespace
 
-int RunCli(int argc, char** argv) {
+int RunCli(int argc, char** argv, const BuildInfo& build) {
   os::EnsureStandardFds();
   // Nothing in the sandbox (or any other unprivileged process) may ptrace or read our memory.
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
-  CLI::App app{"packvisor: sandboxed execution supervisor"};
-  app.fallthrough();
-  app.require_subcommand(1);
-  std::optional<std::string> config_path;
-  std::string log_level = "warn";
-  app.add_option("--config", config_path, "configuration file (TOML)");
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
-
-  ExecOptions exec;
-  CLI::App* exec_cmd = app.add_subcommand("exec", "run a raw command in the sandbox");
-  exec_cmd->add_option("--pack-dir", exec.pack_dir, "directory bound read-only at /pack");
-  exec_cmd->add_option("--env-dir", exec.env_dir, "directory bound read-write at /env");
-  exec_cmd->add_option("--network", exec.network, "none (default) or host");
-  exec_cmd->add_option("--timeout", exec.timeout_seconds, "seconds");
-  exec_cmd->add_option("--memory-mb", exec.memory_mb, "memory limit (MiB)");
-  exec_cmd->add_option("--pids", exec.pids, "process limit");
-  exec_cmd->add_option("--cpu-percent", exec.cpu_percent, "CPU limit (100 = one core)");
-  exec_cmd->add_flag("--json", exec.json, "print the result object");
-  exec_cmd->add_option("command", exec.command, "command and arguments (after --)")->required();
-
-  app.add_subcommand("check", "probe the host for the kernel features the sandbox needs");
-
-  RunOptions run;
-  CLI::App* run_cmd = app.add_subcommand("run", "run one action in a fresh sandbox");
-  run_cmd->add_option("action", run.action_ref, "PACK.ACTION")->required();
-  run_cmd->add_option("--param", run.params, "KEY=VALUE (read by KEY's declared type)");
-  run_cmd->add_option("--params-json", run.params_json, "a JSON object, or @FILE");
-  run_cmd->add_option("--secrets-file", run.secrets_file, "a JSON object of secrets");
-  run_cmd->add_flag("--secrets-stdin", run.secrets_stdin, "read a JSON object of secrets on stdin");
-  run_cmd->add_option("--timeout", run.timeout_seconds, "seconds (overrides the action's)");
-  run_cmd->add_flag("--json", run.json, "print the result object");
-
-  CLI::App* pack_cmd = app.add_subcommand("pack", "inspect packs");
-  pack_cmd->require_subcommand(1);
-  CLI::App* pack_list = pack_cmd->add_subcommand("list", "packs under packs_base_dir");
-  bool pack_list_json = false;
-  pack_list->add_flag("--json", pack_list_json, "print one JSON document");
-  std::string validate_dir;
-  CLI::App* pack_validate = pack_cmd->add_subcommand("validate", "report every problem of a pack");
-  pack_validate->add_option("dir", validate_dir, "pack directory")->required();
-  std::string register_dir;
-  CLI::App* pack_register =
-      pack_cmd->add_subcommand("register", "validate a pack and set up its environments");
-  pack_register->add_option("dir", register_dir, "pack directory under packs_base_dir")->required();
-
-  CLI::App* env_cmd = app.add_subcommand("env", "manage runtime environments");
-  env_cmd->require_subcommand(1);
-  std::string env_pack;
-  std::optional<std::string> env_runtime;
-  CLI::App* env_setup = env_cmd->add_subcommand("setup", "build a pack's environments");
-  env_setup->add_option("pack", env_pack, "pack ref")->required();
-  env_setup->add_option("--runtime", env_runtime, "only this runtime");
-  bool env_force = false;
-  env_setup->add_flag("--force", env_force, "rebuild even when ready or after a failed build");
-  CLI::App* env_list = env_cmd->add_subcommand("list", "environments on disk");
-  bool env_list_json = false;
-  env_list->add_flag("--json", env_list_json, "print a JSON array");
-  std::string env_target;
-  CLI::App* env_rm = env_cmd->add_subcommand("rm", "remove environments");
-  env_rm->add_option("target", env_target, "PACK or PACK/RUNTIME")->required();
-
+  std::unique_ptr<CommandLine> cli = DefineCommandLine(build);
+  CLI::App& app = cli->app;
+  auto command = [&app](const char* name, const char* sub = nullptr) {
+    CLI::App* found = app.get_subcommand(name);
+    return sub == nullptr ? found : found->get_subcommand(sub);
+  };
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
+  } catch (const CLI::CallForAllHelp&) {
+    std::string text = FullHelpText(app);
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return 0;
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::string what = e.what();
     std::fprintf(stderr, "packvisor: error: %s (see --help)\n", what.c_str());
     return kExitOwnError;
   }
+  // Neither needs a configuration.
+  if (command("help")->parsed()) return PrintHelp(app, cli->help_topic);
+  if (command("completion")->parsed()) {
+    std::string script = BashCompletionScript(app);
+    std::fwrite(script.data(), 1, script.size(), stdout);
+    return 0;
+  }
 
-  SetUpLogging(log_level);
-  auto config = LoadConfig(config_path);
+  SetUpLogging(cli->log_level);
+  auto config = LoadConfig(cli->config_path);
   if (!config) {
     std::fprintf(stderr, "packvisor: error: %s\n", config.error().message().c_str());
     return kExitOwnError;
   }
   spdlog::debug("configuration: {}", config->source);
 
-  if (exec_cmd->parsed() || run_cmd->parsed()) {
+  if (command("exec")->parsed() || command("run")->parsed()) {
     // Cgroups left by supervisors that died (SIGKILL, power loss): anything in them is killed.
     int stale =
         sandbox::RemoveStaleCgroups(sandbox::CgroupLayout::Probe(), config->sandbox.cgroup_parent);
@@ -127,15 +106,21 @@ int RunCli(int argc, char** argv) {
     if (!cleaned)
       spdlog::warn("cleaning up stale environment trees: {}", cleaned.error().message());
   }
-  if (exec_cmd->parsed()) return RunExecCommand(*config, exec);
-  if (app.got_subcommand("check")) return RunCheckCommand(*config);
-  if (run_cmd->parsed()) return RunRunCommand(*config, run);
-  if (pack_list->parsed()) return RunPackListCommand(*config, pack_list_json);
-  if (pack_validate->parsed()) return RunPackValidateCommand(*config, validate_dir);
-  if (pack_register->parsed()) return RunPackRegisterCommand(*config, register_dir);
-  if (env_setup->parsed()) return RunEnvSetupCommand(*config, env_pack, env_runtime, env_force);
-  if (env_list->parsed()) return RunEnvListCommand(*config, env_list_json);
-  if (env_rm->parsed()) return RunEnvRemoveCommand(*config, env_target);
+  if (command("exec")->parsed()) return RunExecCommand(*config, cli->exec);
+  if (command("check")->parsed()) return RunCheckCommand(*config);
+  if (command("run")->parsed()) return RunRunCommand(*config, cli->run);
+  if (command("pack", "list")->parsed()) return RunPackListCommand(*config, cli->pack_list_json);
+  if (command("pack", "validate")->parsed()) {
+    return RunPackValidateCommand(*config, cli->validate_dir);
+  }
+  if (command("pack", "register")->parsed()) {
+    return RunPackRegisterCommand(*config, cli->register_dir);
+  }
+  if (command("env", "setup")->parsed()) {
+    return RunEnvSetupCommand(*config, cli->env_pack, cli->env_runtime, cli->env_force);
+  }
+  if (command("env", "list")->parsed()) return RunEnvListCommand(*config, cli->env_list_json);
+  if (command("env", "rm")->parsed()) return RunEnvRemoveCommand(*config, cli->env_target);
   return kExitOwnError;
 }
 

@@ -865,6 +865,20 @@ std::string OneLine(std::string_view text) {
 
 }  // namespace
 
+const std::vector<std::string>& ConfigKeyNames() {
+  // AllKeys also holds the section names ("sandbox"), which are tables, not keys.
+  static const std::vector<std::string> keys = [] {
+    std::vector<std::string> out;
+    for (const std::string& key : AllKeys()) {
+      bool section = std::any_of(AllKeys().begin(), AllKeys().end(),
+                                 [&](const std::string& k) { return k.rfind(key + ".", 0) == 0; });
+      if (!section) out.push_back(key);
+    }
+    return out;
+  }();
+  return keys;
+}
+
 Result<Config> LoadConfigFile(const std::string& path) {
   auto absolute = AbsolutePath(path);
   if (!absolute) return absolute.error();

@@ -99,4 +99,8 @@ Result<Config> LoadConfigFrom(const std::optional<std::string>& explicit_path,
 // file, the line and the key. Relative paths are resolved against the file's directory.
 Result<Config> LoadConfigFile(const std::string& path);
 
+// Every key a configuration file may set ("packs_base_dir", "sandbox.pids_max"), in table order
+// (docs/config.md documents each; a unit test holds them together).
+const std::vector<std::string>& ConfigKeyNames();
+
 }  // namespace packvisor
