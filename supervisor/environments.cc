@@ -22,40 +22,6 @@ int Fail(const std::string& message) {
   return kExitOwnError;
 }
 
-// Runtimes used by the pack's actions that have an environment, in name order.
-std::vector<const envs::RuntimeDefinition*> RuntimesWithEnvironment(
-    const Pack& pack, const envs::RuntimeRegistry& runtimes, std::vector<std::string>* problems) {
-  std::set<std::string> seen;
-  std::vector<const envs::RuntimeDefinition*> used;
-  for (const Action& action : pack.actions) {
-    auto runtime = ChooseRuntime(action, runtimes);
-    if (!runtime) {
-      problems->push_back(runtime.error().message());
-      continue;
-    }
-    if ((*runtime)->environment && seen.insert((*runtime)->name).second) used.push_back(*runtime);
-  }
-  return used;
-}
-
-int SetUp(envs::EnvironmentManager& manager, const Pack& pack,
-          const std::vector<const envs::RuntimeDefinition*>& runtimes,
-          envs::Rebuild rebuild = envs::Rebuild::kWhenNeeded) {
-  int failures = 0;
-  for (const envs::RuntimeDefinition* runtime : runtimes) {
-    auto lease = manager.Ensure(pack.ref, pack.dir, *runtime, rebuild);
-    if (!lease) {
-      std::fprintf(stderr, "packvisor: %s/%s: %s\n", pack.ref.c_str(), runtime->name.c_str(),
-                   lease.error().message().c_str());
-      ++failures;
-    } else {
-      std::printf("%s/%s: %s (%s)\n", pack.ref.c_str(), runtime->name.c_str(),
-                  lease->built_now ? "built" : "ready", lease->host_dir.c_str());
-    }
-  }
-  return failures;
-}
-
 }  // namespace
 
 envs::EnvironmentSettings EnvironmentSettingsFrom(const Config& config) {
@@ -84,6 +50,46 @@ Result<envs::EnvironmentSettings> EnvironmentSettingsForPack(const Config& confi
   envs::EnvironmentSettings settings = EnvironmentSettingsFrom(config);
   settings.base_spec.ids = *ids;
   return settings;
+}
+
+std::vector<const envs::RuntimeDefinition*> RuntimesWithEnvironment(
+    const Pack& pack, const envs::RuntimeRegistry& runtimes, std::vector<std::string>* problems) {
+  std::set<std::string> seen;
+  std::vector<const envs::RuntimeDefinition*> used;
+  for (const Action& action : pack.actions) {
+    auto runtime = ChooseRuntime(action, runtimes);
+    if (!runtime) {
+      problems->push_back(runtime.error().message());
+      continue;
+    }
+    if ((*runtime)->environment && seen.insert((*runtime)->name).second) used.push_back(*runtime);
+  }
+  return used;
+}
+
+int SetUpEnvironments(const Config& config, const Pack& pack,
+                      const std::vector<const envs::RuntimeDefinition*>& runtimes,
+                      envs::Rebuild rebuild) {
+  if (runtimes.empty()) return 0;
+  auto settings = EnvironmentSettingsForPack(config, pack.ref);
+  if (!settings) {
+    std::fprintf(stderr, "packvisor: error: %s\n", settings.error().message().c_str());
+    return 1;
+  }
+  envs::EnvironmentManager manager(std::move(*settings));
+  int failures = 0;
+  for (const envs::RuntimeDefinition* runtime : runtimes) {
+    auto lease = manager.Ensure(pack.ref, pack.dir, *runtime, rebuild);
+    if (!lease) {
+      std::fprintf(stderr, "packvisor: %s/%s: %s\n", pack.ref.c_str(), runtime->name.c_str(),
+                   lease.error().message().c_str());
+      ++failures;
+    } else {
+      std::printf("%s/%s: %s (%s)\n", pack.ref.c_str(), runtime->name.c_str(),
+                  lease->built_now ? "built" : "ready", lease->host_dir.c_str());
+    }
+  }
+  return failures;
 }
 
 int RunEnvSetupCommand(const Config& config, const std::string& pack_ref,
@@ -116,11 +122,8 @@ int RunEnvSetupCommand(const Config& config, const std::string& pack_ref,
   }
   for (const std::string& problem : problems)
     std::fprintf(stderr, "packvisor: %s\n", problem.c_str());
-  auto settings = EnvironmentSettingsForPack(config, pack->ref);
-  if (!settings) return Fail(settings.error().message());
-  envs::EnvironmentManager manager(std::move(*settings));
-  int failures =
-      SetUp(manager, *pack, selected, force ? envs::Rebuild::kAlways : envs::Rebuild::kWhenNeeded);
+  int failures = SetUpEnvironments(config, *pack, selected,
+                                   force ? envs::Rebuild::kAlways : envs::Rebuild::kWhenNeeded);
   return failures == 0 && problems.empty() ? 0 : 1;
 }
 

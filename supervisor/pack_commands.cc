@@ -7,6 +7,7 @@
 #include <set>
 
 #include "envs/environment.h"
+#include "sandbox/os/syscalls.h"
 #include "supervisor/builtin_runtimes.h"
 #include "supervisor/cli.h"
 #include "supervisor/environments.h"
@@ -42,14 +43,6 @@ std::string Plural(size_t n, const char* word) {
   return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
 }
 
-std::optional<std::string> RealPath(const std::string& path) {
-  char* real = ::realpath(path.c_str(), nullptr);
-  if (real == nullptr) return std::nullopt;
-  std::string out(real);
-  std::free(real);
-  return out;
-}
-
 nlohmann::ordered_json PackJson(const Pack& pack) {
   nlohmann::ordered_json actions = nlohmann::ordered_json::array();
   for (const Action& action : pack.actions) {
@@ -69,40 +62,6 @@ nlohmann::ordered_json PackJson(const Pack& pack) {
   }
   return {{"ref", pack.ref}, {"version", pack.version}, {"description", pack.description},
           {"dir", pack.dir}, {"actions", actions},      {"bad_actions", bad}};
-}
-
-// Sets up the environments of the runtimes the good actions of `pack` use; returns the number
-// of failures (each reported).
-int SetUpEnvironments(const Config& config, const envs::RuntimeRegistry& runtimes,
-                      const Pack& pack) {
-  std::set<std::string> names;
-  for (const Action& action : pack.actions) names.insert(action.runtime);
-  std::vector<const envs::RuntimeDefinition*> used;
-  for (const std::string& name : names) {
-    Result<const envs::RuntimeDefinition*> runtime = runtimes.Find(name);
-    if (runtime.ok() && (*runtime)->environment) used.push_back(*runtime);
-  }
-  if (used.empty()) return 0;
-  Result<envs::EnvironmentSettings> settings = EnvironmentSettingsForPack(config, pack.ref);
-  if (!settings.ok()) {
-    std::fprintf(stderr, "packvisor: error: %s\n", settings.error().message().c_str());
-    return 1;
-  }
-  envs::EnvironmentManager manager(std::move(*settings));
-  // Best effort: every runtime is attempted and reported.
-  int failures = 0;
-  for (const envs::RuntimeDefinition* runtime : used) {
-    auto lease = manager.Ensure(pack.ref, pack.dir, *runtime);
-    if (!lease) {
-      std::fprintf(stderr, "packvisor: %s/%s: %s\n", pack.ref.c_str(), runtime->name.c_str(),
-                   lease.error().message().c_str());
-      ++failures;
-    } else {
-      std::printf("%s/%s: %s (%s)\n", pack.ref.c_str(), runtime->name.c_str(),
-                  lease->built_now ? "built" : "ready", lease->host_dir.c_str());
-    }
-  }
-  return failures;
 }
 
 }  // namespace
@@ -233,7 +192,7 @@ int RunPackRegisterCommand(const Config& config, const std::string& dir) {
   // Executions find packs under packs_base_dir: registering one that is elsewhere would build an
   // environment no execution uses.
   std::string expected = config.packs_base_dir + "/" + pack.ref;
-  if (RealPath(expected) != pack.dir) {
+  if (os::RealPath(expected) != pack.dir) {
     return Fail("pack register: " + dir + " is not " + expected +
                 " (packs run from packs_base_dir; copy the pack there first)");
   }
@@ -247,7 +206,12 @@ int RunPackRegisterCommand(const Config& config, const std::string& dir) {
     std::printf("%s: %s registered, %zu bad\n", pack.ref.c_str(),
                 Plural(pack.actions.size(), "action").c_str(), pack.bad_actions.size());
   }
-  int failures = SetUpEnvironments(config, *runtimes, pack);
+  std::vector<std::string> problems;  // none: a good action's runtime is known
+  int failures =
+      SetUpEnvironments(config, pack, RuntimesWithEnvironment(pack, *runtimes, &problems));
+  for (const std::string& problem : problems)
+    std::fprintf(stderr, "packvisor: %s\n", problem.c_str());
+  failures += static_cast<int>(problems.size());
   for (const BadAction& action : pack.bad_actions) {
     std::fprintf(stderr, "packvisor: error: %s.%s not registered: %s\n", pack.ref.c_str(),
                  action.name.c_str(), action.reason.c_str());

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "envs/names.h"
+#include "sandbox/os/syscalls.h"
 #include "supervisor/pack_yaml.h"
 #include "supervisor/parameters.h"
 
@@ -63,14 +64,6 @@ bool IsBeneath(const std::string& path, const std::string& dir) {
          path[dir.size()] == '/';
 }
 
-std::optional<std::string> RealPath(const std::string& path) {
-  char* real = ::realpath(path.c_str(), nullptr);
-  if (real == nullptr) return std::nullopt;
-  std::string out(real);
-  std::free(real);
-  return out;
-}
-
 // Resolves `entry` (relative to actions/) to (host real path, sandbox path), or a problem.
 Result<std::pair<std::string, std::string>> ResolveEntryPoint(const std::string& pack_real,
                                                               const std::string& actions_real,
@@ -85,7 +78,7 @@ Result<std::pair<std::string, std::string>> ResolveEntryPoint(const std::string&
     }
   }
   std::string joined = actions_real + "/" + entry;
-  std::optional<std::string> real = RealPath(joined);
+  std::optional<std::string> real = os::RealPath(joined);
   if (!real) {
     if (errno == ENOENT || errno == ENOTDIR) {
       return Failure("", "", Quote(entry) + " does not exist in " + actions_real);
@@ -168,7 +161,7 @@ struct PackDir {
 // `not_found` (when given) is set when `dir` does not exist.
 std::optional<PackDir> OpenPackDir(const std::string& dir, Problems* problems,
                                    bool* not_found = nullptr) {
-  std::optional<std::string> real = RealPath(dir);
+  std::optional<std::string> real = os::RealPath(dir);
   if (!real && (errno == ENOENT || errno == ENOTDIR)) {
     if (not_found != nullptr) *not_found = true;
     problems->AddFile(dir, "pack not found");
@@ -187,7 +180,7 @@ std::optional<PackDir> OpenPackDir(const std::string& dir, Problems* problems,
   if (name.empty() || name == "." || name == "..") name = fs::path(*real).filename().string();
   pack.name = name;
   std::string actions = pack.real + "/actions";
-  std::optional<std::string> actions_real = RealPath(actions);
+  std::optional<std::string> actions_real = os::RealPath(actions);
   if (!actions_real) {
     problems->AddFile(actions, "missing (a pack keeps its action definitions in actions/)");
   } else if (!IsBeneath(*actions_real, pack.real)) {

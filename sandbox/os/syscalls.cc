@@ -95,6 +95,14 @@ Result<std::string> ReadAll(unique_fd fd, const std::string& what) {
 
 }  // namespace
 
+std::optional<std::string> RealPath(const std::string& path) {
+  char* real = ::realpath(path.c_str(), nullptr);
+  if (real == nullptr) return std::nullopt;
+  std::string out(real);
+  std::free(real);
+  return out;
+}
+
 Result<std::string> ReadFile(const std::string& path) {
   unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
   if (!fd) return ErrnoError("open", path);

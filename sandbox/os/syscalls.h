@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -35,6 +36,9 @@ Result<unique_fd> OpenNoSymlinks(int dirfd, const std::string& path, int flags);
 Result<void> WriteAll(int fd, const void* data, size_t size, const std::string& what);
 // Reads a whole (small) file.
 Result<std::string> ReadFile(const std::string& path);
+// realpath(3): the canonical absolute path (symlinks followed), nullopt when it does not resolve.
+// For the unprivileged side of checks only: root never follows a path untrusted code could write.
+std::optional<std::string> RealPath(const std::string& path);
 // This process's argument area [start, start + size), where the kernel keeps argv's strings and
 // what /proc/<pid>/cmdline shows (arg_start and arg_end of /proc/self/stat). Read once per
 // process; {nullptr, 0} when it cannot be read.
