@@ -20,13 +20,8 @@ namespace {
 using testing::CommandResult;
 using testing::RunPackvisor;
 using testing::RunWorld;
+using testing::ShellQuote;
 using testing::TempDir;
-
-std::string Quote(const std::string& word) {
-  std::string out = "'";
-  for (char c : word) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
 
 bool HaveCapsh() {
   return access("/usr/sbin/capsh", X_OK) == 0 || access("/sbin/capsh", X_OK) == 0;
@@ -35,9 +30,9 @@ bool HaveCapsh() {
 // Runs packvisor ARGS under `capsh --drop=CAPS` (removed from the bounding set, so the shell capsh
 // execs, and packvisor after it, have them in no set); stdout captured, stderr appended to it.
 CommandResult RunWithout(const std::string& caps, const std::vector<std::string>& args) {
-  std::string command =
-      "capsh --drop=" + caps + " -- -c 'exec \"$0\" \"$@\"' " + Quote(testing::PackvisorBinary());
-  for (const std::string& arg : args) command += " " + Quote(arg);
+  std::string command = "capsh --drop=" + caps + " -- -c 'exec \"$0\" \"$@\"' " +
+                        ShellQuote(testing::PackvisorBinary());
+  for (const std::string& arg : args) command += " " + ShellQuote(arg);
   CommandResult result;
   FILE* pipe = popen((command + " 2>&1").c_str(), "r");
   if (pipe == nullptr) return result;

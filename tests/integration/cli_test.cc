@@ -21,13 +21,8 @@ namespace {
 using testing::CommandResult;
 using testing::ReadFileOrEmpty;
 using testing::RunPackvisor;
+using testing::ShellQuote;
 using testing::TempDir;
-
-std::string Quote(const std::string& word) {
-  std::string out = "'";
-  for (char c : word) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
 
 // Runs `sh -c command`; stdout captured, stderr to the test's own.
 CommandResult RunShell(const std::string& command) {
@@ -64,11 +59,11 @@ std::vector<std::string> OptionNames(const CLI::App& top, const std::string& pat
 // The words bash offers after `packvisor WORDS... <TAB>`, with the installed-style script sourced.
 std::string Complete(const std::string& script_path, const std::vector<std::string>& words) {
   std::string array = "packvisor";
-  for (const std::string& word : words) array += " " + Quote(word);
-  std::string program = "source " + Quote(script_path) + "; COMP_WORDS=(" + array +
+  for (const std::string& word : words) array += " " + ShellQuote(word);
+  std::string program = "source " + ShellQuote(script_path) + "; COMP_WORDS=(" + array +
                         "); COMP_CWORD=" + std::to_string(words.size()) +
                         "; _packvisor; printf '%s\\n' \"${COMPREPLY[@]}\"";
-  return RunShell("bash -c " + Quote(program)).stdout_text;
+  return RunShell("bash -c " + ShellQuote(program)).stdout_text;
 }
 
 // An installed packvisor under test ($PACKVISOR_UNDER_TEST) has no build tree beside it.
@@ -84,8 +79,8 @@ TEST(CliTest, VersionPrintsTheProjectVersionAndTheCommit) {
   std::string commit = match[2];
   EXPECT_TRUE(std::regex_match(commit, std::regex(R"([0-9a-f]{12}(-dirty)?|unknown)"))) << commit;
   // Built from this checkout: the commit is its HEAD (the build records it at every build).
-  CommandResult head =
-      RunShell("git -C " + Quote(testing::SourceDir()) + " rev-parse --short=12 HEAD 2>/dev/null");
+  CommandResult head = RunShell("git -C " + ShellQuote(testing::SourceDir()) +
+                                " rev-parse --short=12 HEAD 2>/dev/null");
   if (head.exit_code == 0 && TestingTheBuild()) {
     EXPECT_EQ(commit.substr(0, 12), head.stdout_text.substr(0, 12));
   }
@@ -128,7 +123,7 @@ TEST(CliTest, BashCompletionOffersEveryCommandAndOptionOfTheDefinition) {
   CommandResult script = RunPackvisor({"completion", "bash"});
   ASSERT_EQ(script.exit_code, 0) << script.stderr_text;
   dir.Write("packvisor.bash", script.stdout_text);
-  ASSERT_EQ(RunShell("bash -n " + Quote(dir.Path("packvisor.bash"))).exit_code, 0);
+  ASSERT_EQ(RunShell("bash -n " + ShellQuote(dir.Path("packvisor.bash"))).exit_code, 0);
 
   auto definition = Definition();
   std::vector<std::string> paths = CommandPaths(definition->app);
@@ -189,9 +184,9 @@ TEST(CliTest, ManPageIsGeneratedFromTheDefinition) {
 TEST(CliTest, CmakeInstallPutsTheBinaryManPageAndCompletionInPlace) {
   if (!TestingTheBuild()) GTEST_SKIP() << "testing an installed packvisor";
   TempDir prefix;
-  CommandResult installed =
-      RunShell(std::string(PACKVISOR_CMAKE_COMMAND) + " --install " + Quote(PACKVISOR_BUILD_DIR) +
-               " --component packvisor --prefix " + Quote(prefix.path()) + " 2>&1");
+  CommandResult installed = RunShell(
+      std::string(PACKVISOR_CMAKE_COMMAND) + " --install " + ShellQuote(PACKVISOR_BUILD_DIR) +
+      " --component packvisor --prefix " + ShellQuote(prefix.path()) + " 2>&1");
   ASSERT_EQ(installed.exit_code, 0) << installed.stdout_text;
   struct stat st {};
   EXPECT_EQ(stat(prefix.Path("bin/packvisor").c_str(), &st), 0);

@@ -36,12 +36,6 @@ inline void HostShell(const std::string& script) {
   }
 }
 
-inline std::string ShellQuote(const std::string& text) {
-  std::string quoted = "'";
-  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return quoted + "'";
-}
-
 // lstat identity of a path (no symlink followed); nullopt when missing.
 struct FileIdentity {
   dev_t dev = 0;

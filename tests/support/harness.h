@@ -55,6 +55,13 @@ class TempDir {
   std::string path_;
 };
 
+// `text` as one word for /bin/sh: in single quotes, each ' written as '\''.
+inline std::string ShellQuote(const std::string& text) {
+  std::string quoted = "'";
+  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
 // $PACKVISOR_UNDER_TEST when set (an installed packvisor), else the binary built with the tests.
 std::string PackvisorBinary();
 std::string SourceDir();
