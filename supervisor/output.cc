@@ -102,7 +102,6 @@ class FdStreamer::Target : public LiveOutput {
 FdStreamer::FdStreamer() {
   // A reader that goes away must cost EPIPE, not the supervisor (the launcher does the same).
   signal(SIGPIPE, SIG_IGN);
-  thread_ = std::thread([this] { Loop(); });
 }
 
 FdStreamer::~FdStreamer() { Finish(); }
@@ -118,6 +117,8 @@ void FdStreamer::Enqueue(int fd, std::string_view bytes) {
     std::lock_guard<std::mutex> lock(mutex_);
     queue_.emplace_back(fd, std::string(bytes));
   }
+  // Started with the first bytes: an execution that prints nothing costs no thread.
+  if (!thread_.joinable()) thread_ = std::thread([this] { Loop(); });
   wake_.notify_one();
 }
 

@@ -78,7 +78,9 @@ size_t IncompleteUtf8Tail(std::string_view text);
 // reading can never stall the launcher's loop, and with it the timeout, the kill or the other
 // stream's capture. The queue holds at most what the captures keep, so it is bounded by the
 // caps. A write that fails (EPIPE: the reader went away) ends the copying to that descriptor;
-// the capture and the result are unaffected. The constructor ignores SIGPIPE process-wide.
+// the capture and the result are unaffected. The constructor ignores SIGPIPE process-wide. The
+// thread starts with the first bytes queued. Thread-compatible: To(), the targets' Write() and
+// Finish() are called from one thread (the launcher's).
 class FdStreamer {
  public:
   FdStreamer();
