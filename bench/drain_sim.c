@@ -1,6 +1,7 @@
-/* Mimics packvisor's output path (sandbox/launcher.cc Monitor::Run/Drain + supervisor/output.cc
- * CappedOutput::Consume) outside any sandbox, to measure what the read loop itself costs and what
- * a larger pipe or read buffer would change. Runs PROGRAM with stdout on a pipe and drains it:
+/* Mimics packvisor's output path (sandbox/launcher.cc Monitor::Run/Drain +
+ * supervisor/executions/output.cc CappedOutput::Consume) outside any sandbox, to measure what the
+ * read loop itself costs and what a larger pipe or read buffer would change. Runs PROGRAM with
+ * stdout on a pipe and drains it:
  *
  *   drain_sim [-p] [-s PIPE_BYTES] [-b BUF_BYTES] [-c CAP_BYTES] -- PROGRAM [ARGS...]
  *

@@ -13,8 +13,8 @@
 
 #include "sandbox/launcher.h"
 #include "sandbox/seccomp_policy.h"
-#include "supervisor/config.h"
-#include "supervisor/sandbox_defaults.h"
+#include "supervisor/config/config.h"
+#include "supervisor/config/sandbox_defaults.h"
 
 namespace {
 

@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "security-tests/suite_support.h"
-#include "supervisor/config.h"
+#include "supervisor/config/config.h"
 #include "tests/support/harness.h"
 
 namespace packvisor {

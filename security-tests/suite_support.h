@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "supervisor/config.h"
+#include "supervisor/config/config.h"
 #include "tests/support/harness.h"
 
 namespace packvisor::security_suite {

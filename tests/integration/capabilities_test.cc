@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "supervisor/check.h"
+#include "supervisor/cli/check.h"
 #include "tests/support/harness.h"
 #include "tests/support/run_fixtures.h"
 

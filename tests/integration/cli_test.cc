@@ -1,6 +1,6 @@
 // The command line around the commands: --version, help, the bash completion, the man page and
 // what `cmake --install` puts in place. The completion and the man page are checked against the
-// same command line definition the binary parses with (supervisor/command_line.cc).
+// same command line definition the binary parses with (supervisor/cli/command_line.cc).
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "supervisor/command_line.h"
+#include "supervisor/cli/command_line.h"
 #include "tests/support/harness.h"
 
 namespace packvisor {

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "envs/runtime.h"
-#include "supervisor/packs.h"
+#include "supervisor/packs/packs.h"
 #include "tests/support/scratch_dir.h"
 
 namespace packvisor::testing {

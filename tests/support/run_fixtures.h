@@ -20,9 +20,9 @@
 #include <string>
 #include <vector>
 
-#include "supervisor/builtin_runtimes.h"
-#include "supervisor/config.h"
-#include "supervisor/execution.h"
+#include "supervisor/config/builtin_runtimes.h"
+#include "supervisor/config/config.h"
+#include "supervisor/executions/execution.h"
 #include "tests/support/harness.h"
 
 namespace packvisor::testing {

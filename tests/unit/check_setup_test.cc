@@ -1,9 +1,9 @@
-// The capability and directory judgements of `packvisor check` (supervisor/check_setup.cc).
+// The capability and directory judgements of `packvisor check` (supervisor/cli/check_setup.cc).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <linux/capability.h>
 
-#include "supervisor/check.h"
+#include "supervisor/cli/check.h"
 
 namespace packvisor {
 namespace {

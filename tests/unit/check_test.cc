@@ -1,4 +1,4 @@
-#include "supervisor/check.h"
+#include "supervisor/cli/check.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -1,13 +1,13 @@
-// The command line definition (supervisor/command_line.cc): the bash completion covers it, and
+// The command line definition (supervisor/cli/command_line.cc): the bash completion covers it, and
 // the user documentation in docs/ names every command, option and configuration key.
-#include "supervisor/command_line.h"
+#include "supervisor/cli/command_line.h"
 
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <sstream>
 
-#include "supervisor/config.h"
+#include "supervisor/config/config.h"
 
 namespace packvisor {
 namespace {

@@ -1,8 +1,8 @@
 // Per-runtime and per-action cgroup limits within the configuration's ceilings
-// (supervisor/sandbox_defaults.h).
+// (supervisor/config/sandbox_defaults.h).
 #include <gtest/gtest.h>
 
-#include "supervisor/sandbox_defaults.h"
+#include "supervisor/config/sandbox_defaults.h"
 
 namespace packvisor {
 namespace {

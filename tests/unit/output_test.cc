@@ -1,4 +1,4 @@
-#include "supervisor/output.h"
+#include "supervisor/executions/output.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>

@@ -9,9 +9,9 @@
 #include <map>
 #include <string>
 
-#include "supervisor/pack_checks.h"
-#include "supervisor/pack_yaml.h"
-#include "supervisor/packs.h"
+#include "supervisor/packs/pack_checks.h"
+#include "supervisor/packs/pack_yaml.h"
+#include "supervisor/packs/packs.h"
 #include "tests/support/pack_builder.h"
 
 namespace packvisor {

@@ -1,4 +1,4 @@
-#include "supervisor/packs.h"
+#include "supervisor/packs/packs.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

@@ -1,9 +1,9 @@
-#include "supervisor/parameter_document.h"
+#include "supervisor/executions/parameter_document.h"
 
 #include <gtest/gtest.h>
 
-#include "supervisor/packs.h"
-#include "supervisor/result_parsing.h"
+#include "supervisor/executions/result_parsing.h"
+#include "supervisor/packs/packs.h"
 
 namespace packvisor {
 namespace {

@@ -1,0 +1,112 @@
+// supervisor/config/: the configuration and what derives from it alone: the typed Config and its
+// loading (config.h), the parts of a SandboxSpec every launch shares (sandbox_defaults.h), the
+// runtime registry with the built-in definitions embedded at build time (builtin_runtimes.h,
+// embed_runtimes.cmake), and the per-pack host ids (tenancy.h). It depends only on envs/ and
+// sandbox/: nothing here includes packs/, executions/ or cli/.
+//
+// packvisor's configuration (SPEC §3): one typed struct, loaded and validated once.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sandbox/os/error.h"
+
+namespace packvisor {
+
+struct ExecutionConfig {
+  int64_t default_timeout_seconds = 600;
+  int64_t kill_grace_seconds = 5;
+  uint64_t max_stdout_bytes = 10ull << 20;
+  uint64_t max_stderr_bytes = 10ull << 20;
+};
+
+struct SandboxConfig {
+  uid_t uid_range_first = 100000;  // inclusive
+  uid_t uid_range_last = 165535;   // inclusive
+  uint64_t memory_max_mb = 512;
+  uint64_t pids_max = 256;
+  uint64_t cpu_max_percent = 100;
+  // The most a runtime definition (`[limits]`) or an action (`limits:`) may ask for: never below
+  // the default above. A file that raises a default without setting its ceiling raises the
+  // ceiling with it (requests may then only lower the limit).
+  uint64_t memory_ceiling_mb = 512;
+  uint64_t pids_ceiling = 256;
+  uint64_t cpu_ceiling_percent = 100;
+  uint64_t tmp_size_mb = 64;
+  uint64_t nofile = 1024;
+  uint64_t fsize_mb = 1024;
+  std::vector<std::string> host_network_packs;
+  bool install_network = true;
+  std::vector<std::string> extra_ro_binds;  // absolute
+  std::vector<std::string> passthrough_env;
+  // Fixed variables every action (and `exec`) gets, e.g. ATTUNE_API_URL. Never PATH, LD_* or the
+  // context variables below; a name may not be both here and in passthrough_env.
+  std::map<std::string, std::string> set_env;
+  // Without a usable cgroup back end executions refuse to run, unless this is true (then only
+  // rlimits bound them, and every run logs that).
+  bool allow_rlimits_only = false;
+  // Execution cgroups live in {the supervisor's own cgroup}/{cgroup_parent}/ in each hierarchy.
+  std::string cgroup_parent = "packvisor";
+};
+
+struct EnvsConfig {
+  uint64_t max_size_mb = 2048;
+  // Each pack's environments live on a filesystem of this size of their own (a loop-mounted
+  // ext4 image under state_dir/disks); 0 turns the per-pack disk off (`packvisor check` warns).
+  uint64_t pack_disk_mb = 4096;
+  std::map<std::string, std::string> install_env;
+  int64_t build_timeout_seconds = 900;
+};
+
+struct ServerConfig {
+  std::string socket = "/run/packvisor/packvisor.sock";
+  std::vector<uid_t> allowed_uids = {0};
+  std::vector<gid_t> allowed_gids;
+  uint64_t max_concurrent = 4;
+};
+
+struct Config {
+  std::string source;  // the file it came from, or "built-in defaults"
+  std::string packs_base_dir = "/opt/packvisor/packs";
+  std::string runtime_envs_dir = "/opt/packvisor/runtime_envs";
+  std::string state_dir = "/var/lib/packvisor";
+  std::optional<std::string> runtimes_dir;  // extra runtime definitions; built-ins otherwise
+  ExecutionConfig execution;
+  SandboxConfig sandbox;
+  EnvsConfig envs;
+  ServerConfig server;
+};
+
+// The execution context variables the sandbox sets as PACKVISOR_<NAME> and, for packs of the
+// original platform, ATTUNE_<NAME> (SPEC §6). No configuration key may set these names.
+inline constexpr const char* kContextVariableNames[] = {
+    "EXEC_ID", "ACTION", "PACK_REF", "PARAMETER_DELIVERY", "PARAMETER_FORMAT", "PARAMETER_FILE"};
+
+inline constexpr char kSystemConfigPath[] = "/etc/packvisor/packvisor.toml";
+inline constexpr char kBuiltinConfigSource[] = "built-in defaults";
+
+// Lookup order: explicit path (--config), else $PACKVISOR_CONFIG, else
+// /etc/packvisor/packvisor.toml if it exists, else built-in defaults.
+Result<Config> LoadConfig(const std::optional<std::string>& explicit_path);
+
+// The same lookup with its inputs spelled out (for tests): env_path is the value of
+// $PACKVISOR_CONFIG (nullopt or empty = unset), system_path replaces kSystemConfigPath.
+Result<Config> LoadConfigFrom(const std::optional<std::string>& explicit_path,
+                              const std::optional<std::string>& env_path,
+                              const std::string& system_path);
+
+// Parses one TOML file. Unknown keys, wrong types and impossible values are errors naming the
+// file, the line and the key. Relative paths are resolved against the file's directory.
+Result<Config> LoadConfigFile(const std::string& path);
+
+// Every key a configuration file may set ("packs_base_dir", "sandbox.pids_max"), in table order
+// (docs/config.md documents each; a unit test holds them together).
+const std::vector<std::string>& ConfigKeyNames();
+
+}  // namespace packvisor

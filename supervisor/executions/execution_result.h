@@ -1,0 +1,67 @@
+// The result object of SPEC §7 (the --json output and the API body) and the exit statuses of §8.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "sandbox/launcher.h"
+#include "supervisor/executions/output.h"
+
+namespace packvisor {
+
+enum class ExecutionStatus { kSucceeded, kFailed, kTimedOut, kCancelled, kSetupFailed, kRejected };
+
+const char* ExecutionStatusName(ExecutionStatus status);
+
+struct ExecutionResult {
+  std::string execution_id;
+  std::string action_ref;
+  ExecutionStatus status = ExecutionStatus::kFailed;
+  std::optional<int> exit_code;
+  std::optional<int> signal;
+  nlohmann::json result;  // null unless parsed
+  std::string stdout_text;
+  std::string stderr_text;
+  bool stdout_truncated = false;
+  bool stderr_truncated = false;
+  uint64_t stdout_bytes_truncated = 0;
+  uint64_t stderr_bytes_truncated = 0;
+  bool timed_out = false;
+  int64_t duration_ms = 0;   // the whole execution, an environment build included
+  int64_t env_build_ms = 0;  // of duration_ms: building the environment (0: it was ready)
+  std::optional<std::string> error;
+  int64_t cpu_ms = 0;
+  int64_t max_rss_kb = 0;
+  // Set when the command could not be executed at all (126/127).
+  std::optional<int> start_failure_exit;
+  // `result` holds the lines of a jsonl output: human mode prints one per line. Not in ToJson().
+  bool result_is_lines = false;
+
+  nlohmann::json ToJson() const;
+  // ToJson() as one line. The action's output may be any bytes: invalid UTF-8 is replaced by
+  // U+FFFD rather than failing the whole result.
+  std::string ToJsonLine() const;
+  // SPEC §8: the action's code; 124 timeout; 125 packvisor's error; 126 not startable;
+  // 127 not found; 128+N signal.
+  int ExitStatus() const;
+};
+
+// Human mode's one line about how an execution ended, without the action ref (the caller puts it
+// in front): "succeeded (exit 0) in 12 ms", "failed (exit 3) in 40 ms: disk is full",
+// "rejected: missing required parameter 'who'", followed for each truncated stream by
+// "; stdout truncated: N bytes not kept (execution.max_stdout_bytes)".
+std::string HumanSummary(const ExecutionResult& result);
+
+// A fresh random execution id (UUID v4 text).
+std::string NewExecutionId();
+
+// Combines how the sandbox ended with the captured output.
+// Moves the captured output out of `out` and `err`.
+ExecutionResult ResultFromSandbox(const sandbox::SandboxResult& sandbox_result, CappedOutput& out,
+                                  CappedOutput& err, std::string execution_id,
+                                  std::string action_ref, int64_t timeout_seconds,
+                                  const std::string& command);
+
+}  // namespace packvisor

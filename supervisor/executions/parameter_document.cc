@@ -1,0 +1,123 @@
+#include "supervisor/executions/parameter_document.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <vector>
+
+namespace packvisor {
+namespace {
+
+void Flatten(const nlohmann::json& value, const std::string& prefix,
+             std::vector<std::pair<std::string, std::string>>& out) {
+  if (value.is_object()) {
+    for (const auto& [key, child] : value.items()) {
+      Flatten(child, prefix.empty() ? key : prefix + "." + key, out);
+    }
+    return;
+  }
+  out.emplace_back(prefix, ScalarText(value));
+}
+
+void EmitYaml(YAML::Emitter& out, const nlohmann::json& value) {
+  switch (value.type()) {
+    case nlohmann::json::value_t::object:
+      out << YAML::BeginMap;
+      for (const auto& [key, child] : value.items()) {
+        out << YAML::Key << key << YAML::Value;
+        EmitYaml(out, child);
+      }
+      out << YAML::EndMap;
+      break;
+    case nlohmann::json::value_t::array:
+      out << YAML::BeginSeq;
+      for (const auto& child : value) EmitYaml(out, child);
+      out << YAML::EndSeq;
+      break;
+    case nlohmann::json::value_t::string:
+      out << YAML::DoubleQuoted << value.get<std::string>();
+      break;
+    case nlohmann::json::value_t::null:
+      out << YAML::Null;
+      break;
+    default:
+      out << value.dump();
+      break;
+  }
+}
+
+}  // namespace
+
+std::string ScalarText(const nlohmann::json& value) {
+  if (value.is_string()) return value.get<std::string>();
+  if (value.is_null()) return {};
+  return value.dump();
+}
+
+std::string SingleQuote(const std::string& value) {
+  std::string quoted = "'";
+  for (char c : value) {
+    if (c == '\'') {
+      quoted += "'\\''";
+    } else {
+      quoted += c;
+    }
+  }
+  return quoted + "'";
+}
+
+std::string ShellIdentifier(const std::string& key) {
+  if (key.empty()) return "_";
+  std::string ident = key;
+  for (char& c : ident) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') c = '_';
+  }
+  if (std::isdigit(static_cast<unsigned char>(ident[0]))) ident[0] = '_';
+  return ident;
+}
+
+nlohmann::json ParameterValueFromText(const std::optional<ParamType>& declared,
+                                      const std::string& text) {
+  if (declared == ParamType::kString) return text;
+  auto parsed = nlohmann::json::parse(text, nullptr, false);
+  return parsed.is_discarded() ? nlohmann::json(text) : parsed;
+}
+
+std::string FormatParameterDocument(const nlohmann::json& inputs, ParameterFormat format) {
+  switch (format) {
+    case ParameterFormat::kJson:
+      return inputs.dump() + "\n";
+    case ParameterFormat::kDotenv: {
+      std::vector<std::pair<std::string, std::string>> flat;
+      Flatten(inputs, "", flat);
+      std::sort(flat.begin(), flat.end());
+      std::string text;
+      for (const auto& [key, value] : flat) text += key + "=" + SingleQuote(value) + "\n";
+      return text;
+    }
+    case ParameterFormat::kYaml: {
+      YAML::Emitter out;
+      EmitYaml(out, inputs);
+      return std::string(out.c_str()) + "\n";
+    }
+  }
+  return {};
+}
+
+std::string ShellHelpersScript(const nlohmann::json& inputs, const std::string& code) {
+  std::string script = "#!/bin/bash\nset -e\n\n# Action parameters\n";
+  for (const auto& [key, value] : inputs.items()) {
+    std::string ident = ShellIdentifier(key);
+    std::string upper = ident;
+    for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    std::string quoted = SingleQuote(ScalarText(value));
+    script += "PARAM_" + upper + "=" + quoted + "\n";
+    script += ident + "=" + quoted + "\n";
+  }
+  script += "\n# Action code\n" + code;
+  if (script.back() != '\n') script += "\n";
+  return script;
+}
+
+}  // namespace packvisor
