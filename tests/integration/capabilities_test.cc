@@ -33,15 +33,7 @@ CommandResult RunWithout(const std::string& caps, const std::vector<std::string>
   std::string command = "capsh --drop=" + caps + " -- -c 'exec \"$0\" \"$@\"' " +
                         ShellQuote(testing::PackvisorBinary());
   for (const std::string& arg : args) command += " " + ShellQuote(arg);
-  CommandResult result;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) result.stdout_text.append(buffer, n);
-  int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return result;
+  return testing::RunShell(command + " 2>&1");
 }
 
 // The line of the check table whose feature column is `feature`, or "".

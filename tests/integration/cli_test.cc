@@ -21,21 +21,9 @@ namespace {
 using testing::CommandResult;
 using testing::ReadFileOrEmpty;
 using testing::RunPackvisor;
+using testing::RunShell;
 using testing::ShellQuote;
 using testing::TempDir;
-
-// Runs `sh -c command`; stdout captured, stderr to the test's own.
-CommandResult RunShell(const std::string& command) {
-  CommandResult result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) result.stdout_text.append(buffer, n);
-  int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return result;
-}
 
 std::unique_ptr<CommandLine> Definition() { return DefineCommandLine({"0.0.0", "test"}); }
 

@@ -25,6 +25,9 @@ struct CommandResult {
 CommandResult RunPackvisor(const std::vector<std::string>& args, const std::string& stdin_data = {},
                            const std::vector<std::string>& extra_env = {});
 
+// Runs `/bin/sh -c command` (the test's own tooling); stdout captured, stderr to the test's own.
+CommandResult RunShell(const std::string& command);
+
 // `packvisor exec OPTIONS... -- COMMAND...`.
 CommandResult RunExec(const std::vector<std::string>& options,
                       const std::vector<std::string>& command);
