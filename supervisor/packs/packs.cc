@@ -131,20 +131,6 @@ void ParseLimitRequest(const FileContext& ctx, const YAML::Node& node, const std
       });
 }
 
-const std::vector<std::string_view> kActionKeys = {"name",
-                                                   "ref",
-                                                   "description",
-                                                   "runner_type",
-                                                   "entry_point",
-                                                   "parameters",
-                                                   "parameter_delivery",
-                                                   "parameter_format",
-                                                   "output_format",
-                                                   "timeout_seconds",
-                                                   "network",
-                                                   "limits",
-                                                   "enabled"};
-
 bool IsValidActionName(const std::string& name) {
   // ^[A-Za-z0-9_][A-Za-z0-9_-]{0,127}$
   return MatchesName(name, Chars({kLowerAlpha, kUpperAlpha, kDigits, "_"}),
@@ -286,7 +272,7 @@ std::optional<Action> ParseActionUnguarded(const Pack& pack, const PackDir& dir,
   bool name_reported = false;    // a problem about name/ref is already recorded
   bool entry_reported = false;   // same for entry_point
   bool runner_reported = false;  // same for runner_type
-  ForEachKey(ctx, *root, "", kActionKeys, [&](const std::string& key, const YAML::Node& v) {
+  ForEachKey(ctx, *root, "", ActionYamlKeys(), [&](const std::string& key, const YAML::Node& v) {
     if (key == "name") {
       std::optional<std::string> n = GetString(ctx, v, key);
       if (!n && !v.IsNull()) name_reported = true;
@@ -545,6 +531,23 @@ const Action* Pack::FindAction(std::string_view name) const {
     if (action.name == name) return &action;
   }
   return nullptr;
+}
+
+const std::vector<std::string_view>& ActionYamlKeys() {
+  static const std::vector<std::string_view> keys = {"name",
+                                                     "ref",
+                                                     "description",
+                                                     "runner_type",
+                                                     "entry_point",
+                                                     "parameters",
+                                                     "parameter_delivery",
+                                                     "parameter_format",
+                                                     "output_format",
+                                                     "timeout_seconds",
+                                                     "network",
+                                                     "limits",
+                                                     "enabled"};
+  return keys;
 }
 
 bool IsValidPackRef(std::string_view ref) {

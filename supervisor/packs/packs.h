@@ -127,6 +127,10 @@ inline constexpr size_t kMaxYamlBytes = 1 << 20;
 inline constexpr uint64_t kMaxYamlNodes = 10000;
 inline constexpr int kMaxYamlDepth = 64;
 
+// The keys packvisor reads at the top of an action YAML file; any other key is ignored (a note, or
+// a "did you mean" warning when it is close to one of these).
+const std::vector<std::string_view>& ActionYamlKeys();
+
 // `^[a-z0-9][a-z0-9_-]{0,63}$`.
 bool IsValidPackRef(std::string_view ref);
 

@@ -170,13 +170,8 @@ TEST(EnvBuild, ConcurrentRunsOfAFailingBuildBuildItOnce) {
   WriteFailingPythonPack(world, "hello", "nope-pkg-zz==1.0");
   world.WriteConfig();
   constexpr int kRuns = 4;
-  std::vector<CommandResult> results(kRuns);
-  std::vector<std::thread> threads;
-  std::vector<std::string> args = world.Args({"run", "hello.usepkg", "--json"});
-  for (int i = 0; i < kRuns; ++i) {
-    threads.emplace_back([&, i] { results[i] = RunPackvisor(args); });
-  }
-  for (std::thread& thread : threads) thread.join();
+  std::vector<CommandResult> results =
+      RunConcurrently(world.Args({"run", "hello.usepkg", "--json"}), kRuns);
   int installs = 0;
   for (const CommandResult& result : results) {
     installs += CountLinesContaining(result.stderr_text, "environment hello/python: install");

@@ -50,13 +50,8 @@ TEST(EnvConcurrency, EightConcurrentFirstRunsBuildOnce) {
   std::string pack_before = world.PacksFingerprint();
 
   constexpr int kRuns = 8;
-  std::vector<CommandResult> results(kRuns);
-  std::vector<std::thread> threads;
-  std::vector<std::string> args = world.Args({"run", "hello.usepkg", "--json"});
-  for (int i = 0; i < kRuns; ++i) {
-    threads.emplace_back([&, i] { results[i] = RunPackvisor(args); });
-  }
-  for (std::thread& thread : threads) thread.join();
+  std::vector<CommandResult> results =
+      RunConcurrently(world.Args({"run", "hello.usepkg", "--json"}), kRuns);
 
   int creates = 0, installs = 0, publishes = 0;
   std::set<uint64_t> inodes;

@@ -22,6 +22,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/support/harness.h"
@@ -67,6 +68,17 @@ inline void Touch(const std::string& path) {
 }
 
 // Counts the lines of `text` that contain `needle`.
+// `packvisor args...` run `runs` times at once (one thread each); the results in start order.
+inline std::vector<CommandResult> RunConcurrently(const std::vector<std::string>& args, int runs) {
+  std::vector<CommandResult> results(static_cast<size_t>(runs));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < runs; ++i) {
+    threads.emplace_back([&, i] { results[static_cast<size_t>(i)] = RunPackvisor(args); });
+  }
+  for (std::thread& thread : threads) thread.join();
+  return results;
+}
+
 inline int CountLinesContaining(const std::string& text, const std::string& needle) {
   int count = 0;
   for (const std::string& line : Lines(text)) count += line.find(needle) != std::string::npos;

@@ -103,25 +103,12 @@ TEST(UnknownKeys, DidYouMeanRule) {
   EXPECT_EQ(DidYouMean(std::string(100000, 'x'), known), "");
   // The original platform's keys are never mistaken for typos, except `entrypoint` (its
   // database's name for entry_point, which packvisor does not read).
-  std::vector<std::string_view> action_keys = {"name",
-                                               "ref",
-                                               "description",
-                                               "runner_type",
-                                               "entry_point",
-                                               "parameters",
-                                               "parameter_delivery",
-                                               "parameter_format",
-                                               "output_format",
-                                               "timeout_seconds",
-                                               "network",
-                                               "limits",
-                                               "enabled"};
   for (const char* original :
        {"label", "tags", "output", "output_schema", "runtime_version", "required_worker_runtimes",
         "worker_selector", "workflow_file", "meta", "pack", "notify", "param_schema",
         "default_execution_permission_set_refs", "accesses_mcp", "log_retention_days",
         "artifact_retention_days", "is_adhoc"}) {
-    EXPECT_EQ(DidYouMean(original, action_keys), "") << original;
+    EXPECT_EQ(DidYouMean(original, ActionYamlKeys()), "") << original;
   }
 }
 
