@@ -375,6 +375,17 @@ CgroupUsage ExecutionCgroup::ReadUsage() const {
   return usage;
 }
 
+Result<void> MoveSelfToLeafCgroup(const CgroupLayout& layout, const std::string& leaf) {
+  if (layout.backend != CgroupBackend::kV2) return Ok{};
+  if (leaf.empty() || leaf == "." || leaf == ".." || leaf.find('/') != std::string::npos) {
+    return Failure("cgroup", leaf, "a leaf is one path component");
+  }
+  std::string dir = layout.v2_dir + "/" + leaf;
+  PV_TRY(MakeDir(dir));
+  // Writing to cgroup.procs moves every thread of the process.
+  return Write(dir + "/cgroup.procs", std::to_string(getpid()));
+}
+
 int RemoveStaleCgroups(const CgroupLayout& layout, const std::string& parent,
                        std::vector<StaleCgroup>* report) {
   // Every execution cgroup is made in the hierarchies in this order and removed in the reverse

@@ -104,6 +104,14 @@ class ExecutionCgroup {
   bool removed_ = false;
 };
 
+// cgroup v2, for a daemon whose own cgroup was delegated to it (systemd's Delegate=yes): moves
+// the whole process into `{own}/{leaf}` (created if missing), so that its own cgroup has no member
+// left and may enable memory, pids and cpu for the execution cgroups beside the leaf (the v2 "no
+// internal processes" rule; otherwise the first execution fails with EBUSY). `layout` must have
+// been probed before the move (Probe() caches the own cgroup it found then). A no-op on v1 and
+// without a back end. Not for one-shot commands: their cgroup is their caller's.
+Result<void> MoveSelfToLeafCgroup(const CgroupLayout& layout, const std::string& leaf);
+
 // One execution cgroup RemoveStaleCgroups removed.
 struct StaleCgroup {
   std::string path;             // its directory in the first hierarchy (v2: the only one)
