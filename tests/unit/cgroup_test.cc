@@ -6,6 +6,13 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "tests/support/scratch_dir.h"
 
 namespace packvisor::sandbox {
 namespace {
@@ -85,6 +92,30 @@ TEST(ParseV2Usage, ReadsCpuPeakAndOomKills) {
   EXPECT_EQ(empty.cpu_ms, 0);
   EXPECT_EQ(empty.memory_peak_kb, 0);
   EXPECT_EQ(empty.oom_kills, 0u);
+}
+
+// The daemon's move into a leaf of its delegated v2 cgroup, against a directory laid out like one
+// (the kernel's side, EBUSY without the move, needs a v2 host: tests/integration/cgroup_v2_test.cc
+// runs there).
+TEST(MoveSelfToLeafCgroup, WritesItsPidIntoTheLeafOnV2AndDoesNothingOnV1) {
+  testing::ScratchDir own;
+  CgroupLayout v2;
+  v2.backend = CgroupBackend::kV2;
+  v2.v2_dir = own.path();
+  own.Write("supervisor/cgroup.procs", "");  // the kernel makes it with the directory
+  ASSERT_TRUE(MoveSelfToLeafCgroup(v2, "supervisor").ok());
+  std::ifstream procs(own.Path("supervisor/cgroup.procs"));
+  std::stringstream text;
+  text << procs.rdbuf();
+  EXPECT_EQ(text.str(), std::to_string(getpid()));
+  EXPECT_FALSE(MoveSelfToLeafCgroup(v2, "a/b").ok());
+  EXPECT_FALSE(MoveSelfToLeafCgroup(v2, "..").ok());
+
+  CgroupLayout v1;
+  v1.backend = CgroupBackend::kV1;
+  v1.v1_memory = own.Path("memory");
+  EXPECT_TRUE(MoveSelfToLeafCgroup(v1, "supervisor").ok());
+  EXPECT_FALSE(std::filesystem::exists(own.Path("memory")));
 }
 
 }  // namespace
