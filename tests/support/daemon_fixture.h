@@ -60,7 +60,7 @@ class DaemonUnderTest {
   // READY=1 (false, with the log in the failure, when it exits or 60 s pass first).
   bool Start() {
     std::string notify_path = world_.Path("notify-" + std::to_string(++starts_) + ".sock");
-    unique_fd notify(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    unique_fd notify(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     struct sockaddr_un address {};
     address.sun_family = AF_UNIX;
     std::memcpy(address.sun_path, notify_path.c_str(), notify_path.size() + 1);
