@@ -84,12 +84,13 @@ TEST_F(DaemonApiTest, FiftyExecutionsFromTenClientsAllCorrectNoneLost) {
   HttpResponse list = HttpGet(daemon.socket(), "/v1/executions?limit=1000");
   ASSERT_EQ(list.status, 200) << list.body;
   std::set<std::string> listed;
-  for (const nlohmann::json& row : list.Json()["executions"]) {
+  nlohmann::json listing = list.Json();
+  for (const nlohmann::json& row : listing["executions"]) {
     EXPECT_EQ(row["status"], "succeeded") << row.dump();
     EXPECT_TRUE(row.contains("finished_at")) << row.dump();
     listed.insert(row["execution_id"].get<std::string>());
   }
-  EXPECT_EQ(listed, ids);
+  EXPECT_EQ(listed, ids) << list.body.substr(0, 2000);
   HttpResponse metrics = HttpGet(daemon.socket(), "/metrics");
   EXPECT_THAT(metrics.body, HasSubstr("packvisor_executions_total{status=\"succeeded\"} 50\n"));
 }
