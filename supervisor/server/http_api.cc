@@ -680,10 +680,18 @@ void HttpApi::GetExecution(evhttp_request* req, const std::string& id) {
 }
 
 void HttpApi::StreamOutput(evhttp_request* req, const std::string& id) {
-  auto start = [req] {
+  auto start = [this, req] {
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "application/x-ndjson");
     evhttp_send_reply_start(req, 200, "OK");
+    // evhttp watches a streaming connection for the client closing it, under the connection's
+    // deadline: a stream that is quiet for longer (an action thinking) would be cut. Reading gets
+    // no deadline now; writing keeps its own (a client that stops reading is still cut off).
+    struct timeval write_deadline {
+      static_cast<time_t>(server_.write_timeout_seconds), 0
+    };
+    bufferevent_set_timeouts(evhttp_connection_get_bufferevent(evhttp_request_get_connection(req)),
+                             nullptr, &write_deadline);
   };
   if (scheduler_.LiveStatus(id)) {
     std::shared_ptr<Pending> pending = Hold(req);

@@ -141,6 +141,30 @@ TEST_F(DaemonApiTest, OutputStreamsLiveInOrderAndEndsWithTheResult) {
   EXPECT_EQ(nlohmann::json::parse(lines[2])["result"]["execution_id"], id);
 }
 
+// A stream stays open while the action prints nothing for longer than the connection deadlines
+// (the test has to outwait them: what it checks is that no deadline fires).
+TEST_F(DaemonApiTest, QuietStreamOutlivesTheDeadlines) {
+  DaemonUnderTest daemon(world_, Toml("read_timeout_seconds = 1\nwrite_timeout_seconds = 1\n"));
+  HttpResponse accepted = SubmitAction(daemon.socket(), "api.gated", {{"gate", "quiet"}});
+  ASSERT_EQ(accepted.status, 202) << accepted.body;
+  std::string id = accepted.Json()["execution_id"];
+  unique_fd fd = ConnectUnix(daemon.socket());
+  ASSERT_TRUE(fd);
+  ASSERT_TRUE(SendAll(fd.get(), RequestText("GET", "/v1/executions/" + id + "/output")));
+  ResponseReader reader(fd.get());
+  HttpResponse head;
+  ASSERT_TRUE(reader.ReadHead(&head));
+  ASSERT_TRUE(reader.ReadLine());  // "before"
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  OpenGate("quiet");
+  auto after = reader.ReadLine();
+  ASSERT_TRUE(after) << "the stream was cut";
+  EXPECT_EQ(nlohmann::json::parse(*after)["data"], "after\n");
+  auto last = reader.ReadLine();
+  ASSERT_TRUE(last);
+  EXPECT_EQ(nlohmann::json::parse(*last)["result"]["status"], "succeeded");
+}
+
 TEST_F(DaemonApiTest, BadRequestsGet400WithTheField) {
   DaemonUnderTest daemon(world_, Toml(""));
   auto post = [&](const std::string& body) {
