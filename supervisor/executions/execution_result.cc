@@ -23,6 +23,8 @@ const char* ExecutionStatusName(ExecutionStatus status) {
       return "setup_failed";
     case ExecutionStatus::kRejected:
       return "rejected";
+    case ExecutionStatus::kAbandoned:
+      return "abandoned";
   }
   return "failed";
 }
@@ -74,6 +76,7 @@ int ExecutionResult::ExitStatus() const {
       return 124;
     case ExecutionStatus::kSetupFailed:
     case ExecutionStatus::kRejected:
+    case ExecutionStatus::kAbandoned:
       return 125;
     case ExecutionStatus::kCancelled:
       return 128 + 15;
