@@ -174,9 +174,10 @@ Result<std::shared_ptr<const ServingContext>> LoadServingContext(
   auto context = std::make_shared<ServingContext>();
   context->config = std::move(*config);
   context->runtimes = std::move(*runtimes);
-  // Helper pool: the warm sandboxes of this configuration are made here (server.warm_sandboxes,
-  // server.warm_packs) and live as long as the context: a reload makes new ones, and executions
-  // still running keep the old context, pool included.
+  // The warm pool (w-pool's CreateWarmPools) is the process's, not the context's: its zygote must
+  // be forked before any thread starts, so RunServe makes it once (after CleanUpAfterCrash, before
+  // the event loop) and sets each context's `warm_pool` to it; Reload() calls
+  // ReconfigureWarmPools with the new server.warm_sandboxes / warm_packs.
   return std::shared_ptr<const ServingContext>(std::move(context));
 }
 

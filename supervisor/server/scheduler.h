@@ -47,8 +47,8 @@ namespace packvisor {
 struct ServingContext {
   Config config;
   envs::RuntimeRegistry runtimes;
-  // Helper pool's warm sandboxes go here (made per configuration by the daemon, see
-  // LoadServingContext in daemon.cc) and into Context().
+  // The daemon's warm pool goes here (`sandbox::WarmPool* warm_pool`, see LoadServingContext in
+  // daemon.cc) and into Context() as ExecutionContext::warm_pool.
   ExecutionContext Context() const { return ExecutionContext{config, runtimes}; }
 };
 
