@@ -702,7 +702,7 @@ ClaimOutcome RunClaimed(const SandboxSpec& spec, LaunchIo& io, PreparedSandbox& 
 // Test-hooks pooled mode (TestWarmPoolRequested): a pool of one for this spec, then the claim.
 Result<SandboxResult> RunThroughTestPool(const SandboxSpec& spec, LaunchIo& io) {
   SandboxSpec generic = spec;
-  auto pool = WarmPool::Create({{generic}, 1});
+  auto pool = WarmPool::Create({{generic}, 1, /*quiet=*/true});
   if (!pool) return pool.error();
   if (auto full = (*pool)->WaitUntilFull(); !full) {
     std::optional<PrepareFailure> failure = (*pool)->LastFailure();

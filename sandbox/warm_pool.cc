@@ -401,6 +401,7 @@ void WarmPool::Reconfigure(Options options) {
       templates_.push_back(std::move(t));
     }
     per_template_ = options.per_template > 0 ? options.per_template : 0;
+    quiet_ = options.quiet;
     ++generation_;
   }
   changed_.notify_all();
@@ -509,7 +510,11 @@ void WarmPool::RefillLoop() {
       ++prepared_;
     } else {
       if (failure.message.empty()) failure.message = prepared.error().message();
-      std::fprintf(stderr, "packvisor: warm pool: prepare failed: %s\n", failure.message.c_str());
+      // Once per streak of failures: a template that keeps failing is retried with back-off.
+      if (!quiet_ && target->consecutive_failures == 0) {
+        std::fprintf(stderr, "packvisor: warm pool: prepare failed: %s\n",
+                     failure.message.c_str());
+      }
       target->last_failure = failure;
       int shift = std::min(target->consecutive_failures++, 6);
       target->retry_at = Clock::now() + std::chrono::seconds(1) * (1 << shift);

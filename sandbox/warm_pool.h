@@ -74,6 +74,9 @@ class WarmPool {
     // Each template's generic part (KeyOf) is a key; specs with the same key share a queue.
     std::vector<SandboxSpec> templates;
     int per_template = 2;
+    // Do not print failed prepares on stderr (the test-hooks pooled mode: a one-shot command's
+    // stderr is the command's own). The daemon leaves it false: LastFailure() keeps the last one.
+    bool quiet = false;
   };
 
   // Forks the zygote from the calling thread (see the lifetime note above) and starts the refill
@@ -129,6 +132,7 @@ class WarmPool {
   std::condition_variable changed_;  // templates, ready counts, failures, stop
   std::list<Template> templates_;
   int per_template_ = 0;
+  bool quiet_ = false;
   uint64_t generation_ = 0;  // bumped by Reconfigure: a prepare of an older one is discarded
   uint64_t prepared_ = 0;
   bool stopping_ = false;
