@@ -46,7 +46,7 @@ env | sort
 grep -E '^Max (core|open|processes|file size)' /proc/self/limits
 echo "nice $(cut -d' ' -f19 /proc/self/stat)"
 echo "cwd $(pwd) host $(hostname)"
-ls -la / /tmp /dev /pack /env | sed -E 's/ [A-Z][a-z]{2} +[0-9]+ +[0-9:]+ / DATE /'
+ls -la / /tmp /dev /pack /env | sed -E 's/ [A-Z][a-z]{2} +[0-9]+ +[0-9:]+ / DATE /; s/^([-a-z]{10}) +[0-9]+ /\1 /'
 ls /proc | grep -v '^[0-9]' | sort | tr '\n' ' '
 echo
 cat /tmp/param.json
