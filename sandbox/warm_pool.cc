@@ -352,9 +352,10 @@ Result<std::unique_ptr<WarmPool>> WarmPool::Create(Options options) {
   lifeline_read.reset();
   unique_fd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
   if (!pidfd) {
-    kill(pid, SIGKILL);
+    Error error = ErrnoError("pidfd_open", "warm pool zygote");
+    ours.reset();  // EOF on its command socket: the zygote exits (our unreaped child meanwhile)
     waitpid(pid, nullptr, 0);
-    return ErrnoError("pidfd_open", "warm pool zygote");
+    return error;
   }
   pool->zygote_pid_ = pid;
   pool->zygote_pidfd_ = std::move(pidfd);
@@ -512,8 +513,7 @@ void WarmPool::RefillLoop() {
       if (failure.message.empty()) failure.message = prepared.error().message();
       // Once per streak of failures: a template that keeps failing is retried with back-off.
       if (!quiet_ && target->consecutive_failures == 0) {
-        std::fprintf(stderr, "packvisor: warm pool: prepare failed: %s\n",
-                     failure.message.c_str());
+        std::fprintf(stderr, "packvisor: warm pool: prepare failed: %s\n", failure.message.c_str());
       }
       target->last_failure = failure;
       int shift = std::min(target->consecutive_failures++, 6);
