@@ -9,6 +9,7 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -119,7 +120,17 @@ class Monitor {
         stdout_(std::move(stdout_pipe.read)),
         stderr_(std::move(stderr_pipe.read)),
         report_(std::move(report_pipe.read)),
-        release_(std::move(release_pipe.write)) {}
+        release_(std::move(release_pipe.write)) {
+    // Pipe ends share their inode: what the action's 0, 1 and 2 must be (verification).
+    int ends[3] = {stdin_.get(), stdout_.get(), stderr_.get()};
+    for (int i = 0; i < 3; ++i) {
+      struct stat st {};
+      if (fstat(ends[i], &st) == 0) {
+        stdio_.dev[i] = st.st_dev;
+        stdio_.ino[i] = st.st_ino;
+      }
+    }
+  }
 
   Result<SandboxResult> Run(Clock::time_point start);
 
@@ -150,6 +161,7 @@ class Monitor {
   bool stop_requested_ = false;
   bool skip_verification_ = FaultInjectionForLaunch().skip_verification;
   Outcome stop_outcome_ = Outcome::kTimedOut;
+  StdioIdentity stdio_;
 };
 
 void Monitor::FeedStdin() {
@@ -212,12 +224,12 @@ void Monitor::HandleMessage(const ChildMessage& message) {
       // The action is fully confined and waits; check it from outside before letting it exec.
       Result<void> verified = Ok{};
       if (!skip_verification_) {
-        verified =
-            message.detail == kLockedSecurebits
-                ? VerifyConfinedAction(init_pid_, spec_, cgroup_ ? cgroup_->MembershipSuffix() : "")
-                : Failure("sandbox verification", "securebits",
-                          "found " + std::to_string(message.detail) + ", want " +
-                              std::to_string(kLockedSecurebits));
+        verified = message.detail == kLockedSecurebits
+                       ? VerifyConfinedAction(init_pid_, spec_,
+                                              cgroup_ ? cgroup_->MembershipSuffix() : "", &stdio_)
+                       : Failure("sandbox verification", "securebits",
+                                 "found " + std::to_string(message.detail) + ", want " +
+                                     std::to_string(kLockedSecurebits));
       }
       if (!verified) {
         setup_failed_ = true;
