@@ -22,6 +22,7 @@
 #include "supervisor/config/builtin_runtimes.h"
 #include "supervisor/executions/crash_cleanup.h"
 #include "supervisor/executions/exit_status.h"
+#include "supervisor/executions/warm_pools.h"
 #include "supervisor/server/http_api.h"
 #include "supervisor/server/notify.h"
 
@@ -46,6 +47,7 @@ SchedulerLimits LimitsFrom(const Config& config) {
 // The event loop's state: what the signal and timer callbacks work on.
 struct Daemon {
   ServeOptions options;
+  std::unique_ptr<sandbox::WarmPool> warm_pool;  // outlives every context and execution
   event_base* base = nullptr;
   std::shared_ptr<const ServingContext> context;
   std::unique_ptr<ExecutionStore> store;
@@ -75,6 +77,18 @@ struct Daemon {
           "SIGHUP: server.socket changed to {}; the daemon keeps serving on {} until it "
           "restarts",
           (*loaded)->config.server.socket, context->config.server.socket);
+    }
+    if (warm_pool) {
+      const ServerConfig& server = (*loaded)->config.server;
+      auto reconfigured =
+          ReconfigureWarmPools(*warm_pool, (*loaded)->config,
+                               static_cast<int>(server.warm_sandboxes), server.warm_packs);
+      if (!reconfigured) {
+        spdlog::error("SIGHUP: the new configuration is refused, the old one stays in use: {}",
+                      reconfigured.error().message());
+        return;
+      }
+      (*loaded)->warm_pool = warm_pool.get();
     }
     context = std::move(*loaded);
     scheduler->SetLimits(LimitsFrom(context->config));
@@ -163,7 +177,7 @@ void OnSignal(evutil_socket_t fd, short, void* self) {
 
 }  // namespace
 
-Result<std::shared_ptr<const ServingContext>> LoadServingContext(
+Result<std::shared_ptr<ServingContext>> LoadServingContext(
     const std::optional<std::string>& config_path,
     const std::optional<std::string>& socket_override) {
   auto config = LoadConfig(config_path);
@@ -174,11 +188,9 @@ Result<std::shared_ptr<const ServingContext>> LoadServingContext(
   auto context = std::make_shared<ServingContext>();
   context->config = std::move(*config);
   context->runtimes = std::move(*runtimes);
-  // The warm pool (w-pool's CreateWarmPools) is the process's, not the context's: its zygote must
-  // be forked before any thread starts, so RunServe makes it once (after CleanUpAfterCrash, before
-  // the event loop) and sets each context's `warm_pool` to it; Reload() calls
-  // ReconfigureWarmPools with the new server.warm_sandboxes / warm_packs.
-  return std::shared_ptr<const ServingContext>(std::move(context));
+  // The warm pool is the process's, not the context's: its zygote must be forked before any
+  // thread starts, so RunServe makes it once and sets each context's `warm_pool` to it.
+  return context;
 }
 
 Result<unique_fd> BindUnixSocket(const std::string& path, gid_t group) {
@@ -273,8 +285,9 @@ int RunServe(const ServeOptions& options) {
     spdlog::critical("{}", context.error().message());
     return kExitOwnError;
   }
-  daemon.context = std::move(*context);
-  const Config& config = daemon.context->config;
+  std::shared_ptr<ServingContext> initial = std::move(*context);
+  daemon.context = initial;
+  const Config& config = initial->config;
   spdlog::info("configuration: {}", config.source);
 
   // What a supervisor that died (SIGKILL, OOM, power loss) left: cgroups (members killed),
@@ -292,6 +305,17 @@ int RunServe(const ServeOptions& options) {
     return kExitOwnError;
   }
   daemon.store = std::move(*store);
+
+  // The prepared sandboxes: forked now, before any thread of ours exists (sandbox/warm_pool.h).
+  auto pool = CreateWarmPools(config, static_cast<int>(config.server.warm_sandboxes),
+                              config.server.warm_packs);
+  if (!pool) {
+    spdlog::critical("warm sandboxes: {}", pool.error().message());
+    return kExitOwnError;
+  }
+  daemon.warm_pool = std::move(*pool);
+  // Set before the context is shared with anything: it is immutable from here on.
+  initial->warm_pool = daemon.warm_pool.get();
   auto abandoned = daemon.store->MarkUnfinishedAbandoned();
   if (!abandoned) {
     spdlog::critical("marking unfinished executions abandoned: {}", abandoned.error().message());

@@ -25,9 +25,9 @@ struct ServeOptions {
 // logged).
 int RunServe(const ServeOptions& options);
 
-// The configuration (with `socket_override` applied) and the runtimes, loaded as one immutable
-// context: at start and at each SIGHUP.
-Result<std::shared_ptr<const ServingContext>> LoadServingContext(
+// The configuration (with `socket_override` applied) and the runtimes, loaded as one context: at
+// start and at each SIGHUP. The caller sets `warm_pool`, then shares it as immutable.
+Result<std::shared_ptr<ServingContext>> LoadServingContext(
     const std::optional<std::string>& config_path,
     const std::optional<std::string>& socket_override);
 

@@ -47,9 +47,10 @@ namespace packvisor {
 struct ServingContext {
   Config config;
   envs::RuntimeRegistry runtimes;
-  // The daemon's warm pool goes here (`sandbox::WarmPool* warm_pool`, see LoadServingContext in
-  // daemon.cc) and into Context() as ExecutionContext::warm_pool.
-  ExecutionContext Context() const { return ExecutionContext{config, runtimes}; }
+  // The daemon's prepared sandboxes (made once per process by RunServe, reconfigured on SIGHUP;
+  // it outlives every context); null: every launch is fresh.
+  sandbox::WarmPool* warm_pool = nullptr;
+  ExecutionContext Context() const { return ExecutionContext{config, runtimes, warm_pool}; }
 };
 
 // One accepted piece of work: an action (RunRequest) or a raw command (RawExecRequest).
