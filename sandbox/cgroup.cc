@@ -265,8 +265,6 @@ Result<ExecutionCgroup> ExecutionCgroup::Create(const CgroupLayout& layout,
   ExecutionCgroup group;
   group.backend_ = layout.backend;
   group.suffix_ = "/" + parent + "/" + name;
-  std::string memory_bytes = std::to_string(limits.memory_max_bytes);
-  std::string quota = std::to_string(limits.cpu_max_percent * kCpuPeriodUs / 100);
   if (layout.backend == CgroupBackend::kV2) {
     std::string own = layout.v2_dir;
     std::string base = own + "/" + parent;
@@ -280,10 +278,7 @@ Result<ExecutionCgroup> ExecutionCgroup::Create(const CgroupLayout& layout,
     if (mkdir(dir.c_str(), 0755) != 0) return ErrnoError("mkdir", dir);
     group.dirs_.push_back(dir);
     group.v2_dir_ = dir;
-    for (const CgroupFileWrite& write : V2LimitWrites(limits)) {
-      if (write.optional && !Exists(dir + "/" + write.file)) continue;
-      PV_TRY(Write(dir + "/" + write.file, write.value));
-    }
+    PV_TRY(group.ApplyLimits(limits));
     int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return ErrnoError("open", dir);
     group.v2_fd_.reset(fd);
@@ -316,15 +311,31 @@ Result<ExecutionCgroup> ExecutionCgroup::Create(const CgroupLayout& layout,
     if (!dir) return dir.error();
     *target = *dir;
   }
-  PV_TRY(Write(group.memory_dir_ + "/memory.limit_in_bytes", memory_bytes));
-  // Swap 0: memory+swap limited to the same amount (where swap accounting exists).
-  if (Exists(group.memory_dir_ + "/memory.memsw.limit_in_bytes")) {
-    PV_TRY(Write(group.memory_dir_ + "/memory.memsw.limit_in_bytes", memory_bytes));
-  }
-  PV_TRY(Write(group.pids_dir_ + "/pids.max", std::to_string(limits.pids_max)));
-  PV_TRY(Write(group.cpu_dir_ + "/cpu.cfs_period_us", std::to_string(kCpuPeriodUs)));
-  PV_TRY(Write(group.cpu_dir_ + "/cpu.cfs_quota_us", quota));
+  PV_TRY(group.ApplyLimits(limits));
   return group;
+}
+
+Result<void> ExecutionCgroup::ApplyLimits(const CgroupLimits& limits) const {
+  if (backend_ == CgroupBackend::kV2) {
+    for (const CgroupFileWrite& write : V2LimitWrites(limits)) {
+      if (write.optional && !Exists(v2_dir_ + "/" + write.file)) continue;
+      PV_TRY(Write(v2_dir_ + "/" + write.file, write.value));
+    }
+    return Ok{};
+  }
+  std::string memory_bytes = std::to_string(limits.memory_max_bytes);
+  std::string quota = std::to_string(limits.cpu_max_percent * kCpuPeriodUs / 100);
+  // Swap 0: memory+swap limited to the same amount (where swap accounting exists). The kernel
+  // keeps memory <= memory+swap at every write: raising needs memsw first, lowering memory first.
+  std::string memsw = memory_dir_ + "/memory.memsw.limit_in_bytes";
+  bool has_memsw = Exists(memsw);
+  if (has_memsw && NumberIn(memsw) < limits.memory_max_bytes) PV_TRY(Write(memsw, memory_bytes));
+  PV_TRY(Write(memory_dir_ + "/memory.limit_in_bytes", memory_bytes));
+  if (has_memsw) PV_TRY(Write(memsw, memory_bytes));
+  PV_TRY(Write(pids_dir_ + "/pids.max", std::to_string(limits.pids_max)));
+  PV_TRY(Write(cpu_dir_ + "/cpu.cfs_period_us", std::to_string(kCpuPeriodUs)));
+  PV_TRY(Write(cpu_dir_ + "/cpu.cfs_quota_us", quota));
+  return Ok{};
 }
 
 ExecutionCgroup::~ExecutionCgroup() { Remove(); }

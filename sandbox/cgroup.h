@@ -77,6 +77,8 @@ class ExecutionCgroup {
   ExecutionCgroup& operator=(ExecutionCgroup&&) = delete;
   ~ExecutionCgroup();
 
+  // Writes `limits` again (a prepared sandbox's cgroup gets its execution's limits at claim).
+  Result<void> ApplyLimits(const CgroupLimits& limits) const;
   // v2: the directory fd for clone3's CLONE_INTO_CGROUP; -1 on v1.
   int clone_fd() const { return v2_fd_.get(); }
   // v1: the `tasks` file of every hierarchy, opened for writing (O_CLOEXEC); empty on v2. A

@@ -5,13 +5,17 @@
 #include <linux/close_range.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
+#include "sandbox/claim.h"
 #include "sandbox/init.h"
 #include "sandbox/network.h"
 #include "sandbox/os/syscalls.h"
@@ -145,6 +149,8 @@ int ForceSpeculationMitigations() {
   _exit(err == ENOENT ? kExitNotFound : kExitCannotExecute);
 }
 
+[[noreturn]] void DropAndRunAction(const ChildPlan& plan);
+
 }  // namespace
 
 int JoinCgroup(const int (&fds)[kMaxCgroupJoinFds]) {
@@ -219,7 +225,207 @@ void RunChild(const ChildPlan& plan) {
   if (plan.new_network) Do(plan, SetupStep::kLoopbackUp, [] { return BringUpLoopback(); });
   // No controlling terminal: TIOCSTI and /dev/tty have nothing to reach (catalog 13).
   Do(plan, SetupStep::kSetsid, [] { return Errno(setsid()); });
+  DropAndRunAction(plan);
+}
 
+namespace {
+
+// Closes every descriptor >= 3 but the `count` in `keep` (unsorted, -1 entries ignored).
+int CloseAllBut(const int* keep, int count) {
+  int sorted[16];
+  int n = 0;
+  for (int i = 0; i < count && n < 16; ++i) {
+    if (keep[i] < 3) continue;
+    int j = n++;
+    while (j > 0 && sorted[j - 1] > keep[i]) {
+      sorted[j] = sorted[j - 1];
+      --j;
+    }
+    sorted[j] = keep[i];
+  }
+  unsigned from = 3;
+  for (int i = 0; i <= n; ++i) {
+    unsigned to = i < n ? static_cast<unsigned>(sorted[i]) : ~0U;
+    if (to > from && os::CloseRange(from, i < n ? to - 1 : to, 0) != 0) return errno;
+    if (i < n) from = to + 1;
+  }
+  return 0;
+}
+
+// Receives the claim: the descriptors into `fds` (count in *fd_count). 0, or an errno (ECANCELED
+// on EOF: the launcher closed its end, the pool is being destroyed).
+int ReceiveClaim(int control_fd, int (&fds)[kMaxClaimFds], int* fd_count) {
+  ClaimMessage message{};
+  struct iovec iov = {&message, sizeof(message)};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxClaimFds)];
+  struct msghdr header {};
+  header.msg_iov = &iov;
+  header.msg_iovlen = 1;
+  header.msg_control = control;
+  header.msg_controllen = sizeof(control);
+  ssize_t n;
+  do {
+    n = recvmsg(control_fd, &header, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return errno;
+  if (n == 0) return ECANCELED;
+  if (static_cast<size_t>(n) != sizeof(message) || message.magic != kClaimMagic ||
+      (header.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) != 0) {
+    return EPROTO;
+  }
+  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&header);
+  if (cmsg == nullptr || cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) {
+    return EPROTO;
+  }
+  int count = static_cast<int>((cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+  if (count != static_cast<int>(message.fd_count) || count < kClaimFixedFds ||
+      count > kMaxClaimFds) {
+    return EPROTO;
+  }
+  memcpy(fds, CMSG_DATA(cmsg), sizeof(int) * static_cast<size_t>(count));
+  *fd_count = count;
+  return 0;
+}
+
+// Turns an array of payload offsets (ending with 0) into pointers, in place.
+bool Relocate(char* base, uint64_t size, uint64_t array_offset) {
+  if (array_offset == 0 || array_offset % sizeof(uint64_t) != 0 || array_offset >= size) {
+    return false;
+  }
+  auto* entries = reinterpret_cast<uint64_t*>(base + array_offset);
+  for (uint64_t i = 0;; ++i) {
+    if (array_offset + (i + 1) * sizeof(uint64_t) > size) return false;
+    if (entries[i] == 0) return true;
+    if (entries[i] >= size) return false;
+    entries[i] = reinterpret_cast<uint64_t>(base + entries[i]);
+  }
+}
+
+// Maps the claim's payload privately and relocates it; the ops are checked against its size.
+int MapPayload(int fd, const ClaimPayload** out) {
+  struct stat st {};
+  if (fstat(fd, &st) != 0) return errno;
+  auto size = static_cast<uint64_t>(st.st_size);
+  if (size < sizeof(ClaimPayload)) return EPROTO;
+  void* mapped = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+  if (mapped == MAP_FAILED) return errno;
+  char* base = static_cast<char*>(mapped);
+  auto* payload = reinterpret_cast<ClaimPayload*>(base);
+  if (payload->size != size || payload->working_dir == 0 || payload->working_dir >= size ||
+      payload->ops % alignof(ClaimOp) != 0 ||
+      payload->ops + payload->op_count * sizeof(ClaimOp) > size ||
+      !Relocate(base, size, payload->argv) || !Relocate(base, size, payload->envp) ||
+      !Relocate(base, size, payload->exec_candidates)) {
+    return EPROTO;
+  }
+  const auto* ops = reinterpret_cast<const ClaimOp*>(base + payload->ops);
+  for (uint64_t i = 0; i < payload->op_count; ++i) {
+    if (ops[i].target == 0 || ops[i].target >= size || ops[i].source > size ||
+        ops[i].source_size > size - ops[i].source) {
+      return EPROTO;
+    }
+  }
+  // The strings were written NUL-terminated by the launcher; the last byte makes sure of it.
+  base[size - 1] = '\0';
+  *out = payload;
+  return 0;
+}
+
+}  // namespace
+
+// The generic part of RunChild, in the same order and for the same reasons (see RunChild and
+// docs/launch-sequence.md), then the wait for a claim, then the per-execution part.
+void RunPreparedChild(const PreparedChildPlan& prepared) {
+  ChildPlan plan = prepared.base;
+  // Everything inherited from the zygote but our own descriptors (its command socket, its copies
+  // of the other ends) goes first: EOF on the id-maps pipe must mean the zygote is gone.
+  Do(plan, SetupStep::kCloseFds,
+     [&] { return CloseAllBut(prepared.keep_fds, sizeof(prepared.keep_fds) / sizeof(int)); });
+  // The parent is the daemon (CLONE_PARENT). If it died before PDEATHSIG was armed, its end of
+  // the lifeline is closed already (a process's files go before its children are reparented).
+  Do(plan, SetupStep::kParentDeathSignal, [&] {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return errno;
+    return ParentAlive(prepared.lifeline_fd) ? 0 : ECHILD;
+  });
+  Do(plan, SetupStep::kWaitForIdMaps, [&] { return WaitForByte(plan.id_maps_fd, ECHILD); });
+  Do(plan, SetupStep::kJoinCgroup, [&] { return JoinCgroup(plan.cgroup_join_fds); });
+  Do(plan, SetupStep::kSetGid,
+     [&] { return Errno(syscall(SYS_setresgid, plan.gid, plan.gid, plan.gid)); });
+  Do(plan, SetupStep::kSetGroups, [] { return Errno(syscall(SYS_setgroups, 0, nullptr)); });
+  Do(plan, SetupStep::kSetUid,
+     [&] { return Errno(syscall(SYS_setresuid, plan.uid, plan.uid, plan.uid)); });
+  Do(plan, SetupStep::kParentDeathSignal, [&] {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return errno;
+    return ParentAlive(prepared.lifeline_fd) ? 0 : ECHILD;
+  });
+  if (plan.argument_area != nullptr && plan.argument_area_size > sizeof(kInitTitle)) {
+    memset(plan.argument_area, 0, plan.argument_area_size);
+    memcpy(plan.argument_area, kInitTitle, sizeof(kInitTitle));
+  }
+  Do(plan, SetupStep::kMountPrivate, [] { return MakeMountsPrivate(); });
+  Do(plan, SetupStep::kMountStagingRoot,
+     [&] { return MountStagingRoot(plan.staging_tmpfs_options); });
+  Do(plan, SetupStep::kPivotRoot, [] { return PivotToStagingRoot(); });
+  int failed_op = 0;
+  Do(
+      plan, SetupStep::kMountPlan, [&] { return ApplyMountPlan(*plan.mounts, &failed_op); },
+      &failed_op);
+  Do(plan, SetupStep::kDetachOldRoot, [] { return DetachOldRoot(); });
+  // The root stays writable until the claim: /pack and /env are created on it then.
+  Do(plan, SetupStep::kSetHostname,
+     [&] { return Errno(sethostname(plan.hostname, strlen(plan.hostname))); });
+  if (plan.new_network) Do(plan, SetupStep::kLoopbackUp, [] { return BringUpLoopback(); });
+  Do(plan, SetupStep::kSetsid, [] { return Errno(setsid()); });
+
+  // Ready. A claim, or EOF when the pool is destroyed (or the daemon dies: PDEATHSIG as well).
+  Send(plan.report_fd, MessageKind::kPrepared, SetupStep::kNone, 0, 0);
+  int fds[kMaxClaimFds] = {-1, -1, -1, -1, -1, -1, -1, -1};
+  int fd_count = 0;
+  Do(plan, SetupStep::kWaitForClaim, [&] { return ReceiveClaim(plan.report_fd, fds, &fd_count); });
+  const ClaimPayload* payload = nullptr;
+  Do(plan, SetupStep::kWaitForClaim, [&] { return MapPayload(fds[kClaimPayload], &payload); });
+  const char* base = reinterpret_cast<const char*>(payload);
+  plan.stdin_fd = fds[kClaimStdin];
+  plan.stdout_fd = fds[kClaimStdout];
+  plan.stderr_fd = fds[kClaimStderr];
+  plan.report_fd = fds[kClaimReport];
+  plan.release_fd = fds[kClaimRelease];
+  plan.rlimits = &payload->rlimits;
+  plan.argv = reinterpret_cast<const char* const*>(base + payload->argv);
+  plan.envp = reinterpret_cast<const char* const*>(base + payload->envp);
+  plan.exec_candidates = reinterpret_cast<const char* const*>(base + payload->exec_candidates);
+  plan.working_dir = base + payload->working_dir;
+
+  // The per-execution mounts (pack, env) and files, reported like the ops of a fresh plan: the
+  // detail is the op's index in the launcher's claim plan.
+  const auto* ops = reinterpret_cast<const ClaimOp*>(base + payload->ops);
+  for (uint64_t i = 0; i < payload->op_count; ++i) {
+    const ClaimOp& op = ops[i];
+    int index = static_cast<int>(i);
+    int source_fd = op.fd_index >= kClaimFixedFds && op.fd_index < fd_count ? fds[op.fd_index] : -1;
+    if (op.fd_index >= 0 && source_fd < 0) Fail(plan, SetupStep::kMountPlan, EPROTO, index);
+    RawMountOp raw{static_cast<MountOpKind>(op.kind),
+                   op.source != 0 ? base + op.source : "",
+                   op.source_size,
+                   base + op.target,
+                   op.attr_set,
+                   op.attr_clr,
+                   "",
+                   static_cast<mode_t>(op.mode),
+                   source_fd};
+    Do(
+        plan, SetupStep::kMountPlan, [&] { return ApplyRawMountOp(raw); }, &index);
+  }
+  Do(plan, SetupStep::kRootReadOnly, [] { return MakeRootReadOnly(); });
+  Do(plan, SetupStep::kChdir, [&] { return Errno(chdir(plan.working_dir)); });
+  DropAndRunAction(plan);
+}
+
+namespace {
+
+// The last drop, stdio, seccomp, the fork of the action and init: the common end of a fresh
+// launch (RunChild) and of a claimed prepared sandbox (RunPreparedChild).
+[[noreturn]] void DropAndRunAction(const ChildPlan& plan) {
   Do(plan, SetupStep::kSecurebits, [&] { return plan.caps->LockSecurebits(); });
   Do(plan, SetupStep::kDropBoundingCaps, [&] { return plan.caps->DropBounding(); });
   Do(plan, SetupStep::kClearAmbientCaps, [&] { return plan.caps->ClearAmbient(); });
@@ -263,5 +469,7 @@ void RunChild(const ChildPlan& plan) {
   }
   RunInit(action, plan.report_fd);
 }
+
+}  // namespace
 
 }  // namespace packvisor::sandbox

@@ -64,4 +64,23 @@ inline constexpr int kExitCannotExecute = 126;
 // Runs as PID 1 of the new pid namespace. Never returns.
 [[noreturn]] void RunChild(const ChildPlan& plan);
 
+// A prepared sandbox (sandbox/warm_pool.h), cloned by the zygote with CLONE_PARENT. `base` holds
+// the generic part: report_fd is the control socket (setup failures, then kPrepared, then the
+// claim arrives on it), id_maps_fd, cgroup_join_fds, ids, the generic mount plan (no /pack, /env
+// or files), hostname, network, capability and seccomp plans, argument area, faults. The
+// per-execution fields (stdio, release, argv, envp, candidates, working_dir, rlimits) come with
+// the claim (sandbox/claim.h).
+struct PreparedChildPlan {
+  ChildPlan base;
+  // Read end of the daemon's lifeline pipe, whose write end only the daemon holds: POLLHUP means
+  // the daemon is gone. Checked once PDEATHSIG is armed (getppid() cannot tell: the parent is
+  // outside our pid namespace, so it reads 0 either way); a daemon that died before would
+  // otherwise leave us orphaned with nothing to kill us.
+  int lifeline_fd = -1;
+  // Descriptors to keep besides 0-2 (every other one inherited from the zygote is closed first).
+  int keep_fds[kMaxCgroupJoinFds + 3] = {-1, -1, -1, -1, -1, -1, -1, -1};
+};
+
+[[noreturn]] void RunPreparedChild(const PreparedChildPlan& plan);
+
 }  // namespace packvisor::sandbox

@@ -5,8 +5,11 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,6 +23,7 @@
 #include "sandbox/caps.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/child.h"
+#include "sandbox/claim.h"
 #include "sandbox/fault_injection.h"
 #include "sandbox/mounts.h"
 #include "sandbox/os/syscalls.h"
@@ -28,6 +32,7 @@
 #include "sandbox/seccomp_policy.h"
 #include "sandbox/userns.h"
 #include "sandbox/verify.h"
+#include "sandbox/warm_pool.h"
 
 namespace packvisor::sandbox {
 namespace {
@@ -115,7 +120,17 @@ class Monitor {
         stdout_(std::move(stdout_pipe.read)),
         stderr_(std::move(stderr_pipe.read)),
         report_(std::move(report_pipe.read)),
-        release_(std::move(release_pipe.write)) {}
+        release_(std::move(release_pipe.write)) {
+    // Pipe ends share their inode: what the action's 0, 1 and 2 must be (verification).
+    int ends[3] = {stdin_.get(), stdout_.get(), stderr_.get()};
+    for (int i = 0; i < 3; ++i) {
+      struct stat st {};
+      if (fstat(ends[i], &st) == 0) {
+        stdio_.dev[i] = st.st_dev;
+        stdio_.ino[i] = st.st_ino;
+      }
+    }
+  }
 
   Result<SandboxResult> Run(Clock::time_point start);
 
@@ -146,6 +161,7 @@ class Monitor {
   bool stop_requested_ = false;
   bool skip_verification_ = FaultInjectionForLaunch().skip_verification;
   Outcome stop_outcome_ = Outcome::kTimedOut;
+  StdioIdentity stdio_;
 };
 
 void Monitor::FeedStdin() {
@@ -208,12 +224,12 @@ void Monitor::HandleMessage(const ChildMessage& message) {
       // The action is fully confined and waits; check it from outside before letting it exec.
       Result<void> verified = Ok{};
       if (!skip_verification_) {
-        verified =
-            message.detail == kLockedSecurebits
-                ? VerifyConfinedAction(init_pid_, spec_, cgroup_ ? cgroup_->MembershipSuffix() : "")
-                : Failure("sandbox verification", "securebits",
-                          "found " + std::to_string(message.detail) + ", want " +
-                              std::to_string(kLockedSecurebits));
+        verified = message.detail == kLockedSecurebits
+                       ? VerifyConfinedAction(init_pid_, spec_,
+                                              cgroup_ ? cgroup_->MembershipSuffix() : "", &stdio_)
+                       : Failure("sandbox verification", "securebits",
+                                 "found " + std::to_string(message.detail) + ", want " +
+                                     std::to_string(kLockedSecurebits));
       }
       if (!verified) {
         setup_failed_ = true;
@@ -231,6 +247,8 @@ void Monitor::HandleMessage(const ChildMessage& message) {
     case MessageKind::kActionExited:
       have_action_status_ = true;
       action_status_ = message.detail;
+      break;
+    case MessageKind::kPrepared:  // only on a prepared sandbox's control socket
       break;
   }
 }
@@ -399,10 +417,9 @@ std::string SandboxResult::FailureMessage() const {
   return text;
 }
 
-Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io) {
-  PV_TRY(spec.Validate());
-  IgnoreSigpipeOnce();
+namespace {
 
+Result<SandboxResult> RunFresh(const SandboxSpec& spec, LaunchIo& io) {
   // Everything the child needs is computed here, before clone.
   auto host = ProbeHostLayout(spec);
   if (!host) return host.error();
@@ -535,6 +552,207 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io) {
   Monitor monitor(spec, mounts, cgroup ? &*cgroup : nullptr, io, pidfd.get(), pid, *stdin_pipe,
                   *stdout_pipe, *stderr_pipe, *report_pipe, *release_pipe);
   return monitor.Run(start);
+}
+
+// The claim's payload (sandbox/claim.h), built in one buffer and handed over in a memfd.
+class PayloadBuilder {
+ public:
+  PayloadBuilder() : buffer_(sizeof(ClaimPayload), '\0') {}
+  ~PayloadBuilder() { explicit_bzero(buffer_.data(), buffer_.size()); }
+
+  uint64_t String(const char* data, size_t size) {
+    uint64_t offset = buffer_.size();
+    buffer_.append(data, size);
+    buffer_.push_back('\0');
+    return offset;
+  }
+  uint64_t String(const std::string& text) { return String(text.data(), text.size()); }
+  uint64_t Strings(const std::vector<std::string>& strings) {
+    std::vector<uint64_t> offsets;
+    for (const std::string& text : strings) offsets.push_back(String(text));
+    offsets.push_back(0);
+    return Raw(offsets.data(), offsets.size() * sizeof(uint64_t));
+  }
+  uint64_t Raw(const void* data, size_t size) {
+    buffer_.resize((buffer_.size() + 7) / 8 * 8, '\0');
+    uint64_t offset = buffer_.size();
+    buffer_.append(static_cast<const char*>(data), size);
+    return offset;
+  }
+  // Writes the header and copies everything into a new memfd.
+  Result<unique_fd> Finish(ClaimPayload header) {
+    buffer_.push_back('\0');
+    header.size = buffer_.size();
+    std::memcpy(buffer_.data(), &header, sizeof(header));
+    unique_fd fd(memfd_create("packvisor-claim", MFD_CLOEXEC));
+    if (!fd) return ErrnoError("memfd_create", "claim");
+    PV_TRY(os::WriteAll(fd.get(), buffer_.data(), buffer_.size(), "claim"));
+    return fd;
+  }
+
+ private:
+  std::string buffer_;
+};
+
+// What a claim did: ran (result or error), or could not hand the sandbox its execution
+// (`fallback`: the caller launches fresh; nothing of the execution reached the sandbox's action).
+struct ClaimOutcome {
+  std::optional<Result<SandboxResult>> ran;
+  std::string fallback;
+};
+
+ClaimOutcome RunClaimed(const SandboxSpec& spec, LaunchIo& io, PreparedSandbox& sandbox) {
+  auto fallback = [](std::string why) { return ClaimOutcome{std::nullopt, std::move(why)}; };
+  auto trees = DetachedTreeSet::Open(spec);
+  if (!trees) return {Result<SandboxResult>(trees.error()), {}};
+  MountPlan claim_plan = BuildClaimMountPlan(spec, trees->fds());
+  WipeFileContents wipe{claim_plan};
+  RlimitPlan rlimits = BuildRlimitPlan(spec.limits);
+  std::vector<std::string> candidates = ExecCandidates(spec.argv[0], SandboxPath(spec.env));
+  std::string working_dir = spec.pack_dir.empty() && spec.working_dir == kPackMountPoint
+                                ? std::string("/")
+                                : spec.working_dir;
+
+  std::vector<int> fds(kClaimFixedFds, -1);
+  PayloadBuilder builder;
+  std::vector<ClaimOp> ops;
+  for (const MountOp& op : claim_plan.ops) {
+    ClaimOp raw{};
+    raw.kind = static_cast<uint32_t>(op.kind);
+    raw.fd_index = -1;
+    if (op.source_fd >= 0) {
+      raw.fd_index = static_cast<int32_t>(fds.size());
+      fds.push_back(op.source_fd);
+    } else {
+      raw.source = builder.String(op.source);
+      raw.source_size = op.source.size();
+    }
+    raw.target = builder.String(op.target);
+    raw.attr_set = op.attr_set;
+    raw.attr_clr = op.attr_clr;
+    raw.mode = static_cast<uint32_t>(op.mode);
+    ops.push_back(raw);
+  }
+  ClaimPayload header{};
+  header.argv = builder.Strings(spec.argv);
+  header.envp = builder.Strings(spec.env);
+  header.exec_candidates = builder.Strings(candidates);
+  header.working_dir = builder.String(working_dir);
+  header.op_count = ops.size();
+  header.ops =
+      ops.empty() ? builder.Raw("", 0) : builder.Raw(ops.data(), ops.size() * sizeof(ClaimOp));
+  header.rlimits = rlimits;
+  auto payload = builder.Finish(header);
+  if (!payload) return {Result<SandboxResult>(payload.error()), {}};
+
+  auto stdin_pipe = MakePipe("stdin");
+  auto stdout_pipe = MakePipe("stdout");
+  auto stderr_pipe = MakePipe("stderr");
+  auto report_pipe = MakePipe("report");
+  auto release_pipe = MakePipe("release");
+  for (auto* p : {&stdin_pipe, &stdout_pipe, &stderr_pipe, &report_pipe, &release_pipe}) {
+    if (!*p) return {Result<SandboxResult>(p->error()), {}};
+  }
+  fds[kClaimStdin] = stdin_pipe->read.get();
+  fds[kClaimStdout] = stdout_pipe->write.get();
+  fds[kClaimStderr] = stderr_pipe->write.get();
+  fds[kClaimReport] = report_pipe->write.get();
+  fds[kClaimRelease] = release_pipe->read.get();
+  fds[kClaimPayload] = payload->get();
+
+  // The execution's limits, then the claiming thread's nice value (a fresh sandbox inherits it;
+  // a prepared one was made at the refill priority), both before the sandbox may go on.
+  if (spec.cgroup && sandbox.cgroup) {
+    if (auto applied = sandbox.cgroup->ApplyLimits(*spec.cgroup); !applied) {
+      return fallback(applied.error().message());
+    }
+  }
+  errno = 0;
+  int nice = getpriority(PRIO_PROCESS, 0);
+  if (errno == 0 && setpriority(PRIO_PROCESS, static_cast<id_t>(sandbox.pid), nice) != 0) {
+    return fallback(ErrnoError("setpriority", "prepared sandbox").message());
+  }
+  ClaimMessage message;
+  message.fd_count = static_cast<uint32_t>(fds.size());
+  struct iovec iov = {&message, sizeof(message)};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxClaimFds)] = {};
+  struct msghdr header_msg {};
+  header_msg.msg_iov = &iov;
+  header_msg.msg_iovlen = 1;
+  header_msg.msg_control = control;
+  header_msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&header_msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+  std::memcpy(CMSG_DATA(cmsg), fds.data(), sizeof(int) * fds.size());
+  auto start = Clock::now();
+  ssize_t sent;
+  do {
+    sent = sendmsg(sandbox.control.get(), &header_msg, MSG_NOSIGNAL);
+  } while (sent < 0 && errno == EINTR);
+  if (sent != static_cast<ssize_t>(sizeof(message))) {
+    return fallback(ErrnoError("sendmsg", "claim").message());
+  }
+  // Close our copies of the sandbox's ends (EOF must mean "the sandbox is done").
+  sandbox.control.reset();
+  payload->reset();
+  stdin_pipe->read.reset();
+  stdout_pipe->write.reset();
+  stderr_pipe->write.reset();
+  report_pipe->write.reset();
+  release_pipe->read.reset();
+
+  Monitor monitor(spec, claim_plan, sandbox.cgroup ? &*sandbox.cgroup : nullptr, io,
+                  sandbox.pidfd.get(), sandbox.pid, *stdin_pipe, *stdout_pipe, *stderr_pipe,
+                  *report_pipe, *release_pipe);
+  Result<SandboxResult> result = monitor.Run(start);
+  sandbox.reaped = result.ok();
+  return {std::move(result), {}};
+}
+
+// Test-hooks pooled mode (TestWarmPoolRequested): a pool of one for this spec, then the claim.
+Result<SandboxResult> RunThroughTestPool(const SandboxSpec& spec, LaunchIo& io) {
+  SandboxSpec generic = spec;
+  auto pool = WarmPool::Create({{generic}, 1, /*quiet=*/true});
+  if (!pool) return pool.error();
+  if (auto full = (*pool)->WaitUntilFull(); !full) {
+    std::optional<PrepareFailure> failure = (*pool)->LastFailure();
+    if (!failure || failure->step == SetupStep::kNone) return full.error();
+    // A prepare step failed: reported like the same step failing in a fresh launch.
+    SandboxResult result;
+    result.outcome = Outcome::kSetupFailed;
+    result.failed_step = failure->step;
+    result.failed_errno = failure->err;
+    return result;
+  }
+  std::unique_ptr<PreparedSandbox> sandbox = (*pool)->Claim(spec);
+  if (!sandbox) return Failure("warm pool (test mode)", "claim", "no prepared sandbox matched");
+  ClaimOutcome outcome = RunClaimed(spec, io, *sandbox);
+  if (!outcome.ran) return Failure("warm pool (test mode)", "claim", outcome.fallback);
+  return std::move(*outcome.ran);
+}
+
+}  // namespace
+
+Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io) {
+  return RunSandbox(spec, io, nullptr);
+}
+
+Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io, WarmPool* pool) {
+  PV_TRY(spec.Validate());
+  IgnoreSigpipeOnce();
+  if (pool == nullptr && TestWarmPoolRequested()) return RunThroughTestPool(spec, io);
+  if (pool != nullptr) {
+    if (std::unique_ptr<PreparedSandbox> sandbox = pool->Claim(spec)) {
+      ClaimOutcome outcome = RunClaimed(spec, io, *sandbox);
+      if (outcome.ran) return std::move(*outcome.ran);
+      // Nothing of this execution ran: the sandbox is killed with `sandbox`, and it runs fresh.
+      std::fprintf(stderr, "packvisor: warm pool: claim failed, launching fresh: %s\n",
+                   outcome.fallback.c_str());
+    }
+  }
+  return RunFresh(spec, io);
 }
 
 }  // namespace packvisor::sandbox

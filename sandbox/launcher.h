@@ -73,8 +73,17 @@ struct SandboxResult {
   std::string FailureMessage() const;
 };
 
+class WarmPool;
+
 // Runs one sandbox to completion. An Error means the launch itself could not be attempted
 // (invalid spec, resources exhausted); everything that happens to the sandbox is in the result.
 Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io);
+
+// The same, claiming a prepared sandbox from `pool` when one matches the spec
+// (sandbox/warm_pool.h): only the per-execution part of the setup remains, and the verification
+// before exec is the same. No match, or a prepared sandbox that cannot take the claim (it died
+// meanwhile, its cgroup refused the limits): a fresh launch, as with a null pool. The timeout and
+// `duration` count from the claim.
+Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io, WarmPool* pool);
 
 }  // namespace packvisor::sandbox

@@ -267,6 +267,53 @@ Result<DetachedTreeSet> DetachedTreeSet::Open(const SandboxSpec& spec) {
   return set;
 }
 
+namespace {
+
+// /pack (read-only) and /env (read-write), both nosuid and nodev.
+void AddPackAndEnv(std::vector<MountOp>& ops, const SandboxSpec& spec, const DetachedTrees& trees) {
+  if (!spec.pack_dir.empty()) {
+    ops.push_back({MountOpKind::kBindDir,
+                   Old(spec.pack_dir),
+                   kPackMountPoint,
+                   kReadOnlyAttrs,
+                   0,
+                   {},
+                   0755,
+                   trees.pack});
+  }
+  if (!spec.env_dir.empty()) {
+    ops.push_back({MountOpKind::kBindDir,
+                   Old(spec.env_dir),
+                   kEnvMountPoint,
+                   MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                   MOUNT_ATTR_RDONLY,
+                   {},
+                   0755,
+                   trees.env});
+  }
+}
+
+void AddFiles(std::vector<MountOp>& ops, const SandboxSpec& spec) {
+  for (const SandboxFile& file : spec.files) {
+    ops.push_back({MountOpKind::kWriteFile,
+                   file.content,
+                   file.path,
+                   0,
+                   0,
+                   {},
+                   static_cast<mode_t>(file.mode)});
+  }
+}
+
+}  // namespace
+
+MountPlan BuildClaimMountPlan(const SandboxSpec& spec, const DetachedTrees& trees) {
+  std::vector<MountOp> ops;
+  AddPackAndEnv(ops, spec, trees);
+  AddFiles(ops, spec);
+  return MountPlan{std::move(ops)};
+}
+
 MountPlan BuildMountPlan(const SandboxSpec& spec, const HostLayout& host,
                          const DetachedTrees& trees) {
   std::vector<MountOp> ops;
@@ -291,38 +338,11 @@ MountPlan BuildMountPlan(const SandboxSpec& spec, const HostLayout& host,
     AddParents(ops, made, entry.path);
     AddEntry(ops, entry);
   }
-  if (!spec.pack_dir.empty()) {
-    ops.push_back({MountOpKind::kBindDir,
-                   Old(spec.pack_dir),
-                   kPackMountPoint,
-                   kReadOnlyAttrs,
-                   0,
-                   {},
-                   0755,
-                   trees.pack});
-  }
-  if (!spec.env_dir.empty()) {
-    ops.push_back({MountOpKind::kBindDir,
-                   Old(spec.env_dir),
-                   kEnvMountPoint,
-                   MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-                   MOUNT_ATTR_RDONLY,
-                   {},
-                   0755,
-                   trees.env});
-  }
+  AddPackAndEnv(ops, spec, trees);
   std::string tmp_options = "mode=1777,size=" + std::to_string(spec.limits.tmp_size_bytes);
   ops.push_back(
       {MountOpKind::kTmpfs, {}, "/tmp", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, tmp_options});
-  for (const SandboxFile& file : spec.files) {
-    ops.push_back({MountOpKind::kWriteFile,
-                   file.content,
-                   file.path,
-                   0,
-                   0,
-                   {},
-                   static_cast<mode_t>(file.mode)});
-  }
+  AddFiles(ops, spec);
 
   ops.push_back({MountOpKind::kProc, {}, "/proc"});
   for (const std::string& name : host.proc_read_only) {
@@ -387,13 +407,20 @@ int MkdirIfMissing(const char* path, mode_t mode) {
   return errno;
 }
 
-int SetAttrs(const MountOp& op, bool recursive) {
+int SetAttrs(const RawMountOp& op, bool recursive) {
   if (op.attr_set == 0 && op.attr_clr == 0) return 0;
-  return os::MountSetattr(op.target.c_str(), recursive, op.attr_set, op.attr_clr) == 0 ? 0 : errno;
+  return os::MountSetattr(op.target, recursive, op.attr_set, op.attr_clr) == 0 ? 0 : errno;
 }
 
 int ApplyOne(const MountOp& op) {
-  const char* target = op.target.c_str();
+  return ApplyRawMountOp({op.kind, op.source.data(), op.source.size(), op.target.c_str(),
+                          op.attr_set, op.attr_clr, op.data.c_str(), op.mode, op.source_fd});
+}
+
+}  // namespace
+
+int ApplyRawMountOp(const RawMountOp& op) {
+  const char* target = op.target;
   int err = 0;
   switch (op.kind) {
     case MountOpKind::kMakeDir:
@@ -405,17 +432,17 @@ int ApplyOne(const MountOp& op) {
             0) {
           return errno;
         }
-      } else if (mount(op.source.c_str(), target, nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+      } else if (mount(op.source, target, nullptr, MS_BIND | MS_REC, nullptr) != 0) {
         return errno;
       }
       return SetAttrs(op, true);
     case MountOpKind::kBindFile:
       if ((err = CreateFile(target, 0644)) != 0 && err != EEXIST) return err;
-      if (mount(op.source.c_str(), target, nullptr, MS_BIND, nullptr) != 0) return errno;
+      if (mount(op.source, target, nullptr, MS_BIND, nullptr) != 0) return errno;
       return SetAttrs(op, false);
     case MountOpKind::kTmpfs:
       if ((err = MkdirIfMissing(target, 0755)) != 0) return err;
-      if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, op.data.c_str()) != 0) {
+      if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, op.data) != 0) {
         return errno;
       }
       return SetAttrs(op, false);
@@ -426,12 +453,12 @@ int ApplyOne(const MountOp& op) {
       }
       return 0;
     case MountOpKind::kSymlink:
-      return symlink(op.source.c_str(), target) == 0 ? 0 : errno;
+      return symlink(op.source, target) == 0 ? 0 : errno;
     case MountOpKind::kWriteFile: {
       unique_fd fd(open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, op.mode));
       if (!fd) return errno;
-      const char* p = op.source.data();
-      size_t left = op.source.size();
+      const char* p = op.source;
+      size_t left = op.source_size;
       while (left > 0) {
         ssize_t n = write(fd.get(), p, left);
         if (n < 0) return errno;
@@ -445,8 +472,6 @@ int ApplyOne(const MountOp& op) {
   }
   return EINVAL;
 }
-
-}  // namespace
 
 int ApplyMountPlan(const MountPlan& plan, int* failed_op) {
   for (size_t i = 0; i < plan.ops.size(); ++i) {

@@ -111,6 +111,11 @@ class DetachedTreeSet {
 MountPlan BuildMountPlan(const SandboxSpec& spec, const HostLayout& host,
                          const DetachedTrees& trees = {});
 
+// The per-execution ops of BuildMountPlan (/pack and /env from `trees`, then spec.files), alone:
+// what a prepared sandbox (sandbox/warm_pool.h) carries out at claim, its generic root having
+// been built from BuildMountPlan of a spec without pack, env or files.
+MountPlan BuildClaimMountPlan(const SandboxSpec& spec, const DetachedTrees& trees);
+
 // The contents of the synthesized /etc/passwd and /etc/group.
 std::string SyntheticPasswd(const IdMapping& ids);
 std::string SyntheticGroup(const IdMapping& ids);
@@ -121,6 +126,21 @@ int MakeMountsPrivate();
 int MountStagingRoot(const char* tmpfs_options);
 int PivotToStagingRoot();
 int ApplyMountPlan(const MountPlan& plan, int* failed_op);
+// One op given by its parts: a prepared sandbox receives the ops of its claim in a flat payload
+// (sandbox/warm_pool.cc), not as MountOp objects. `source` has `source_size` bytes (file content
+// need not be NUL-terminated); the others are NUL-terminated or null.
+struct RawMountOp {
+  MountOpKind kind;
+  const char* source;
+  size_t source_size;
+  const char* target;
+  uint64_t attr_set;
+  uint64_t attr_clr;
+  const char* data;
+  mode_t mode;
+  int source_fd;
+};
+int ApplyRawMountOp(const RawMountOp& op);
 int DetachOldRoot();
 int MakeRootReadOnly();
 

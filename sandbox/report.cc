@@ -68,6 +68,8 @@ const char* SetupStepName(SetupStep step) {
       return "wait for release";
     case SetupStep::kExec:
       return "exec";
+    case SetupStep::kWaitForClaim:
+      return "wait for claim";
   }
   return "unknown step";
 }
@@ -136,12 +138,14 @@ const char* SetupStepToken(SetupStep step) {
       return "wait_release";
     case SetupStep::kExec:
       return "exec";
+    case SetupStep::kWaitForClaim:
+      return "wait_claim";
   }
   return "unknown";
 }
 
 SetupStep SetupStepFromToken(const char* token) {
-  for (int i = 0; i <= static_cast<int>(SetupStep::kExec); ++i) {
+  for (int i = 0; i <= static_cast<int>(SetupStep::kWaitForClaim); ++i) {
     auto step = static_cast<SetupStep>(i);
     if (std::strcmp(SetupStepToken(step), token) == 0) return step;
   }

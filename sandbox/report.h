@@ -39,6 +39,8 @@ enum class SetupStep : int32_t {
   kSeccomp,
   kWaitForRelease,
   kExec,
+  // Prepared sandboxes (sandbox/warm_pool.h) only: waiting for, or receiving, the claim.
+  kWaitForClaim,
 };
 
 const char* SetupStepName(SetupStep step);
@@ -50,6 +52,7 @@ enum class MessageKind : int32_t {
   kSetupFailed = 1,   // step, err, detail
   kActionReady = 2,   // the action is set up and waits for release; detail = its securebits
   kActionExited = 3,  // detail = the action's wait status
+  kPrepared = 4,      // a prepared sandbox finished its generic part and waits for a claim
 };
 
 struct ChildMessage {

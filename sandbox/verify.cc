@@ -185,7 +185,7 @@ Result<void> CheckMountinfoText(const std::string& mountinfo, bool has_pack, boo
 }
 
 Result<void> VerifyConfinedAction(pid_t init_pid, const SandboxSpec& spec,
-                                  const std::string& cgroup_suffix) {
+                                  const std::string& cgroup_suffix, const StdioIdentity* stdio) {
   // As the owner of the sandbox's user namespace, this thread may read the action's entries that
   // need ptrace access (ns/, fdinfo/, cwd) without CAP_SYS_PTRACE; the action made itself dumpable
   // for this (RunAction in child.cc).
@@ -267,6 +267,17 @@ Result<void> VerifyConfinedAction(pid_t init_pid, const SandboxSpec& spec,
     }
     if (inside.st_ino == own[i]) {
       return Failure("sandbox verification", std::string("namespace ") + kind, "shared with host");
+    }
+  }
+  if (stdio != nullptr) {
+    for (int fd = 0; fd < 3; ++fd) {
+      struct stat st {};
+      std::string name = "fd/" + std::to_string(fd);
+      if (fstatat(at, name.c_str(), &st, 0) != 0) return ErrnoError("stat", proc + "/" + name);
+      if (st.st_dev != stdio->dev[fd] || st.st_ino != stdio->ino[fd]) {
+        return Failure("sandbox verification", "fd " + std::to_string(fd),
+                       "is not the launcher's pipe");
+      }
     }
   }
   // Only 0, 1 and 2 may survive exec: every other descriptor must be close-on-exec.

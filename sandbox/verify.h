@@ -15,8 +15,16 @@ namespace packvisor::sandbox {
 // Checks the single child of the sandbox init `init_pid` (host pid).
 // `cgroup_suffix` (when not empty): every memory/pids/cpu (v1) or unified (v2) line of the
 // action's /proc/<pid>/cgroup must end with it.
+// `stdio` (when not null): the device and inode of the pipes the action's fds 0, 1 and 2 must be
+// (the launcher's), so that an action whose stdio was never redirected (still the supervisor's,
+// or a prepared sandbox's inherited ones) is refused.
+struct StdioIdentity {
+  dev_t dev[3] = {};
+  ino_t ino[3] = {};
+};
 Result<void> VerifyConfinedAction(pid_t init_pid, const SandboxSpec& spec,
-                                  const std::string& cgroup_suffix);
+                                  const std::string& cgroup_suffix,
+                                  const StdioIdentity* stdio = nullptr);
 
 // Per speculation misfeature (catalog 22): whether the kernel lets each task choose its own
 // mitigation (PR_SPEC_PRCTL in PR_GET_SPECULATION_CTRL). The mode is system-wide, so the

@@ -393,7 +393,7 @@ ExecutionResult RunExecution(const ExecutionContext& context, RunRequest request
   io.cancel_fd = request.cancel_fd;
   spdlog::debug("execution {}: {} with runtime {} ({} argv elements)", request.execution_id,
                 action.action_ref, runtime->name, spec.argv.size());
-  auto launched = sandbox::RunSandbox(spec, io);
+  auto launched = sandbox::RunSandbox(spec, io, context.warm_pool);
   if (!launched) {
     ExecutionResult result = Rejected(request, launched.error().message());
     result.status = ExecutionStatus::kSetupFailed;

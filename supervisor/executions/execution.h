@@ -21,6 +21,10 @@
 #include "supervisor/executions/execution_result.h"
 #include "supervisor/executions/output.h"
 
+namespace packvisor::sandbox {
+class WarmPool;
+}  // namespace packvisor::sandbox
+
 namespace packvisor {
 
 struct RunRequest {
@@ -46,6 +50,9 @@ struct RunRequest {
 struct ExecutionContext {
   const Config& config;
   const envs::RuntimeRegistry& runtimes;
+  // Prepared sandboxes to claim from (sandbox/warm_pool.h; the daemon's, made by
+  // CreateWarmPools); null: every launch is fresh (the one-shot CLI).
+  sandbox::WarmPool* warm_pool = nullptr;
 };
 
 // Never throws and never returns an Error: every outcome, bad input included, is a result with a

@@ -95,7 +95,7 @@ ExecutionResult RunRawExec(const ExecutionContext& context, RawExecRequest reque
   io.stderr_sink = &err;
   io.cancel_fd = request.cancel_fd;
   spdlog::debug("exec {}: launching {}", execution_id, spec.argv[0]);
-  auto launched = sandbox::RunSandbox(spec, io);
+  auto launched = sandbox::RunSandbox(spec, io, context.warm_pool);
   if (!launched) {
     ExecutionResult result = RawRejected(execution_id, launched.error().message());
     result.status = ExecutionStatus::kSetupFailed;

@@ -31,6 +31,12 @@ std::string PackvisorBinary() {
   // The installed security-test runner points the suite at an installed packvisor.
   const char* under_test = std::getenv("PACKVISOR_UNDER_TEST");
   if (under_test != nullptr && *under_test != '\0') return under_test;
+#ifdef PACKVISOR_TEST_HOOKS_BINARY
+  // The security suite's pooled run (security-tests/CMakeLists.txt): only the test-hooks binary
+  // reads PACKVISOR_TEST_WARM_POOL.
+  const char* pooled = std::getenv("PACKVISOR_TEST_WARM_POOL");
+  if (pooled != nullptr && std::string(pooled) == "1") return PACKVISOR_TEST_HOOKS_BINARY;
+#endif
   return PACKVISOR_BINARY;
 }
 std::string SourceDir() { return PACKVISOR_SOURCE_DIR; }
