@@ -10,22 +10,22 @@
 #include <memory>
 
 #include "sandbox/launcher.h"
+#include "supervisor/cli/remote_commands.h"
 #include "supervisor/config/sandbox_defaults.h"
 #include "supervisor/executions/execution_result.h"
 #include "supervisor/executions/exit_status.h"
 #include "supervisor/executions/output.h"
 
 namespace packvisor {
-namespace {
 
-// Human mode, after the command's stdout and stderr were streamed: a summary line when there is
-// more to say than "it exited 0".
-void PrintHuman(const ExecutionResult& result) {
+void PrintExecResultHuman(const ExecutionResult& result) {
   if (result.status != ExecutionStatus::kSucceeded || result.stdout_truncated ||
       result.stderr_truncated) {
     std::fprintf(stderr, "packvisor: exec: %s\n", HumanSummary(result).c_str());
   }
 }
+
+namespace {
 
 // A directory option as the kernel would resolve it from the working directory, as
 // `pack validate ./x` reads its argument. An absolute path is kept as given. A relative one is
@@ -65,6 +65,7 @@ Result<std::string> ResolveDirOption(const std::string& flag, const std::string&
 }  // namespace
 
 int RunExecCommand(const Config& config, const ExecOptions& options) {
+  if (options.server) return RunRemoteExec(config, options);
   sandbox::SandboxSpec spec = BaseSandboxSpec(config);
   if (options.network == "host") {
     spec.network = sandbox::NetworkMode::kHost;
@@ -160,7 +161,7 @@ int RunExecCommand(const Config& config, const ExecOptions& options) {
   if (options.json) {
     std::cout << result.ToJsonLine() << std::endl;
   } else {
-    PrintHuman(result);
+    PrintExecResultHuman(result);
   }
   return result.ExitStatus();
 }
