@@ -20,8 +20,6 @@
 namespace packvisor {
 namespace {
 
-constexpr std::string_view kDefaultDaemonSocket = "/run/packvisor/packvisor.sock";
-
 int Fail(const std::string& message) {
   std::fprintf(stderr, "packvisor: error: %s\n", message.c_str());
   return kExitOwnError;
@@ -244,8 +242,7 @@ std::string StringField(const nlohmann::json& object, const char* key) {
 
 std::string DaemonSocket(const Config& config, const std::optional<std::string>& server) {
   if (server && !server->empty()) return *server;
-  (void)config;  // until server.socket is in Config
-  return std::string(kDefaultDaemonSocket);
+  return config.server.socket;
 }
 
 int RunRemoteRun(const Config& config, const std::string& socket, RunRequest request, bool json) {
