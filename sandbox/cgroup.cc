@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <sstream>
@@ -374,7 +375,8 @@ CgroupUsage ExecutionCgroup::ReadUsage() const {
   return usage;
 }
 
-int RemoveStaleCgroups(const CgroupLayout& layout, const std::string& parent) {
+int RemoveStaleCgroups(const CgroupLayout& layout, const std::string& parent,
+                       std::vector<StaleCgroup>* report) {
   // Every execution cgroup is made in the hierarchies in this order and removed in the reverse
   // one (RemoveGroupDirs), so its directory in the first hierarchy exists whenever any of its
   // directories does: listing that one hierarchy finds every leftover.
@@ -405,6 +407,15 @@ int RemoveStaleCgroups(const CgroupLayout& layout, const std::string& parent) {
     if (kill(owner, 0) == 0 || errno != ESRCH) continue;  // its supervisor still runs
     std::vector<std::string> paths;
     for (const std::string& root : roots) paths.push_back(root + "/" + name);
+    StaleCgroup stale;
+    stale.path = paths.front();
+    std::vector<pid_t> members;
+    for (const std::string& path : paths) {
+      for (pid_t pid : Members(path)) {
+        if (std::find(members.begin(), members.end(), pid) == members.end()) members.push_back(pid);
+      }
+    }
+    stale.processes_killed = members.size();
     RemoveGroupDirs(paths, [&] {
       if (layout.backend == CgroupBackend::kV2) {
         (void)Write(paths.front() + "/cgroup.kill", "1");
@@ -412,6 +423,11 @@ int RemoveStaleCgroups(const CgroupLayout& layout, const std::string& parent) {
         KillV1(freezer.empty() ? std::string() : freezer + "/" + name, paths);
       }
     });
+    struct stat st {};
+    stale.removed = std::none_of(paths.begin(), paths.end(), [&](const std::string& path) {
+      return lstat(path.c_str(), &st) == 0;
+    });
+    if (report) report->push_back(std::move(stale));
     ++removed;
   }
   return removed;

@@ -104,8 +104,20 @@ class ExecutionCgroup {
   bool removed_ = false;
 };
 
+// One execution cgroup RemoveStaleCgroups removed.
+struct StaleCgroup {
+  std::string path;             // its directory in the first hierarchy (v2: the only one)
+  size_t processes_killed = 0;  // members it still had (none when PDEATHSIG did its work)
+  bool removed = true;          // false: a directory stayed busy (logged by the caller)
+};
+
 // Removes execution cgroups under `{own}/{parent}` whose creating supervisor (the pid in their
-// name, "<pid>-<suffix>") no longer runs, killing anything left in them. Returns how many.
-int RemoveStaleCgroups(const CgroupLayout& layout, const std::string& parent);
+// name, "<pid>-<suffix>") no longer runs, killing anything left in them, in every hierarchy.
+// Returns how many. A supervisor killed with SIGKILL leaves its execution cgroups behind (its
+// sandboxes die with it through PR_SET_PDEATHSIG, their directories do not); `report`, when
+// given, receives one entry per cgroup. A name whose pid a later process reuses stays until that
+// process ends (it is empty: its members died with their supervisor).
+int RemoveStaleCgroups(const CgroupLayout& layout, const std::string& parent,
+                       std::vector<StaleCgroup>* report = nullptr);
 
 }  // namespace packvisor::sandbox

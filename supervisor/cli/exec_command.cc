@@ -3,18 +3,16 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <memory>
 
-#include "sandbox/launcher.h"
 #include "supervisor/cli/remote_commands.h"
-#include "supervisor/config/sandbox_defaults.h"
 #include "supervisor/executions/execution_result.h"
 #include "supervisor/executions/exit_status.h"
 #include "supervisor/executions/output.h"
+#include "supervisor/executions/raw_exec.h"
 
 namespace packvisor {
 
@@ -66,52 +64,6 @@ Result<std::string> ResolveDirOption(const std::string& flag, const std::string&
 
 int RunExecCommand(const Config& config, const ExecOptions& options) {
   if (options.server) return RunRemoteExec(config, options);
-  sandbox::SandboxSpec spec = BaseSandboxSpec(config);
-  if (options.network == "host") {
-    spec.network = sandbox::NetworkMode::kHost;
-  } else if (options.network != "none") {
-    std::fprintf(stderr, "packvisor: error: --network must be 'none' or 'host', got '%s'\n",
-                 options.network.c_str());
-    return kExitOwnError;
-  }
-  if (options.timeout_seconds) {
-    if (!(*options.timeout_seconds > 0) || !std::isfinite(*options.timeout_seconds)) {
-      std::fprintf(stderr, "packvisor: error: --timeout must be a positive number of seconds\n");
-      return kExitOwnError;
-    }
-    spec.timeout = std::chrono::milliseconds(
-        static_cast<int64_t>(std::ceil(*options.timeout_seconds * 1000.0)));
-  }
-  // The limit flags may lower the configured limits, never raise them.
-  auto lower = [](const char* flag, uint64_t value, uint64_t ceiling, uint64_t* out) {
-    if (value == 0 || value > ceiling) {
-      std::fprintf(stderr, "packvisor: error: %s %llu: must be between 1 and the configured %llu\n",
-                   flag, static_cast<unsigned long long>(value),
-                   static_cast<unsigned long long>(ceiling));
-      return false;
-    }
-    *out = value;
-    return true;
-  };
-  if (options.pids) {
-    if (!lower("--pids", *options.pids, config.sandbox.pids_max, &spec.limits.nproc)) {
-      return kExitOwnError;
-    }
-    if (spec.cgroup) spec.cgroup->pids_max = *options.pids;
-  }
-  if (options.memory_mb && spec.cgroup) {
-    uint64_t mb = 0;
-    if (!lower("--memory-mb", *options.memory_mb, config.sandbox.memory_max_mb, &mb)) {
-      return kExitOwnError;
-    }
-    spec.cgroup->memory_max_bytes = mb << 20;
-  }
-  if (options.cpu_percent && spec.cgroup) {
-    if (!lower("--cpu-percent", *options.cpu_percent, config.sandbox.cpu_max_percent,
-               &spec.cgroup->cpu_max_percent)) {
-      return kExitOwnError;
-    }
-  }
   auto pack_dir = ResolveDirOption("--pack-dir", options.pack_dir);
   auto env_dir = ResolveDirOption("--env-dir", options.env_dir);
   for (const auto* dir : {&pack_dir, &env_dir}) {
@@ -120,44 +72,31 @@ int RunExecCommand(const Config& config, const ExecOptions& options) {
       return kExitOwnError;
     }
   }
-  spec.pack_dir = *pack_dir;
-  spec.env_dir = *env_dir;
-  spec.argv = options.command;
-  std::string execution_id = NewExecutionId();
-  std::vector<std::pair<std::string, std::string>> extra(config.sandbox.set_env.begin(),
-                                                         config.sandbox.set_env.end());
-  for (auto& variable : ContextVariables({{"EXEC_ID", execution_id}})) {
-    extra.push_back(std::move(variable));
-  }
-  spec.env = SandboxEnvironment(config, spec.env_dir, extra);
-  if (auto valid = spec.Validate(); !valid) {
-    std::fprintf(stderr, "packvisor: error: %s\n", valid.error().message().c_str());
-    return kExitOwnError;
-  }
-
+  RawExecRequest request;
+  request.pack_dir = *pack_dir;
+  request.env_dir = *env_dir;
+  request.network = options.network;
+  request.timeout_seconds = options.timeout_seconds;
+  request.memory_mb = options.memory_mb;
+  request.pids = options.pids;
+  request.cpu_percent = options.cpu_percent;
+  request.command = options.command;
   // Human mode: the command's output reaches the terminal as it is written (see FdStreamer).
   std::unique_ptr<FdStreamer> streamer;
-  if (!options.json) streamer = std::make_unique<FdStreamer>();
-  CappedOutput out(config.execution.max_stdout_bytes, "stdout",
-                   streamer ? streamer->To(STDOUT_FILENO) : nullptr);
-  CappedOutput err(config.execution.max_stderr_bytes, "stderr",
-                   streamer ? streamer->To(STDERR_FILENO) : nullptr);
-  sandbox::LaunchIo io;
-  io.stdout_sink = &out;
-  io.stderr_sink = &err;
-  spdlog::debug("exec {}: launching {}", execution_id, spec.argv[0]);
-  auto launched = sandbox::RunSandbox(spec, io);
-  if (streamer && !launched) streamer->Finish();
-  if (!launched) {
-    std::fprintf(stderr, "packvisor: error: %s\n", launched.error().message().c_str());
+  if (!options.json) {
+    streamer = std::make_unique<FdStreamer>();
+    request.live_stdout = streamer->To(STDOUT_FILENO);
+    request.live_stderr = streamer->To(STDERR_FILENO);
+  }
+  const envs::RuntimeRegistry no_runtimes;  // a raw command uses no runtime definition
+  ExecutionResult result = RunRawExec(ExecutionContext{config, no_runtimes}, std::move(request));
+  if (streamer) streamer->Finish();  // RunRawExec gave the streams their last bytes
+  // Bad options, and a sandbox that could not be launched at all, are packvisor's own errors:
+  // one line, no result object.
+  if (result.status == ExecutionStatus::kRejected || result.launch_failed) {
+    std::fprintf(stderr, "packvisor: error: %s\n", result.error.value_or("").c_str());
     return kExitOwnError;
   }
-  int64_t timeout_seconds = std::chrono::ceil<std::chrono::seconds>(spec.timeout).count();
-  ExecutionResult result =
-      ResultFromSandbox(*launched, out, err, execution_id, "exec", timeout_seconds, spec.argv[0]);
-  if (streamer) streamer->Finish();  // after ResultFromSandbox gave the streams their last bytes
-  spdlog::debug("exec {}: {} in {} ms", execution_id, ExecutionStatusName(result.status),
-                result.duration_ms);
   if (options.json) {
     std::cout << result.ToJsonLine() << std::endl;
   } else {

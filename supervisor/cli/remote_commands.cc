@@ -176,9 +176,11 @@ Result<ExecutionResult> Cancel(const Config& config, const DaemonClient& client,
 
 // Follows the execution `id` to its end (human: live output) and prints its result as `print`
 // does; a SIGINT/SIGTERM meanwhile cancels it when `signals` is set. Returns the exit status.
+// `exec` prints a rejected result (bad options) as one error line, also with --json, as the local
+// exec does.
 template <typename Print>
 int FollowAndPrint(const Config& config, const DaemonClient& client, const std::string& id,
-                   bool json, const TerminationSignals* signals, Print print) {
+                   bool json, const TerminationSignals* signals, Print print, bool exec = false) {
   int http_status = 0;
   auto followed = FollowOutput(client, id, !json, signals ? signals->fd() : -1, &http_status);
   ExecutionResult result;
@@ -191,6 +193,9 @@ int FollowAndPrint(const Config& config, const DaemonClient& client, const std::
   } else {
     Fail(followed.error().message());
     return StatusExit(http_status);
+  }
+  if (exec && result.status == ExecutionStatus::kRejected) {
+    return Fail(result.error.value_or("rejected"));
   }
   if (json) {
     std::cout << result.ToJsonLine() << std::endl;
@@ -322,7 +327,7 @@ int RunRemoteExec(const Config& config, const ExecOptions& options) {
   if (!accepted) return Fail(accepted.error().message());
   std::string id = StringField(*accepted, "execution_id");
   if (id.empty()) return Fail("exec: the daemon gave no execution_id");
-  return FollowAndPrint(config, client, id, options.json, &signals, PrintExecResultHuman);
+  return FollowAndPrint(config, client, id, options.json, &signals, PrintExecResultHuman, true);
 }
 
 int RunPsCommand(const Config& config, const RemoteOptions& options) {

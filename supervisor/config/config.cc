@@ -38,6 +38,14 @@ constexpr int64_t kMaxConcurrent = 1024;
 constexpr int64_t kMinPackUid = 1000;     // below: system accounts
 constexpr int64_t kMaxId = 4294967294LL;  // (uid_t)-1 is "no id"
 constexpr size_t kMaxSocketPath = 107;    // sizeof(sockaddr_un::sun_path) - 1
+constexpr int64_t kMaxQueued = 1000000;
+constexpr int64_t kMinBodyBytes = 1024;
+constexpr int64_t kMaxBodyBytes = 1LL << 30;
+constexpr int64_t kMaxConnections = 65536;
+constexpr int64_t kMaxIoTimeoutSeconds = 3600;
+constexpr int64_t kMaxDrainSeconds = 86400;
+constexpr int64_t kMaxWarmSandboxes = 1024;
+constexpr char kGroupFile[] = "/etc/group";
 
 using Lines = std::map<std::string, uint32_t>;
 
@@ -471,7 +479,8 @@ Result<void> ReadStringList(Loader& l, const toml::node& n, const std::string& k
   return Ok{};
 }
 
-Result<void> ReadHostNetworkPacks(Loader& l, const toml::node& n, const std::string& key) {
+Result<void> ReadPackRefs(Loader& l, const toml::node& n, const std::string& key,
+                          std::vector<std::string>& out) {
   return ReadStringList(
       l, n, key, "pack refs",
       [](const std::string& ref) {
@@ -479,7 +488,11 @@ Result<void> ReadHostNetworkPacks(Loader& l, const toml::node& n, const std::str
                    ? std::string()
                    : "expected a pack ref (^[a-z0-9][a-z0-9_-]{0,63}$), got " + Quote(ref);
       },
-      l.config().sandbox.host_network_packs);
+      out);
+}
+
+Result<void> ReadHostNetworkPacks(Loader& l, const toml::node& n, const std::string& key) {
+  return ReadPackRefs(l, n, key, l.config().sandbox.host_network_packs);
 }
 
 std::string CheckEnvName(const std::string& name) {
@@ -638,6 +651,28 @@ Result<void> ReadIds(Loader& l, const toml::node& n, const std::string& key, std
   return Ok{};
 }
 
+Result<void> ReadSocketGroup(Loader& l, const toml::node& n, const std::string& key) {
+  constexpr char kWhat[] = "a group name or a numeric gid";
+  std::string text;
+  if (n.is_integer()) {
+    auto id = l.Int(n, key, 0, kMaxId);
+    if (!id) return id.error();
+    text = std::to_string(*id);
+  } else if (n.is_string()) {
+    auto name = l.String(n, key);
+    if (!name) return name.error();
+    text = *name;
+  } else {
+    return l.Expected(n, key, kWhat);
+  }
+  if (text.empty()) return l.Expected(n, key, kWhat);
+  auto gid = LookUpGroup(text, kGroupFile);
+  if (!gid) return l.Bad(n, key, gid.error().message());
+  l.config().server.socket_group = *gid;
+  l.config().server.socket_group_name = text;
+  return Ok{};
+}
+
 const std::vector<Field>& ServerFields() {
   static const std::vector<Field> fields = {
       {"socket",
@@ -653,6 +688,7 @@ const std::vector<Field>& ServerFields() {
          l.config().server.socket = *path;
          return Ok{};
        }},
+      {"socket_group", ReadSocketGroup},
       {"allowed_uids",
        [](Loader& l, const toml::node& n, const std::string& key) {
          return ReadIds(l, n, key, l.config().server.allowed_uids);
@@ -662,7 +698,34 @@ const std::vector<Field>& ServerFields() {
          return ReadIds(l, n, key, l.config().server.allowed_gids);
        }},
       {"max_concurrent",
-       IntField(&Config::server, &ServerConfig::max_concurrent, 1, kMaxConcurrent)},
+       [](Loader& l, const toml::node& n, const std::string& key) -> Result<void> {
+         // 0 stands for the default, the number of online cores (so the example file can
+         // show the default as a value).
+         auto value = l.Int(n, key, 0, kMaxConcurrent);
+         if (!value) return value.error();
+         l.config().server.max_concurrent =
+             *value == 0 ? OnlineCores() : static_cast<uint64_t>(*value);
+         return Ok{};
+       }},
+      {"max_queued", IntField(&Config::server, &ServerConfig::max_queued, 0, kMaxQueued)},
+      {"max_body_bytes",
+       IntField(&Config::server, &ServerConfig::max_body_bytes, kMinBodyBytes, kMaxBodyBytes)},
+      {"max_connections",
+       IntField(&Config::server, &ServerConfig::max_connections, 1, kMaxConnections)},
+      {"read_timeout_seconds",
+       IntField(&Config::server, &ServerConfig::read_timeout_seconds, 1, kMaxIoTimeoutSeconds)},
+      {"write_timeout_seconds",
+       IntField(&Config::server, &ServerConfig::write_timeout_seconds, 1, kMaxIoTimeoutSeconds)},
+      {"drain_seconds",
+       IntField(&Config::server, &ServerConfig::drain_seconds, 0, kMaxDrainSeconds)},
+      {"result_ttl_seconds",
+       IntField(&Config::server, &ServerConfig::result_ttl_seconds, 1, kMaxSeconds)},
+      {"warm_sandboxes",
+       IntField(&Config::server, &ServerConfig::warm_sandboxes, 0, kMaxWarmSandboxes)},
+      {"warm_packs",
+       [](Loader& l, const toml::node& n, const std::string& key) {
+         return ReadPackRefs(l, n, key, l.config().server.warm_packs);
+       }},
   };
   return fields;
 }
@@ -793,10 +856,6 @@ Result<void> Loader::CheckCrossFields() {
                           "for gids); sandboxed code would be allowed to use the daemon");
     }
   }
-  if (c.server.allowed_uids.empty() && c.server.allowed_gids.empty()) {
-    return Conflict("server.allowed_uids", "server.allowed_gids",
-                    "allowed_uids and allowed_gids are both empty; nobody could use the daemon");
-  }
   return Ok{};
 }
 
@@ -864,6 +923,49 @@ std::string OneLine(std::string_view text) {
 }
 
 }  // namespace
+
+uint64_t OnlineCores() {
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  return cores >= 1 ? static_cast<uint64_t>(cores) : 1;
+}
+
+Result<gid_t> LookUpGroup(std::string_view group, const std::string& group_file) {
+  if (!group.empty() &&
+      std::all_of(group.begin(), group.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    uint64_t id = 0;
+    auto [end, ec] = std::from_chars(group.data(), group.data() + group.size(), id);
+    if (ec != std::errc() || end != group.data() + group.size() ||
+        id > static_cast<uint64_t>(kMaxId)) {
+      return Failure("", "", "gid " + std::string(group) + " is out of range");
+    }
+    return static_cast<gid_t>(id);
+  }
+  auto content = ReadSmallFile(group_file);
+  if (!content) return content.error();
+  size_t start = 0;
+  while (start < content->size()) {
+    size_t end = content->find('\n', start);
+    if (end == std::string::npos) end = content->size();
+    std::string_view line(content->data() + start, end - start);
+    start = end + 1;
+    // name:password:gid:members
+    size_t first = line.find(':');
+    if (first == std::string_view::npos || line.substr(0, first) != group) continue;
+    size_t second = line.find(':', first + 1);
+    if (second == std::string_view::npos) continue;
+    size_t third = line.find(':', second + 1);
+    std::string_view id_text = line.substr(
+        second + 1, third == std::string_view::npos ? std::string_view::npos : third - second - 1);
+    uint64_t id = 0;
+    auto [id_end, ec] = std::from_chars(id_text.data(), id_text.data() + id_text.size(), id);
+    if (ec != std::errc() || id_end != id_text.data() + id_text.size() || id_text.empty() ||
+        id > static_cast<uint64_t>(kMaxId)) {
+      return Failure("", "", "group " + Quote(group) + " has a bad gid in " + group_file);
+    }
+    return static_cast<gid_t>(id);
+  }
+  return Failure("", "", "no group " + Quote(group) + " in " + group_file);
+}
 
 const std::vector<std::string>& ConfigKeyNames() {
   // AllKeys also holds the section names ("sandbox"), which are tables, not keys.

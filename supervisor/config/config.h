@@ -13,6 +13,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sandbox/os/error.h"
@@ -64,11 +65,28 @@ struct EnvsConfig {
   int64_t build_timeout_seconds = 900;
 };
 
+// The number of online cores (at least 1): the default of server.max_concurrent.
+uint64_t OnlineCores();
+
 struct ServerConfig {
-  std::string socket = "/run/packvisor/packvisor.sock";
+  std::string socket = "/run/packvisor/packvisor.sock";  // absolute
+  // The socket file's group (mode 0660). A name in the file is resolved through /etc/group when
+  // the file is loaded (the binary is static: no NSS); socket_group_name keeps what it said.
+  gid_t socket_group = 0;
+  std::string socket_group_name = "0";
+  // Callers allowed by SO_PEERCRED uid / gid. Root (uid 0) is always allowed, listed or not.
   std::vector<uid_t> allowed_uids = {0};
   std::vector<gid_t> allowed_gids;
-  uint64_t max_concurrent = 4;
+  uint64_t max_concurrent = OnlineCores();  // executions running at once
+  uint64_t max_queued = 64;                 // waiting beyond those; more: 429
+  uint64_t max_body_bytes = 1048576;        // a larger request body: 413
+  uint64_t max_connections = 64;            // open client connections at once
+  int64_t read_timeout_seconds = 10;        // to receive a whole request
+  int64_t write_timeout_seconds = 10;       // for a client to take a response (per write)
+  int64_t drain_seconds = 30;               // SIGTERM: wait this long for running executions
+  int64_t result_ttl_seconds = 86400;       // finished records kept in state_dir this long
+  uint64_t warm_sandboxes = 2;              // pre-created sandboxes per pool; 0: no pool
+  std::vector<std::string> warm_packs;      // pack refs with a pool of their own
 };
 
 struct Config {
@@ -104,6 +122,10 @@ Result<Config> LoadConfigFrom(const std::optional<std::string>& explicit_path,
 // Parses one TOML file. Unknown keys, wrong types and impossible values are errors naming the
 // file, the line and the key. Relative paths are resolved against the file's directory.
 Result<Config> LoadConfigFile(const std::string& path);
+
+// A group name or a decimal gid as a gid. A name is looked up in `group_file` (the /etc/group
+// format) without NSS: the binary is static. A number is taken as it is.
+Result<gid_t> LookUpGroup(std::string_view group, const std::string& group_file = "/etc/group");
 
 // Every key a configuration file may set ("packs_base_dir", "sandbox.pids_max"), in table order
 // (docs/config.md documents each; a unit test holds them together).

@@ -150,25 +150,52 @@ void WipeJson(nlohmann::json& value) {
   }
 }
 
-ExecutionResult RunExecution(const ExecutionContext& context, RunRequest request) {
-  if (request.execution_id.empty()) request.execution_id = NewExecutionId();
-  struct WipeSecrets {
-    nlohmann::json& secrets;
-    ~WipeSecrets() { WipeJson(secrets); }
-  } wipe_request{request.secrets};
-  const Config& config = context.config;
+namespace {
 
+// What the checks of a request found: everything the launch needs, or why it is refused.
+struct CheckedRequest {
+  RequestProblem problem = RequestProblem::kNone;
+  std::string message;  // when problem != kNone: the rejected result's `error`
+  int exit_status = 125;
+  std::optional<ResolvedAction> resolved;
+  bool host_network = false;
+  const envs::RuntimeDefinition* runtime = nullptr;
+  EffectiveLimits limits;
+  std::optional<Invocation> invocation;  // may hold secrets: the caller wipes it
+  double timeout_seconds = 0;
+};
+
+CheckedRequest Refuse(RequestProblem problem, std::string message, int exit_status = 125) {
+  CheckedRequest checked;
+  checked.problem = problem;
+  checked.message = std::move(message);
+  checked.exit_status = exit_status;
+  return checked;
+}
+
+void WipeInvocation(Invocation& invocation) {
+  WipeString(invocation.stdin_document);
+  for (auto& file : invocation.files) WipeString(file.content);
+}
+
+// Every check of a request that needs no environment and no sandbox, in the order RunExecution
+// has always made them: the action, its network, the inputs, the runtime, the limits, the
+// invocation and the timeout. Applies `parameter_texts` to request.parameters and drops (wiping)
+// the secrets the action does not declare, as delivery needs.
+CheckedRequest CheckRequest(const ExecutionContext& context, RunRequest& request) {
+  const Config& config = context.config;
   auto resolved = ResolveAction(config.packs_base_dir, request.action_ref, &context.runtimes);
   if (!resolved) {
     // Not found (ENOENT): the text says so; strerror would only repeat it.
     bool not_found = resolved.error().err == ENOENT;
-    return Rejected(request, not_found ? resolved.error().subject : resolved.error().message(),
-                    not_found ? 127 : 125);
+    if (not_found) return Refuse(RequestProblem::kUnknownAction, resolved.error().subject, 127);
+    return Refuse(RequestProblem::kInvalidInput, resolved.error().message());
   }
   const Pack& pack = resolved->pack;
   const Action& action = resolved->action;
   if (!action.enabled) {
-    return Rejected(request, "disabled (enabled: false in " + action.source + ")");
+    return Refuse(RequestProblem::kInvalidInput,
+                  "disabled (enabled: false in " + action.source + ")");
   }
 
   bool pack_has_host_network = false;
@@ -176,22 +203,22 @@ ExecutionResult RunExecution(const ExecutionContext& context, RunRequest request
     pack_has_host_network = pack_has_host_network || ref == pack.ref;
   }
   if (action.network == NetworkMode::kHost && !pack_has_host_network) {
-    return Rejected(request, "asks for network: host (" + action.source + "), but pack " +
-                                 pack.ref + " is not in sandbox.host_network_packs (" +
-                                 config.source + ")");
+    return Refuse(RequestProblem::kInvalidInput,
+                  "asks for network: host (" + action.source + "), but pack " + pack.ref +
+                      " is not in sandbox.host_network_packs (" + config.source + ")");
   }
-  bool host_network = pack_has_host_network && action.network != NetworkMode::kNone;
 
   for (const std::string& name : request.parameters_from_argv) {
     auto declared = action.parameters.find(name);
     if (declared != action.parameters.end() && declared->second.secret) {
-      return Rejected(request, "parameter \"" + name +
-                                   "\" is secret: give it with --secrets-file or --secrets-stdin, "
-                                   "never on the command line");
+      return Refuse(RequestProblem::kInvalidInput,
+                    "parameter \"" + name +
+                        "\" is secret: give it with --secrets-file or --secrets-stdin, "
+                        "never on the command line");
     }
   }
   if (!request.parameters.is_object() || !request.secrets.is_object()) {
-    return Rejected(request, "parameters and secrets must be JSON objects");
+    return Refuse(RequestProblem::kInvalidInput, "parameters and secrets must be JSON objects");
   }
   for (const auto& [name, text] : request.parameter_texts) {
     auto declared = action.parameters.find(name);
@@ -211,38 +238,95 @@ ExecutionResult RunExecution(const ExecutionContext& context, RunRequest request
     it = request.secrets.erase(it);
   }
   nlohmann::json inputs = request.parameters;
-  for (const auto& [name, value] : request.secrets.items()) {
-    if (inputs.contains(name)) {
-      return Rejected(request,
-                      "input \"" + name + "\" is given both as a parameter and as a secret");
-    }
-    inputs[name] = value;
-  }
   struct WipeInputs {
     nlohmann::json& inputs;
     ~WipeInputs() { WipeJson(inputs); }
   } wipe_inputs{inputs};
+  for (const auto& [name, value] : request.secrets.items()) {
+    if (inputs.contains(name)) {
+      return Refuse(RequestProblem::kInvalidInput,
+                    "input \"" + name + "\" is given both as a parameter and as a secret");
+    }
+    inputs[name] = value;
+  }
   auto validated = ValidateParameters(action, inputs);
-  if (!validated) return Rejected(request, validated.error().message());
+  if (!validated) return Refuse(RequestProblem::kInvalidInput, validated.error().message());
   WipeJson(inputs);
   inputs = std::move(*validated);
 
   auto runtime = ChooseRuntime(action, context.runtimes);
-  if (!runtime) return Rejected(request, runtime.error().message());
+  if (!runtime) return Refuse(RequestProblem::kInvalidInput, runtime.error().message());
   auto limits = ResolveLimits(config, (*runtime)->limits,
                               "runtime " + (*runtime)->name + " (" + (*runtime)->source + ")",
                               action.limits, action.source);
-  if (!limits) return Rejected(request, limits.error().message());
+  if (!limits) return Refuse(RequestProblem::kInvalidInput, limits.error().message());
 
   auto invocation = BuildInvocation(config, action, **runtime, request, inputs);
-  if (!invocation) return Rejected(request, invocation.error().message());
-  struct WipeInvocation {
-    Invocation& invocation;
-    ~WipeInvocation() {
-      WipeString(invocation.stdin_document);
-      for (auto& file : invocation.files) WipeString(file.content);
+  if (!invocation) return Refuse(RequestProblem::kInvalidInput, invocation.error().message());
+  double timeout_seconds = request.timeout_seconds
+                               ? *request.timeout_seconds
+                               : static_cast<double>(action.timeout_seconds.value_or(
+                                     config.execution.default_timeout_seconds));
+  if (!(timeout_seconds > 0) || !std::isfinite(timeout_seconds)) {
+    WipeInvocation(*invocation);
+    return Refuse(RequestProblem::kInvalidInput, "timeout must be a positive number of seconds");
+  }
+
+  CheckedRequest checked;
+  checked.host_network = pack_has_host_network && action.network != NetworkMode::kNone;
+  checked.runtime = *runtime;
+  checked.limits = *limits;
+  checked.invocation = std::move(*invocation);
+  checked.timeout_seconds = timeout_seconds;
+  checked.resolved = std::move(*resolved);
+  return checked;
+}
+
+}  // namespace
+
+RequestCheck CheckRunRequest(const ExecutionContext& context, const RunRequest& request) {
+  RunRequest copy;  // CheckRequest applies texts and drops undeclared secrets; the caller keeps its
+  copy.action_ref = request.action_ref;
+  copy.parameters = request.parameters;
+  copy.parameter_texts = request.parameter_texts;
+  copy.secrets = request.secrets;
+  copy.timeout_seconds = request.timeout_seconds;
+  copy.inline_code = request.inline_code;
+  copy.parameters_from_argv = request.parameters_from_argv;
+  struct WipeCopy {
+    RunRequest& copy;
+    ~WipeCopy() {
+      WipeJson(copy.secrets);
+      WipeJson(copy.parameters);  // may hold secret-declared parameters
     }
+  } wipe_copy{copy};
+  CheckedRequest checked = CheckRequest(context, copy);
+  if (checked.invocation) WipeInvocation(*checked.invocation);
+  return RequestCheck{checked.problem, std::move(checked.message)};
+}
+
+ExecutionResult RunExecution(const ExecutionContext& context, RunRequest request) {
+  if (request.execution_id.empty()) request.execution_id = NewExecutionId();
+  struct WipeSecrets {
+    nlohmann::json& secrets;
+    ~WipeSecrets() { WipeJson(secrets); }
+  } wipe_request{request.secrets};
+  const Config& config = context.config;
+
+  CheckedRequest checked = CheckRequest(context, request);
+  if (checked.problem != RequestProblem::kNone) {
+    return Rejected(request, std::move(checked.message), checked.exit_status);
+  }
+  const Pack& pack = checked.resolved->pack;
+  const Action& action = checked.resolved->action;
+  const envs::RuntimeDefinition* runtime = checked.runtime;
+  Invocation* invocation = &*checked.invocation;
+  struct WipeInvocationOnExit {
+    Invocation& invocation;
+    ~WipeInvocationOnExit() { WipeInvocation(invocation); }
   } wipe_invocation{*invocation};
+  const double timeout_seconds = checked.timeout_seconds;
+  const bool host_network = checked.host_network;
 
   // The environment, built on first use (or rebuilt when its digest changed) and held for the
   // whole execution.
@@ -256,13 +340,13 @@ ExecutionResult RunExecution(const ExecutionContext& context, RunRequest request
   // Time spent building the environment (or waiting for another execution's build of it); part
   // of duration_ms, and shown on its own as env_build_ms.
   std::chrono::milliseconds env_build_time{0};
-  if ((*runtime)->environment) {
+  if (runtime->environment) {
     envs::EnvironmentSettings settings = EnvironmentSettingsFrom(config);
     settings.base_spec.ids = *ids;
     envs::EnvironmentManager manager(std::move(settings));
     auto ensure_start = std::chrono::steady_clock::now();
     auto lease =
-        manager.Ensure(pack.ref, pack.dir, **runtime, envs::Rebuild::kWhenNeeded, &env_build_time);
+        manager.Ensure(pack.ref, pack.dir, *runtime, envs::Rebuild::kWhenNeeded, &env_build_time);
     if (!lease) {
       ExecutionResult result = Rejected(request, lease.error().message());
       result.status = ExecutionStatus::kSetupFailed;
@@ -280,15 +364,8 @@ ExecutionResult RunExecution(const ExecutionContext& context, RunRequest request
   spec.pack_dir = pack.dir;
   if (environment) spec.env_dir = environment->host_dir;
   spec.network = host_network ? sandbox::NetworkMode::kHost : sandbox::NetworkMode::kNone;
-  double timeout_seconds = request.timeout_seconds
-                               ? *request.timeout_seconds
-                               : static_cast<double>(action.timeout_seconds.value_or(
-                                     config.execution.default_timeout_seconds));
-  if (!(timeout_seconds > 0) || !std::isfinite(timeout_seconds)) {
-    return Rejected(request, "timeout must be a positive number of seconds");
-  }
   spec.timeout = std::chrono::milliseconds(static_cast<int64_t>(std::ceil(timeout_seconds * 1000)));
-  ApplyLimits(*limits, &spec);
+  ApplyLimits(checked.limits, &spec);
   spec.argv = invocation->argv;
   spec.files = invocation->files;
   std::vector<std::pair<std::string, std::string>> context_values = {
@@ -315,7 +392,7 @@ ExecutionResult RunExecution(const ExecutionContext& context, RunRequest request
   io.stderr_sink = &err;
   io.cancel_fd = request.cancel_fd;
   spdlog::debug("execution {}: {} with runtime {} ({} argv elements)", request.execution_id,
-                action.action_ref, (*runtime)->name, spec.argv.size());
+                action.action_ref, runtime->name, spec.argv.size());
   auto launched = sandbox::RunSandbox(spec, io);
   if (!launched) {
     ExecutionResult result = Rejected(request, launched.error().message());

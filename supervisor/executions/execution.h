@@ -55,6 +55,23 @@ struct ExecutionContext {
 // secrets file can serve every action of a pack.
 ExecutionResult RunExecution(const ExecutionContext& context, RunRequest request);
 
+// Why a request would be refused before anything is prepared for it: the daemon answers 404 for
+// kUnknownAction (no such pack or action) and 400 for kInvalidInput (parameters, secrets, the
+// timeout, a disabled or broken action, a network the pack may not have) before it accepts.
+enum class RequestProblem { kNone, kUnknownAction, kInvalidInput };
+struct RequestCheck {
+  RequestProblem problem;
+  // Exactly the `error` of the `rejected` result RunExecution would give the same request ("" for
+  // kNone). Never a secret value.
+  std::string message;
+};
+
+// The checks RunExecution makes before it builds an environment or a sandbox, by the same code,
+// without running anything. RunExecution makes them again (the packs may change in between), so a
+// request that passes here and fails there still ends `rejected`. `request` is not changed; its
+// copies of the secrets are wiped.
+RequestCheck CheckRunRequest(const ExecutionContext& context, const RunRequest& request);
+
 // Overwrites every string of `value` in place (secret values, documents that held them).
 void WipeJson(nlohmann::json& value);
 void WipeString(std::string& text);

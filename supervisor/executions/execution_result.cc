@@ -24,6 +24,8 @@ const char* ExecutionStatusName(ExecutionStatus status) {
       return "setup_failed";
     case ExecutionStatus::kRejected:
       return "rejected";
+    case ExecutionStatus::kAbandoned:
+      return "abandoned";
   }
   return "failed";
 }
@@ -31,7 +33,8 @@ const char* ExecutionStatusName(ExecutionStatus status) {
 std::optional<ExecutionStatus> ExecutionStatusFromName(std::string_view name) {
   for (ExecutionStatus status :
        {ExecutionStatus::kSucceeded, ExecutionStatus::kFailed, ExecutionStatus::kTimedOut,
-        ExecutionStatus::kCancelled, ExecutionStatus::kSetupFailed, ExecutionStatus::kRejected}) {
+        ExecutionStatus::kCancelled, ExecutionStatus::kSetupFailed, ExecutionStatus::kRejected,
+        ExecutionStatus::kAbandoned}) {
     if (name == ExecutionStatusName(status)) return status;
   }
   return std::nullopt;
@@ -166,6 +169,7 @@ int ExecutionResult::ExitStatus() const {
       return 124;
     case ExecutionStatus::kSetupFailed:
     case ExecutionStatus::kRejected:
+    case ExecutionStatus::kAbandoned:
       return 125;
     case ExecutionStatus::kCancelled:
       return 128 + 15;

@@ -13,7 +13,17 @@
 
 namespace packvisor {
 
-enum class ExecutionStatus { kSucceeded, kFailed, kTimedOut, kCancelled, kSetupFailed, kRejected };
+// kAbandoned: a daemon found the execution unfinished when it started again (the supervisor
+// that ran it was killed); never produced by RunExecution itself.
+enum class ExecutionStatus {
+  kSucceeded,
+  kFailed,
+  kTimedOut,
+  kCancelled,
+  kSetupFailed,
+  kRejected,
+  kAbandoned
+};
 
 const char* ExecutionStatusName(ExecutionStatus status);
 // The status named `name` (ExecutionStatusName's inverse); nullopt for any other text.
@@ -42,6 +52,9 @@ struct ExecutionResult {
   std::optional<int> start_failure_exit;
   // `result` holds the lines of a jsonl output: human mode prints one per line. Not in ToJson().
   bool result_is_lines = false;
+  // RunSandbox itself failed (status setup_failed): no sandbox ran, and `packvisor exec` reports
+  // `error` as its own error line, not as a result. Not in ToJson().
+  bool launch_failed = false;
 
   nlohmann::json ToJson() const;
   // ToJson() as one line. The action's output may be any bytes: invalid UTF-8 is replaced by

@@ -1,8 +1,10 @@
-// Execution records in state_dir (`{state_dir}/executions/{id}.json`), for the adapters that
-// accept work and answer for it later (the daemon, the queue worker). A record never holds a
-// secret. Writes are atomic (temporary file in the same directory, fsync, rename, fsync of the
-// directory) and fd-relative from a directory opened O_NOFOLLOW: root never follows a path
-// someone else could have written.
+// Execution records in state_dir (`{state_dir}/executions/{id}.json`, directory 0700, files
+// 0600), for the adapters that accept work and answer for it later (the daemon, the queue
+// worker). A record never holds a secret: it has no parameters and no secrets, only the result
+// object (which holds what the action itself printed). Ids are file names: 1 to 128 of
+// [A-Za-z0-9_-]; Put refuses others and Get finds nothing for them. Writes are atomic (temporary
+// file in the same directory, fsync, rename, fsync of the directory) and fd-relative from a
+// directory opened O_NOFOLLOW: root never follows a path someone else could have written.
 //
 // Thread-safety: every member may be called from several threads at once.
 #pragma once
@@ -10,12 +12,14 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "sandbox/os/error.h"
+#include "sandbox/os/unique_fd.h"
 #include "supervisor/executions/execution_result.h"
 
 namespace packvisor {
@@ -51,6 +55,19 @@ class ExecutionStore {
 
   // Removes final records finished longer than `ttl` ago. Returns how many it removed.
   Result<size_t> RemoveExpired(std::chrono::seconds ttl);
+
+  ~ExecutionStore();
+  ExecutionStore(const ExecutionStore&) = delete;
+  ExecutionStore& operator=(const ExecutionStore&) = delete;
+
+ private:
+  ExecutionStore(unique_fd dir, std::string path);
+
+  unique_fd dir_;     // {state_dir}/executions, opened without following a symlink
+  std::string path_;  // for messages
+  // Serializes the read-modify-write passes (MarkUnfinishedAbandoned, RemoveExpired); Put, Get
+  // and List are atomic by themselves (rename).
+  std::mutex mutex_;
 };
 
 }  // namespace packvisor

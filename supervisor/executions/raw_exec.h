@@ -12,17 +12,17 @@
 namespace packvisor {
 
 struct RawExecRequest {
-  std::string pack_dir;  // empty: no /pack
-  std::string env_dir;   // empty: no /env
+  std::string pack_dir;          // empty: no /pack
+  std::string env_dir;           // empty: no /env
   std::string network = "none";  // "none" or "host"
   std::optional<double> timeout_seconds;
   // May lower the configured limits, never raise them.
   std::optional<uint64_t> memory_mb;
   std::optional<uint64_t> pids;
   std::optional<uint64_t> cpu_percent;
-  std::vector<std::string> command;  // argv; non-empty
-  std::string execution_id;          // generated when empty
-  int cancel_fd = -1;                // readable: cancel
+  std::vector<std::string> command;   // argv; non-empty
+  std::string execution_id;           // generated when empty
+  int cancel_fd = -1;                 // readable: cancel
   LiveOutput* live_stdout = nullptr;  // as in RunRequest
   LiveOutput* live_stderr = nullptr;
 };

@@ -87,7 +87,18 @@ void ExpectDefaults(const Config& c) {
   EXPECT_EQ(c.server.socket, "/run/packvisor/packvisor.sock");
   EXPECT_EQ(c.server.allowed_uids, std::vector<uid_t>{0});
   EXPECT_TRUE(c.server.allowed_gids.empty());
-  EXPECT_EQ(c.server.max_concurrent, 4u);
+  EXPECT_EQ(c.server.max_concurrent, OnlineCores());
+  EXPECT_GE(c.server.max_concurrent, 1u);
+  EXPECT_EQ(c.server.socket_group, 0u);
+  EXPECT_EQ(c.server.max_queued, 64u);
+  EXPECT_EQ(c.server.max_body_bytes, 1048576u);
+  EXPECT_EQ(c.server.max_connections, 64u);
+  EXPECT_EQ(c.server.read_timeout_seconds, 10);
+  EXPECT_EQ(c.server.write_timeout_seconds, 10);
+  EXPECT_EQ(c.server.drain_seconds, 30);
+  EXPECT_EQ(c.server.result_ttl_seconds, 86400);
+  EXPECT_EQ(c.server.warm_sandboxes, 2u);
+  EXPECT_TRUE(c.server.warm_packs.empty());
 }
 
 // ---- Defaults and lookup ------------------------------------------------------------------------
@@ -218,7 +229,7 @@ TEST_F(ConfigTest, ShippedExampleUncommentedGivesDefaults) {
       uncommented += line + "\n";
     }
   }
-  EXPECT_EQ(settings, 34);  // 31 keys, 2 install_env examples and 1 set_env example
+  EXPECT_EQ(settings, 44);  // 41 keys, 2 install_env examples and 1 set_env example
   auto config = LoadConfigFile(Write("uncommented.toml", uncommented));
   ASSERT_TRUE(config.ok()) << config.error().message();
   EXPECT_EQ(config->runtimes_dir, "/etc/packvisor/runtimes");
@@ -293,6 +304,16 @@ socket = "/run/pv.sock"
 allowed_uids = [0, 1000, 1000]
 allowed_gids = [50]
 max_concurrent = 16
+socket_group = "root"
+max_queued = 0
+max_body_bytes = 4096
+max_connections = 8
+read_timeout_seconds = 2
+write_timeout_seconds = 3
+drain_seconds = 0
+result_ttl_seconds = 60
+warm_sandboxes = 0
+warm_packs = ["core", "net_tools-2", "core"]
 )"));
   ASSERT_TRUE(config.ok()) << config.error().message();
   const Config& c = *config;
@@ -326,6 +347,49 @@ max_concurrent = 16
   EXPECT_EQ(c.server.allowed_uids, (std::vector<uid_t>{0, 1000}));
   EXPECT_EQ(c.server.allowed_gids, (std::vector<gid_t>{50}));
   EXPECT_EQ(c.server.max_concurrent, 16u);
+  EXPECT_EQ(c.server.socket_group, 0u);
+  EXPECT_EQ(c.server.socket_group_name, "root");
+  EXPECT_EQ(c.server.max_queued, 0u);
+  EXPECT_EQ(c.server.max_body_bytes, 4096u);
+  EXPECT_EQ(c.server.max_connections, 8u);
+  EXPECT_EQ(c.server.read_timeout_seconds, 2);
+  EXPECT_EQ(c.server.write_timeout_seconds, 3);
+  EXPECT_EQ(c.server.drain_seconds, 0);
+  EXPECT_EQ(c.server.result_ttl_seconds, 60);
+  EXPECT_EQ(c.server.warm_sandboxes, 0u);
+  EXPECT_EQ(c.server.warm_packs, (std::vector<std::string>{"core", "net_tools-2"}));
+}
+
+// server.max_concurrent = 0 stands for the default (the number of online cores); an empty
+// allowed list leaves root, who is always allowed.
+TEST_F(ConfigTest, ServerZeroConcurrencyMeansCoresAndEmptyListsMeanRootOnly) {
+  auto config =
+      LoadConfigFile(Write("packvisor.toml", "[server]\nmax_concurrent = 0\nallowed_uids = []\n"));
+  ASSERT_TRUE(config.ok()) << config.error().message();
+  EXPECT_EQ(config->server.max_concurrent, OnlineCores());
+  EXPECT_TRUE(config->server.allowed_uids.empty());
+  EXPECT_TRUE(config->server.allowed_gids.empty());
+}
+
+TEST_F(ConfigTest, SocketGroupIsResolvedFromAGroupFileWithoutNss) {
+  std::string groups = Write("group",
+                             "root:x:0:\n"
+                             "# not a group line\n"
+                             "packvisor:x:4242:alice,bob\n"
+                             "broken:x:notanumber:\n");
+  EXPECT_EQ(LookUpGroup("packvisor", groups).value(), 4242u);
+  EXPECT_EQ(LookUpGroup("root", groups).value(), 0u);
+  EXPECT_EQ(LookUpGroup("77", groups).value(), 77u);  // a number needs no entry
+  EXPECT_EQ(LookUpGroup("packvis", groups).error().message(), "no group \"packvis\" in " + groups);
+  EXPECT_EQ(LookUpGroup("broken", groups).error().message(),
+            "group \"broken\" has a bad gid in " + groups);
+  EXPECT_EQ(LookUpGroup("99999999999", groups).error().message(),
+            "gid 99999999999 is out of range");
+  // Through the loader, with the host's /etc/group: a number, and root's name.
+  auto config = LoadConfigFile(Write("packvisor.toml", "[server]\nsocket_group = 4321\n"));
+  ASSERT_TRUE(config.ok()) << config.error().message();
+  EXPECT_EQ(config->server.socket_group, 4321u);
+  EXPECT_EQ(config->server.socket_group_name, "4321");
 }
 
 TEST_F(ConfigTest, SetEnvIsATableOfStrings) {
@@ -536,8 +600,10 @@ TEST_F(ConfigTest, ImpossibleValues) {
        ":2: sandbox.nofile: expected an integer from 3 to 1048576, got 2"},
       {"[sandbox]\nmemory_max_mb = 0\n",
        ":2: sandbox.memory_max_mb: expected a positive integer, got 0"},
-      {"[server]\nmax_concurrent = 0\n",
-       ":2: server.max_concurrent: expected a positive integer, got 0"},
+      {"[server]\nmax_concurrent = -1\n",
+       ":2: server.max_concurrent: expected a non-negative integer, got -1"},
+      {"[server]\nmax_concurrent = 1025\n",
+       ":2: server.max_concurrent: expected an integer from 0 to 1024, got 1025"},
       {"[sandbox]\nuid_range = [0, 65535]\n",
        ":2: sandbox.uid_range[0]: 0 would make sandboxed code root on the host"},
       {"[sandbox]\nuid_range = [33, 99]\n",
@@ -591,9 +657,22 @@ TEST_F(ConfigTest, ImpossibleValues) {
       {"[server]\nallowed_uids = [0, 100005]\n",
        ":2: server.allowed_uids: uid 100005 is inside sandbox.uid_range; sandboxed code would be "
        "allowed to use the daemon"},
-      {"[server]\nallowed_uids = []\n",
-       ":2: server.allowed_uids: allowed_uids and allowed_gids are both empty; nobody could use "
-       "the daemon"},
+      {"[server]\nsocket_group = \"no-such-group-pv\"\n",
+       ":2: server.socket_group: no group \"no-such-group-pv\" in /etc/group"},
+      {"[server]\nsocket_group = 1.5\n",
+       ":2: server.socket_group: expected a group name or a numeric gid, got 1.5"},
+      {"[server]\nsocket_group = -1\n",
+       ":2: server.socket_group: expected a non-negative integer, got -1"},
+      {"[server]\nwarm_packs = [\"Core\"]\n",
+       ":2: server.warm_packs[0]: expected a pack ref (^[a-z0-9][a-z0-9_-]{0,63}$), got \"Core\""},
+      {"[server]\nmax_body_bytes = 10\n",
+       ":2: server.max_body_bytes: expected an integer from 1024 to 1073741824, got 10"},
+      {"[server]\nread_timeout_seconds = 0\n",
+       ":2: server.read_timeout_seconds: expected a positive integer, got 0"},
+      {"[server]\nmax_connections = 0\n",
+       ":2: server.max_connections: expected a positive integer, got 0"},
+      {"[server]\nresult_ttl_seconds = 0\n",
+       ":2: server.result_ttl_seconds: expected a positive integer, got 0"},
       {"[server]\nsocket = \"/" + std::string(120, 's') + "\"\n",
        ":2: server.socket: socket path \"/" + std::string(79, 's') +
            "...\" is longer than 107 bytes (the limit of sun_path)"},

@@ -65,6 +65,10 @@ TEST(ExecutionResultFromJson, RoundTripOfEveryStatusKeepsTheExitStatus) {
   rejected.exit_code.reset();
   results.push_back(rejected);
   // A command that could not be started carries its 126/127 in exit_code too.
+  ExecutionResult abandoned = Full();
+  abandoned.status = ExecutionStatus::kAbandoned;
+  abandoned.exit_code.reset();
+  results.push_back(abandoned);
   ExecutionResult not_found = Full();
   not_found.exit_code = 127;
   not_found.start_failure_exit = 127;
@@ -114,10 +118,36 @@ TEST(ExecutionResultFromJson, NamesAMissingOrMistypedField) {
 TEST(ExecutionStatusFromName, InvertsExecutionStatusName) {
   for (ExecutionStatus status :
        {ExecutionStatus::kSucceeded, ExecutionStatus::kFailed, ExecutionStatus::kTimedOut,
-        ExecutionStatus::kCancelled, ExecutionStatus::kSetupFailed, ExecutionStatus::kRejected}) {
+        ExecutionStatus::kCancelled, ExecutionStatus::kSetupFailed, ExecutionStatus::kRejected,
+        ExecutionStatus::kAbandoned}) {
     EXPECT_EQ(ExecutionStatusFromName(ExecutionStatusName(status)), status);
   }
   EXPECT_EQ(ExecutionStatusFromName("queued"), std::nullopt);
+}
+
+// A daemon's record of an execution a restart found unfinished (ExecutionStore).
+TEST(ExecutionResultTest, AbandonedIsItsOwnStatusWithExitStatus125) {
+  ExecutionResult result;
+  result.execution_id = "id";
+  result.action_ref = "pack.action";
+  result.status = ExecutionStatus::kAbandoned;
+  result.error = "the supervisor restarted before this execution finished; it was running";
+  EXPECT_STREQ(ExecutionStatusName(ExecutionStatus::kAbandoned), "abandoned");
+  EXPECT_EQ(result.ToJson()["status"], "abandoned");
+  EXPECT_EQ(result.ExitStatus(), 125);
+  EXPECT_TRUE(result.ToJson()["exit_code"].is_null());
+}
+
+TEST(ExecutionResultTest, EveryStatusHasItsOwnName) {
+  const ExecutionStatus all[] = {ExecutionStatus::kSucceeded,   ExecutionStatus::kFailed,
+                                 ExecutionStatus::kTimedOut,    ExecutionStatus::kCancelled,
+                                 ExecutionStatus::kSetupFailed, ExecutionStatus::kRejected,
+                                 ExecutionStatus::kAbandoned};
+  const char* names[] = {"succeeded",    "failed",   "timed_out", "cancelled",
+                         "setup_failed", "rejected", "abandoned"};
+  for (size_t i = 0; i < std::size(all); ++i) {
+    EXPECT_STREQ(ExecutionStatusName(all[i]), names[i]);
+  }
 }
 
 }  // namespace
