@@ -57,7 +57,7 @@ int PrintHelp(const CLI::App& app, const std::vector<std::string>& topic) {
 
 }  // namespace
 
-int RunCli(int argc, char** argv, const BuildInfo& build) {
+int RunCli(int argc, char** argv, const BuildInfo& build, ServeEntry serve_entry) {
   os::EnsureStandardFds();
   // Nothing in the sandbox (or any other unprivileged process) may ptrace or read our memory.
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -89,6 +89,13 @@ int RunCli(int argc, char** argv, const BuildInfo& build) {
     std::string script = BashCompletionScript(app);
     std::fwrite(script.data(), 1, script.size(), stdout);
     return 0;
+  }
+
+  if (command("serve")->parsed()) {
+    if (serve_entry == nullptr) return kExitOwnError;
+    bool level_given = app.get_option("--log-level")->count() > 0;
+    return serve_entry(
+        {cli->config_path, cli->serve_socket, level_given ? cli->log_level : "info"});
   }
 
   SetUpLogging(cli->log_level);

@@ -8,6 +8,8 @@
 // turns an Error into a message and an exit status (supervisor/executions/exit_status.h).
 #pragma once
 
+#include <optional>
+#include <string>
 #include <string_view>
 
 namespace packvisor {
@@ -18,6 +20,16 @@ struct BuildInfo {
   std::string_view commit;   // the git commit built from, "-dirty" if modified, or "unknown"
 };
 
-int RunCli(int argc, char** argv, const BuildInfo& build);
+// `packvisor serve`'s arguments, parsed here and handed to the daemon by the composition root
+// (supervisor/main.cc): cli/ never includes server/.
+struct ServeArguments {
+  std::optional<std::string> config_path;  // --config
+  std::optional<std::string> socket;       // serve --socket
+  std::string log_level;                   // --log-level, "info" when not given
+};
+using ServeEntry = int (*)(const ServeArguments& arguments);
+
+// `serve` runs `serve_entry` (125 when there is none).
+int RunCli(int argc, char** argv, const BuildInfo& build, ServeEntry serve_entry = nullptr);
 
 }  // namespace packvisor

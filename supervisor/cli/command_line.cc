@@ -108,6 +108,10 @@ std::unique_ptr<CommandLine> DefineCommandLine(const BuildInfo& build) {
   CLI::App* env_rm = env_cmd->add_subcommand("rm", "remove environments");
   env_rm->add_option("target", cli->env_target, "PACK or PACK/RUNTIME")->required();
 
+  CLI::App* serve_cmd =
+      app.add_subcommand("serve", "run the daemon: the HTTP API on a Unix socket");
+  serve_cmd->add_option("--socket", cli->serve_socket, "socket path (overrides server.socket)");
+
   CLI::App* help_cmd = app.add_subcommand("help", "print the help of packvisor or of a command");
   help_cmd->add_option("command", cli->help_topic, "a command, e.g. `pack list`");
 

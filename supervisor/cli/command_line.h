@@ -40,8 +40,9 @@ struct CommandLine {
   bool env_force = false;
   bool env_list_json = false;
   std::string env_target;
-  std::vector<std::string> help_topic;  // `help [COMMAND...]`
-  std::string completion_shell;         // `completion SHELL`
+  std::vector<std::string> help_topic;      // `help [COMMAND...]`
+  std::string completion_shell;             // `completion SHELL`
+  std::optional<std::string> serve_socket;  // `serve --socket PATH`
 };
 
 std::unique_ptr<CommandLine> DefineCommandLine(const BuildInfo& build);

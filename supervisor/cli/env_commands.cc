@@ -50,35 +50,28 @@ int RunEnvSetupCommand(const Config& config, const std::string& pack_ref,
                        const std::optional<std::string>& runtime_name, bool force) {
   auto runtimes = LoadRuntimeRegistry(config);
   if (!runtimes) return Fail(runtimes.error().message());
-  if (!IsValidPackRef(pack_ref)) return Fail("invalid pack ref '" + pack_ref + "'");
-  std::string pack_dir = config.packs_base_dir + "/" + pack_ref;
-  struct stat pack_st {};
-  if (stat(pack_dir.c_str(), &pack_st) != 0 || !S_ISDIR(pack_st.st_mode)) {
+  auto report = SetUpPackEnvironments(config, *runtimes, pack_ref, runtime_name, force);
+  if (!report) return Fail(report.error().message());
+  if (!report->pack_found) {
     std::fprintf(stderr, "packvisor: error: pack '%s' not found in %s\n", pack_ref.c_str(),
                  config.packs_base_dir.c_str());
     return kExitNotFound;
   }
-  auto pack = LoadPack(pack_dir, &*runtimes);
-  if (!pack) return Fail(pack.error().message());
-  std::vector<std::string> problems;
-  std::vector<const envs::RuntimeDefinition*> selected;
-  if (runtime_name) {
-    auto runtime = runtimes->Find(*runtime_name);
-    if (!runtime) return Fail(runtime.error().message());
-    if (!(*runtime)->environment) {
-      std::printf("%s/%s: the runtime has no environment\n", pack_ref.c_str(),
-                  (*runtime)->name.c_str());
-      return 0;
-    }
-    selected.push_back(*runtime);
-  } else {
-    selected = RuntimesWithEnvironment(*pack, *runtimes, &problems);
-  }
-  for (const std::string& problem : problems)
+  for (const std::string& problem : report->problems)
     std::fprintf(stderr, "packvisor: %s\n", problem.c_str());
-  int failures = SetUpEnvironments(config, *pack, selected,
-                                   force ? envs::Rebuild::kAlways : envs::Rebuild::kWhenNeeded);
-  return failures == 0 && problems.empty() ? 0 : 1;
+  for (const EnvironmentOutcome& outcome : report->environments) {
+    if (outcome.status == "none") {
+      std::printf("%s/%s: the runtime has no environment\n", pack_ref.c_str(),
+                  outcome.runtime.c_str());
+    } else if (outcome.status == "failed") {
+      std::fprintf(stderr, "packvisor: %s/%s: %s\n", pack_ref.c_str(), outcome.runtime.c_str(),
+                   outcome.error.c_str());
+    } else {
+      std::printf("%s/%s: %s (%s)\n", pack_ref.c_str(), outcome.runtime.c_str(),
+                  outcome.status.c_str(), outcome.path.c_str());
+    }
+  }
+  return report->ok() ? 0 : 1;
 }
 
 int RunEnvListCommand(const Config& config, bool json) {

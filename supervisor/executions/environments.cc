@@ -1,5 +1,6 @@
 #include "supervisor/executions/environments.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <set>
@@ -51,6 +52,61 @@ std::vector<const envs::RuntimeDefinition*> RuntimesWithEnvironment(
     if ((*runtime)->environment && seen.insert((*runtime)->name).second) used.push_back(*runtime);
   }
   return used;
+}
+
+bool PackEnvironmentsReport::ok() const {
+  if (!problems.empty()) return false;
+  for (const EnvironmentOutcome& outcome : environments) {
+    if (outcome.status == "failed") return false;
+  }
+  return true;
+}
+
+Result<PackEnvironmentsReport> SetUpPackEnvironments(const Config& config,
+                                                     const envs::RuntimeRegistry& runtimes,
+                                                     const std::string& pack_ref,
+                                                     const std::optional<std::string>& runtime_name,
+                                                     bool force) {
+  if (!IsValidPackRef(pack_ref)) {
+    return Error{0, "invalid pack ref '" + pack_ref + "'", ""};
+  }
+  PackEnvironmentsReport report;
+  report.pack_ref = pack_ref;
+  std::string pack_dir = config.packs_base_dir + "/" + pack_ref;
+  struct stat pack_st {};
+  if (stat(pack_dir.c_str(), &pack_st) != 0 || !S_ISDIR(pack_st.st_mode)) {
+    report.pack_found = false;
+    return report;
+  }
+  auto pack = LoadPack(pack_dir, &runtimes);
+  if (!pack) return pack.error();
+  std::vector<const envs::RuntimeDefinition*> selected;
+  if (runtime_name) {
+    auto runtime = runtimes.Find(*runtime_name);
+    if (!runtime) return runtime.error();
+    if (!(*runtime)->environment) {
+      report.environments.push_back({(*runtime)->name, "none", "", ""});
+      return report;
+    }
+    selected.push_back(*runtime);
+  } else {
+    selected = RuntimesWithEnvironment(*pack, runtimes, &report.problems);
+  }
+  if (selected.empty()) return report;
+  auto settings = EnvironmentSettingsForPack(config, pack->ref);
+  if (!settings) return settings.error();
+  envs::EnvironmentManager manager(std::move(*settings));
+  for (const envs::RuntimeDefinition* runtime : selected) {
+    auto lease = manager.Ensure(pack->ref, pack->dir, *runtime,
+                                force ? envs::Rebuild::kAlways : envs::Rebuild::kWhenNeeded);
+    if (!lease) {
+      report.environments.push_back({runtime->name, "failed", "", lease.error().message()});
+    } else {
+      report.environments.push_back(
+          {runtime->name, lease->built_now ? "built" : "ready", lease->host_dir, ""});
+    }
+  }
+  return report;
 }
 
 }  // namespace packvisor

@@ -1,0 +1,19 @@
+// The composition root: the one place that sees both adapters. `serve` goes to the daemon
+// (supervisor/server/), every other command to the command line (supervisor/cli/), which parses
+// argv for both.
+#include "generated/build_info.h"  // written at build time by cli/build_info.cmake
+#include "supervisor/cli/cli.h"
+#include "supervisor/server/daemon.h"
+
+namespace {
+
+int Serve(const packvisor::ServeArguments& arguments) {
+  return packvisor::RunServe(
+      packvisor::ServeOptions{arguments.config_path, arguments.socket, arguments.log_level});
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return packvisor::RunCli(argc, argv, {kPackvisorVersion, kPackvisorCommit}, &Serve);
+}

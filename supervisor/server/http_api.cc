@@ -1,0 +1,932 @@
+#include "supervisor/server/http_api.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <optional>
+#include <string_view>
+
+#include "supervisor/executions/environments.h"
+#include "supervisor/server/run_checks.h"
+
+namespace packvisor {
+
+struct HttpApi::Peer {
+  bool known = false;
+  pid_t pid = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+// One client connection. evhttp owns it; we hold a reference on its bufferevent (so that the
+// pointer stays a key until the sweep sees that evhttp let go of it).
+struct HttpApi::Connection {
+  bufferevent* bev = nullptr;
+  Peer peer;
+  bool refused = false;              // beyond server.max_connections: shut down at once
+  bool close_hooked = false;         // evhttp_connection_set_closecb done
+  std::shared_ptr<Pending> pending;  // the request we are holding on it, if any
+};
+
+// A request we answer later: ?wait=true, DELETE, an output stream, an environment build.
+struct HttpApi::Pending {
+  evhttp_request* req = nullptr;
+  bufferevent* bev = nullptr;  // its connection's key
+  bool streaming = false;      // evhttp_send_reply_start done
+  bool closed = false;         // the connection went away: req is detached, only to be freed
+  bool done = false;
+  std::string execution_id;
+  uint64_t token = 0;  // the scheduler subscription
+};
+
+namespace {
+
+constexpr int kHttpTooManyRequests = 429;
+
+const char* ReasonPhrase(int code) {
+  switch (code) {
+    case 200:
+      return "OK";
+    case 202:
+      return "Accepted";
+    case 400:
+      return "Bad Request";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Payload Too Large";
+    case 429:
+      return "Too Many Requests";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Internal Server Error";
+  }
+}
+
+std::string Dump(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+void SendJson(evhttp_request* req, int code, const nlohmann::json& body) {
+  evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+  evbuffer* out = evbuffer_new();
+  std::string text = Dump(body) + "\n";
+  evbuffer_add(out, text.data(), text.size());
+  evhttp_send_reply(req, code, ReasonPhrase(code), out);
+  evbuffer_free(out);
+}
+
+// The request body, and the body's bytes in libevent's buffer overwritten: it may hold secrets.
+// The caller wipes the returned text once parsed.
+std::string TakeBody(evhttp_request* req) {
+  evbuffer* in = evhttp_request_get_input_buffer(req);
+  size_t length = evbuffer_get_length(in);
+  std::string text;
+  if (length == 0) return text;
+  unsigned char* bytes = evbuffer_pullup(in, static_cast<ev_ssize_t>(length));
+  if (bytes == nullptr) return text;
+  text.assign(reinterpret_cast<const char*>(bytes), length);
+  explicit_bzero(bytes, length);
+  evbuffer_drain(in, length);
+  return text;
+}
+
+// The query string's value of `name`, or nullopt.
+std::optional<std::string> QueryValue(evhttp_request* req, const char* name) {
+  const evhttp_uri* uri = evhttp_request_get_evhttp_uri(req);
+  const char* query = uri != nullptr ? evhttp_uri_get_query(uri) : nullptr;
+  if (query == nullptr) return std::nullopt;
+  evkeyvalq params{};
+  if (evhttp_parse_query_str(query, &params) != 0) return std::nullopt;
+  std::optional<std::string> value;
+  if (const char* found = evhttp_find_header(&params, name)) value = found;
+  evhttp_clear_headers(&params);
+  return value;
+}
+
+bool WaitRequested(evhttp_request* req) {
+  auto wait = QueryValue(req, "wait");
+  return wait && (*wait == "true" || *wait == "1");
+}
+
+// A JSON body: nullopt with `error` set when it is not a JSON object.
+std::optional<nlohmann::json> ParseBodyObject(std::string& text, bool optional_body,
+                                              std::string* error) {
+  if (text.empty() && optional_body) return nlohmann::json::object();
+  nlohmann::json body = nlohmann::json::parse(text, nullptr, false);
+  explicit_bzero(text.data(), text.size());
+  if (body.is_discarded()) {
+    *error = "request body: not valid JSON";
+    return std::nullopt;
+  }
+  if (!body.is_object()) {
+    WipeJson(body);
+    *error = "request body: expected a JSON object";
+    return std::nullopt;
+  }
+  return body;
+}
+
+// Checks the top-level fields of `body` against `allowed`; the first unknown one is named.
+std::optional<std::string> UnknownField(const nlohmann::json& body,
+                                        std::initializer_list<std::string_view> allowed) {
+  for (const auto& [key, value] : body.items()) {
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+      return "request body: unknown field \"" + key + "\"";
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> PositiveNumber(const nlohmann::json& body, const char* field,
+                                          std::optional<double>* out) {
+  if (!body.contains(field) || body[field].is_null()) return std::nullopt;
+  const nlohmann::json& value = body[field];
+  if (!value.is_number() || !(value.get<double>() > 0) || !std::isfinite(value.get<double>())) {
+    return std::string("request body: \"") + field + "\" must be a number greater than 0";
+  }
+  *out = value.get<double>();
+  return std::nullopt;
+}
+
+std::optional<std::string> PositiveInteger(const nlohmann::json& body, const char* field,
+                                           std::optional<uint64_t>* out) {
+  if (!body.contains(field) || body[field].is_null()) return std::nullopt;
+  const nlohmann::json& value = body[field];
+  if (!value.is_number_integer() || value.get<int64_t>() <= 0) {
+    return std::string("request body: \"") + field + "\" must be an integer greater than 0";
+  }
+  *out = value.get<uint64_t>();
+  return std::nullopt;
+}
+
+std::optional<std::string> OptionalString(const nlohmann::json& body, const char* field,
+                                          std::string* out) {
+  if (!body.contains(field) || body[field].is_null()) return std::nullopt;
+  if (!body[field].is_string())
+    return std::string("request body: \"") + field + "\" must be a string";
+  *out = body[field].get<std::string>();
+  return std::nullopt;
+}
+
+// The body of POST /v1/executions as a RunRequest (secrets moved out of `body`).
+std::optional<std::string> RunRequestFrom(nlohmann::json& body, RunRequest* request) {
+  if (auto unknown =
+          UnknownField(body, {"action_ref", "parameters", "secrets", "timeout_seconds"})) {
+    return unknown;
+  }
+  if (!body.contains("action_ref")) return "request body: \"action_ref\" is required";
+  if (!body["action_ref"].is_string()) return "request body: \"action_ref\" must be a string";
+  request->action_ref = body["action_ref"].get<std::string>();
+  for (const char* field : {"parameters", "secrets"}) {
+    if (body.contains(field) && !body[field].is_null() && !body[field].is_object()) {
+      return std::string("request body: \"") + field + "\" must be a JSON object";
+    }
+  }
+  if (body.contains("parameters") && body["parameters"].is_object()) {
+    request->parameters = std::move(body["parameters"]);
+  }
+  if (body.contains("secrets") && body["secrets"].is_object()) {
+    request->secrets = std::move(body["secrets"]);
+  }
+  return PositiveNumber(body, "timeout_seconds", &request->timeout_seconds);
+}
+
+// The body of POST /v1/exec as a RawExecRequest.
+std::optional<std::string> RawRequestFrom(const nlohmann::json& body, RawExecRequest* request) {
+  if (auto unknown = UnknownField(body, {"argv", "pack_dir", "env_dir", "network",
+                                         "timeout_seconds", "memory_mb", "pids", "cpu_percent"})) {
+    return unknown;
+  }
+  if (!body.contains("argv")) return "request body: \"argv\" is required";
+  const nlohmann::json& argv = body["argv"];
+  if (!argv.is_array() || argv.empty()) {
+    return "request body: \"argv\" must be a non-empty array of strings";
+  }
+  for (const nlohmann::json& word : argv) {
+    if (!word.is_string()) return "request body: \"argv\" must be a non-empty array of strings";
+    request->command.push_back(word.get<std::string>());
+  }
+  if (auto e = OptionalString(body, "pack_dir", &request->pack_dir)) return e;
+  if (auto e = OptionalString(body, "env_dir", &request->env_dir)) return e;
+  if (auto e = OptionalString(body, "network", &request->network)) return e;
+  if (request->network != "none" && request->network != "host") {
+    return "request body: \"network\" must be \"none\" or \"host\"";
+  }
+  if (auto e = PositiveNumber(body, "timeout_seconds", &request->timeout_seconds)) return e;
+  if (auto e = PositiveInteger(body, "memory_mb", &request->memory_mb)) return e;
+  if (auto e = PositiveInteger(body, "pids", &request->pids)) return e;
+  return PositiveInteger(body, "cpu_percent", &request->cpu_percent);
+}
+
+std::string NdjsonLine(const nlohmann::json& value) { return Dump(value) + "\n"; }
+
+void SendChunk(evhttp_request* req, const std::string& text) {
+  evbuffer* out = evbuffer_new();
+  evbuffer_add(out, text.data(), text.size());
+  evhttp_send_reply_chunk(req, out);
+  evbuffer_free(out);
+}
+
+}  // namespace
+
+HttpApi::HttpApi(event_base* base, Scheduler& scheduler, ExecutionStore& store,
+                 ContextSource context)
+    : base_(base), scheduler_(scheduler), store_(store), context_(std::move(context)) {}
+
+HttpApi::~HttpApi() {
+  // Nothing may call back into this object any more: subscriptions first, then the builders.
+  for (auto& [req, pending] : pending_) {
+    if (pending->token != 0) scheduler_.Unsubscribe(pending->execution_id, pending->token);
+    pending->token = 0;
+  }
+  for (std::thread& builder : builders_) builder.join();
+  pending_.clear();  // evhttp_free below frees the requests still attached to connections
+  for (auto& [bev, connection] : connections_) connection->pending.reset();
+  if (sweep_event_ != nullptr) event_free(sweep_event_);
+  if (post_event_ != nullptr) event_free(post_event_);
+  if (http_ != nullptr) evhttp_free(http_);
+  for (auto& [bev, connection] : connections_) bufferevent_decref(bev);
+}
+
+Result<void> HttpApi::Start(unique_fd listening, const ServerConfig& server) {
+  post_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!post_fd_) return ErrnoError("eventfd", "the HTTP loop's wake-up");
+  post_event_ = event_new(base_, post_fd_.get(), EV_READ | EV_PERSIST, &HttpApi::OnPosted, this);
+  sweep_event_ = event_new(
+      base_, -1, EV_PERSIST,
+      [](evutil_socket_t, short, void* self) { static_cast<HttpApi*>(self)->SweepConnections(); },
+      this);
+  if (post_event_ == nullptr || sweep_event_ == nullptr || event_add(post_event_, nullptr) != 0) {
+    return Failure("start", "the HTTP loop", "libevent could not add an event");
+  }
+  struct timeval second {
+    1, 0
+  };
+  event_add(sweep_event_, &second);
+
+  http_ = evhttp_new(base_);
+  if (http_ == nullptr) return Failure("start", "the HTTP server", "evhttp_new failed");
+  evhttp_set_bevcb(http_, &HttpApi::NewConnection, this);
+  evhttp_set_gencb(http_, &HttpApi::OnRequest, this);
+  evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
+  // Answer 413 to a client still sending its too-large body instead of resetting it.
+  evhttp_set_flags(http_, EVHTTP_SERVER_LINGERING_CLOSE);
+  Configure(server);
+  bound_ = evhttp_accept_socket_with_handle(http_, listening.get());
+  if (bound_ == nullptr) return Failure("listen", server.socket, "evhttp could not accept on it");
+  listening.release();  // the bound socket closes it
+  return Ok{};
+}
+
+void HttpApi::Configure(const ServerConfig& server) {
+  server_ = server;
+  evhttp_set_max_body_size(http_, static_cast<ev_ssize_t>(server.max_body_bytes));
+  // libevent 2.1 has one deadline per connection, for reading a request and for writing an
+  // answer alike: the larger of the two keys (docs/server.md).
+  int64_t seconds = std::max(server.read_timeout_seconds, server.write_timeout_seconds);
+  struct timeval timeout {
+    static_cast<time_t>(seconds), 0
+  };
+  evhttp_set_timeout_tv(http_, &timeout);
+}
+
+void HttpApi::SetDraining() { draining_ = true; }
+
+void HttpApi::StopListening() {
+  if (bound_ != nullptr) evhttp_del_accept_socket(http_, bound_);
+  bound_ = nullptr;
+}
+
+bool HttpApi::Busy() const {
+  if (!pending_.empty()) return true;
+  for (const auto& [bev, connection] : connections_) {
+    bufferevent_event_cb event_cb = nullptr;
+    bufferevent_getcb(bev, nullptr, nullptr, &event_cb, nullptr);
+    if (event_cb != nullptr && evbuffer_get_length(bufferevent_get_output(bev)) > 0) return true;
+  }
+  return false;
+}
+
+void HttpApi::Post(std::function<void()> task) {
+  {
+    std::lock_guard lock(post_mutex_);
+    posted_.push_back(std::move(task));
+  }
+  uint64_t one = 1;
+  ssize_t written = write(post_fd_.get(), &one, sizeof(one));
+  (void)written;  // an eventfd write of 1 fails only at the counter's limit
+}
+
+void HttpApi::OnPosted(int fd, short, void* self) {
+  uint64_t count = 0;
+  ssize_t got = read(fd, &count, sizeof(count));
+  (void)got;  // EAGAIN: a spurious wake-up; the queue below is the truth
+  auto* api = static_cast<HttpApi*>(self);
+  std::vector<std::function<void()>> tasks;
+  {
+    std::lock_guard lock(api->post_mutex_);
+    tasks.swap(api->posted_);
+  }
+  for (auto& task : tasks) task();
+}
+
+// --- Connections -------------------------------------------------------------------------------
+
+bufferevent* HttpApi::NewConnection(event_base* base, void* self) {
+  auto* api = static_cast<HttpApi*>(self);
+  api->SweepConnections();
+  bufferevent* bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+  if (bev == nullptr) return nullptr;  // evhttp makes one of its own
+  bufferevent_incref(bev);
+  auto connection = std::make_unique<Connection>();
+  connection->bev = bev;
+  connection->refused = api->connections_.size() >= api->server_.max_connections;
+  api->connections_[bev] = std::move(connection);
+  // evhttp gives the bufferevent its socket after this returns: look at it on the next turn.
+  struct timeval now {
+    0, 0
+  };
+  auto* arg = new std::pair<HttpApi*, bufferevent*>(api, bev);
+  event_base_once(base, -1, EV_TIMEOUT, &HttpApi::OnAccepted, arg, &now);
+  return bev;
+}
+
+void HttpApi::OnAccepted(int, short, void* arg) {
+  auto* pair = static_cast<std::pair<HttpApi*, bufferevent*>*>(arg);
+  HttpApi* api = pair->first;
+  bufferevent* bev = pair->second;
+  delete pair;
+  api->Accepted(bev);
+}
+
+// Who is on the other end (SO_PEERCRED, read once per connection before any request of it is
+// served), and the connection cap.
+void HttpApi::Accepted(bufferevent* bev) {
+  auto it = connections_.find(bev);
+  if (it == connections_.end()) return;
+  Connection& connection = *it->second;
+  if (connection.peer.known) return;
+  int fd = bufferevent_getfd(bev);
+  struct ucred cred {};
+  socklen_t length = sizeof(cred);
+  if (fd >= 0 && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &length) == 0) {
+    connection.peer = Peer{true, cred.pid, cred.uid, cred.gid};
+  } else {
+    connection.refused = true;  // an unknown peer is nobody we allow
+  }
+  if (connection.refused && fd >= 0) {
+    ++rejected_["too_many_connections"];
+    spdlog::warn("refused a connection from uid {} (pid {}): server.max_connections ({}) reached",
+                 connection.peer.uid, connection.peer.pid, server_.max_connections);
+    shutdown(fd, SHUT_RDWR);
+  }
+}
+
+// Drops the connections evhttp has freed (it clears a bufferevent's callbacks when it lets go).
+void HttpApi::SweepConnections() {
+  for (auto it = connections_.begin(); it != connections_.end();) {
+    bufferevent_event_cb event_cb = nullptr;
+    bufferevent_getcb(it->first, nullptr, nullptr, &event_cb, nullptr);
+    if (event_cb == nullptr && it->second->pending == nullptr) {
+      bufferevent_decref(it->first);
+      it = connections_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void HttpApi::OnConnectionClosed(evhttp_connection* evcon, void* self) {
+  auto* api = static_cast<HttpApi*>(self);
+  auto it = api->connections_.find(evhttp_connection_get_bufferevent(evcon));
+  if (it == api->connections_.end() || it->second->pending == nullptr) return;
+  std::shared_ptr<Pending> pending = it->second->pending;
+  pending->closed = true;
+  if (pending->token != 0) api->scheduler_.Unsubscribe(pending->execution_id, pending->token);
+  pending->token = 0;
+  // evhttp detached the request from the connection; answering it now only frees it. An
+  // environment build still running answers (frees) it when it ends.
+  if (pending->execution_id.empty() && !pending->streaming) return;
+  api->Post([api, pending] { api->Release(pending); });
+}
+
+std::shared_ptr<HttpApi::Pending> HttpApi::Hold(evhttp_request* req) {
+  auto pending = std::make_shared<Pending>();
+  pending->req = req;
+  pending->bev = evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
+  pending_[req] = pending;
+  auto it = connections_.find(pending->bev);
+  if (it != connections_.end()) it->second->pending = pending;
+  return pending;
+}
+
+// Ends a held request (an empty 500 if nothing was sent: only when the connection is gone).
+void HttpApi::Release(const std::shared_ptr<Pending>& pending) {
+  if (pending->done) return;
+  pending->done = true;
+  if (pending->token != 0) scheduler_.Unsubscribe(pending->execution_id, pending->token);
+  pending->token = 0;
+  if (pending->streaming) {
+    evhttp_send_reply_end(pending->req);
+  } else if (pending->closed) {
+    evhttp_send_reply(pending->req, 500, "Internal Server Error", nullptr);
+  }
+  pending_.erase(pending->req);
+  auto it = connections_.find(pending->bev);
+  if (it != connections_.end() && it->second->pending == pending) it->second->pending.reset();
+}
+
+// --- Requests ----------------------------------------------------------------------------------
+
+void HttpApi::OnRequest(evhttp_request* req, void* self) {
+  static_cast<HttpApi*>(self)->Handle(req);
+}
+
+void HttpApi::Reject(evhttp_request* req, int code, const std::string& reason,
+                     const std::string& message) {
+  if (!reason.empty()) ++rejected_[reason];
+  SendJson(req, code, {{"error", message}});
+}
+
+void HttpApi::Handle(evhttp_request* req) {
+  evhttp_connection* evcon = evhttp_request_get_connection(req);
+  bufferevent* bev = evhttp_connection_get_bufferevent(evcon);
+  Accepted(bev);  // the creds, if the request came before the connection's first turn
+  auto it = connections_.find(bev);
+  if (it == connections_.end() || !it->second->peer.known || it->second->refused) {
+    std::string body = TakeBody(req);
+    explicit_bzero(body.data(), body.size());
+    Reject(req, 503, "", "the connection could not be identified or is over the cap");
+    return;
+  }
+  Connection& connection = *it->second;
+  if (!connection.close_hooked) {
+    evhttp_connection_set_closecb(evcon, &HttpApi::OnConnectionClosed, this);
+    connection.close_hooked = true;
+  }
+  const Peer peer = connection.peer;
+
+  const evhttp_uri* uri = evhttp_request_get_evhttp_uri(req);
+  std::string path =
+      uri != nullptr && evhttp_uri_get_path(uri) != nullptr ? evhttp_uri_get_path(uri) : "";
+  evhttp_cmd_type method = evhttp_request_get_command(req);
+
+  bool allowed = peer.uid == 0 ||
+                 std::find(server_.allowed_uids.begin(), server_.allowed_uids.end(), peer.uid) !=
+                     server_.allowed_uids.end() ||
+                 std::find(server_.allowed_gids.begin(), server_.allowed_gids.end(), peer.gid) !=
+                     server_.allowed_gids.end();
+  if (!allowed) {
+    std::string body = TakeBody(req);
+    explicit_bzero(body.data(), body.size());
+    spdlog::warn(
+        "refused {} {} from uid {} gid {} (pid {}): not in server.allowed_uids or "
+        "server.allowed_gids",
+        method == EVHTTP_REQ_GET    ? "GET"
+        : method == EVHTTP_REQ_POST ? "POST"
+                                    : "DELETE",
+        path, peer.uid, peer.gid, peer.pid);
+    Reject(req, 403, "forbidden",
+           "uid " + std::to_string(peer.uid) +
+               " is not allowed (server.allowed_uids, server.allowed_gids)");
+    return;
+  }
+
+  auto method_not_allowed = [&] {
+    std::string body = TakeBody(req);
+    explicit_bzero(body.data(), body.size());
+    Reject(req, 405, "method_not_allowed", "method not allowed on " + path);
+  };
+  constexpr std::string_view kExecutions = "/v1/executions/";
+  constexpr std::string_view kEnvs = "/v1/envs/";
+  if (path == "/v1/executions") {
+    if (method == EVHTTP_REQ_POST) return PostExecution(req, peer, false, WaitRequested(req));
+    if (method == EVHTTP_REQ_GET) return ListExecutions(req);
+    return method_not_allowed();
+  }
+  if (path == "/v1/exec") {
+    if (method != EVHTTP_REQ_POST) return method_not_allowed();
+    if (peer.uid != 0) {
+      std::string body = TakeBody(req);
+      explicit_bzero(body.data(), body.size());
+      spdlog::warn("refused POST /v1/exec from uid {} (pid {}): raw commands are root's only",
+                   peer.uid, peer.pid);
+      return Reject(req, 403, "forbidden",
+                    "uid " + std::to_string(peer.uid) +
+                        " is not allowed to run raw commands "
+                        "(POST /v1/exec is root's only)");
+    }
+    return PostExecution(req, peer, true, WaitRequested(req));
+  }
+  if (path.rfind(kExecutions, 0) == 0) {
+    std::string rest = path.substr(kExecutions.size());
+    bool output = false;
+    if (rest.size() > 7 && rest.compare(rest.size() - 7, 7, "/output") == 0) {
+      rest.resize(rest.size() - 7);
+      output = true;
+    }
+    if (rest.empty() || rest.find('/') != std::string::npos) {
+      return Reject(req, 404, "not_found", "no route " + path);
+    }
+    if (output) {
+      if (method != EVHTTP_REQ_GET) return method_not_allowed();
+      return StreamOutput(req, rest);
+    }
+    if (method == EVHTTP_REQ_GET) return GetExecution(req, rest);
+    if (method == EVHTTP_REQ_DELETE) return CancelExecution(req, rest);
+    return method_not_allowed();
+  }
+  if (path.rfind(kEnvs, 0) == 0) {
+    if (method != EVHTTP_REQ_POST) return method_not_allowed();
+    return BuildEnvironments(req, path.substr(kEnvs.size()));
+  }
+  if (path == "/v1/health") {
+    if (method != EVHTTP_REQ_GET) return method_not_allowed();
+    return Health(req);
+  }
+  if (path == "/metrics") {
+    if (method != EVHTTP_REQ_GET) return method_not_allowed();
+    return Metrics(req);
+  }
+  std::string body = TakeBody(req);
+  explicit_bzero(body.data(), body.size());
+  Reject(req, 404, "not_found", "no route " + path);
+}
+
+void HttpApi::PostExecution(evhttp_request* req, const Peer& peer, bool raw, bool wait) {
+  std::string text = TakeBody(req);
+  if (draining_) {
+    explicit_bzero(text.data(), text.size());
+    return Reject(req, 503, "draining", "the supervisor is shutting down (draining)");
+  }
+  std::string error;
+  std::optional<nlohmann::json> body = ParseBodyObject(text, false, &error);
+  if (!body) return Reject(req, 400, "bad_request", error);
+  std::shared_ptr<const ServingContext> context = context_();
+  Job job;
+  job.submitted_by = peer.uid;
+  std::optional<std::string> invalid;
+  if (raw) {
+    RawExecRequest request;
+    invalid = RawRequestFrom(*body, &request);
+    job.request = std::move(request);
+  } else {
+    RunRequest request;
+    invalid = RunRequestFrom(*body, &request);
+    if (!invalid) {
+      // 404 (unknown pack or action) and 400 (what `run` would reject) before accepting.
+      if (auto refused = CheckRunBeforeAccepting(context->Context(), request)) {
+        WipeJson(request.secrets);
+        WipeJson(*body);
+        return Reject(req, refused->code, refused->code == 404 ? "not_found" : "bad_request",
+                      refused->message);
+      }
+    }
+    job.request = std::move(request);
+  }
+  WipeJson(*body);
+  if (invalid) {
+    if (auto* run = std::get_if<RunRequest>(&job.request)) WipeJson(run->secrets);
+    return Reject(req, 400, "bad_request", *invalid);
+  }
+  auto submitted = scheduler_.Submit(std::move(context), std::move(job));
+  if (!submitted) {
+    spdlog::error("accepting an execution: {}", submitted.error().message());
+    return Reject(req, 500, "", "could not record the execution: " + submitted.error().message());
+  }
+  if (submitted->refusal == Scheduler::Refusal::kDraining) {
+    return Reject(req, 503, "draining", "the supervisor is shutting down (draining)");
+  }
+  if (submitted->refusal == Scheduler::Refusal::kQueueFull) {
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+    return Reject(
+        req, kHttpTooManyRequests, "queue_full",
+        "the queue is full (server.max_queued = " + std::to_string(server_.max_queued) + ")");
+  }
+  const std::string& id = submitted->execution_id;
+  spdlog::info("accepted execution {} ({}) from uid {}", id, raw ? "raw exec" : "action", peer.uid);
+  if (wait) return AnswerWithResult(req, id, 200);
+  evhttp_add_header(evhttp_request_get_output_headers(req), "Location",
+                    ("/v1/executions/" + id).c_str());
+  SendJson(req, 202, {{"execution_id", id}, {"status", "queued"}});
+}
+
+void HttpApi::AnswerWithResult(evhttp_request* req, const std::string& id, int code) {
+  std::shared_ptr<Pending> pending = Hold(req);
+  pending->execution_id = id;
+  pending->token = scheduler_.Subscribe(id, false, [this, pending, code](const ExecutionEvent& e) {
+    if (e.kind != ExecutionEvent::Kind::kResult) return;
+    Post([this, pending, code, result = e.result] {
+      if (pending->done) return;
+      pending->token = 0;  // the scheduler dropped it with the result
+      if (!pending->closed) {
+        SendJson(pending->req, code, result);
+        pending->done = true;
+        pending_.erase(pending->req);
+        auto it = connections_.find(pending->bev);
+        if (it != connections_.end() && it->second->pending == pending) {
+          it->second->pending.reset();
+        }
+        return;
+      }
+      Release(pending);
+    });
+  });
+  if (pending->token != 0) return;
+  // Already finished: the store has it.
+  auto record = store_.Get(id);
+  pending->done = true;
+  pending_.erase(req);
+  auto it = connections_.find(pending->bev);
+  if (it != connections_.end()) it->second->pending.reset();
+  if (!record || !*record) return Reject(req, 404, "not_found", "no execution " + id);
+  SendJson(req, code, (*record)->result.is_null() ? (*record)->ToJson() : (*record)->result);
+}
+
+void HttpApi::GetExecution(evhttp_request* req, const std::string& id) {
+  if (auto live = scheduler_.LiveStatus(id)) return SendJson(req, 200, *live);
+  auto record = store_.Get(id);
+  if (!record) {
+    spdlog::error("reading execution {}: {}", id, record.error().message());
+    return Reject(req, 500, "", "could not read the execution record");
+  }
+  if (!*record) return Reject(req, 404, "not_found", "no execution " + id);
+  const ExecutionRecord& r = **record;
+  if (!r.result.is_null()) return SendJson(req, 200, r.result);
+  nlohmann::json so_far = {{"execution_id", r.execution_id},
+                           {"action_ref", r.action_ref},
+                           {"status", r.status},
+                           {"submitted_at", Rfc3339(r.submitted_at_ms)}};
+  if (r.started_at_ms != 0) so_far["started_at"] = Rfc3339(r.started_at_ms);
+  SendJson(req, 200, so_far);
+}
+
+void HttpApi::StreamOutput(evhttp_request* req, const std::string& id) {
+  auto start = [this, req] {
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "application/x-ndjson");
+    evhttp_send_reply_start(req, 200, "OK");
+    // evhttp watches a streaming connection for the client closing it, under the connection's
+    // deadline: a stream that is quiet for longer (an action thinking) would be cut. Reading gets
+    // no deadline now; writing keeps its own (a client that stops reading is still cut off).
+    struct timeval write_deadline {
+      static_cast<time_t>(server_.write_timeout_seconds), 0
+    };
+    bufferevent_set_timeouts(evhttp_connection_get_bufferevent(evhttp_request_get_connection(req)),
+                             nullptr, &write_deadline);
+  };
+  if (scheduler_.LiveStatus(id)) {
+    std::shared_ptr<Pending> pending = Hold(req);
+    pending->execution_id = id;
+    pending->streaming = true;
+    start();
+    pending->token = scheduler_.Subscribe(id, true, [this, pending](const ExecutionEvent& e) {
+      Post([this, pending, e] {
+        if (pending->done || pending->closed) return;
+        if (e.kind == ExecutionEvent::Kind::kResult) {
+          pending->token = 0;
+          SendChunk(pending->req, NdjsonLine({{"result", e.result}}));
+          Release(pending);
+          return;
+        }
+        SendChunk(
+            pending->req,
+            NdjsonLine({{"stream", e.kind == ExecutionEvent::Kind::kStdout ? "stdout" : "stderr"},
+                        {"data", e.data}}));
+      });
+    });
+    if (pending->token != 0) return;
+    // It ended between the two calls: answer from the store below.
+    pending->done = true;
+    pending_.erase(req);
+    auto it = connections_.find(pending->bev);
+    if (it != connections_.end()) it->second->pending.reset();
+    auto record = store_.Get(id);
+    if (record && *record) {
+      const nlohmann::json& result = (*record)->result;
+      SendChunk(req, NdjsonLine({{"stream", "stdout"}, {"data", result.value("stdout", "")}}));
+      SendChunk(req, NdjsonLine({{"stream", "stderr"}, {"data", result.value("stderr", "")}}));
+      SendChunk(req, NdjsonLine({{"result", result}}));
+    }
+    evhttp_send_reply_end(req);
+    return;
+  }
+  auto record = store_.Get(id);
+  if (!record || !*record) return Reject(req, 404, "not_found", "no execution " + id);
+  nlohmann::json result = (*record)->result.is_null() ? (*record)->ToJson() : (*record)->result;
+  start();
+  SendChunk(req, NdjsonLine({{"stream", "stdout"}, {"data", result.value("stdout", "")}}));
+  SendChunk(req, NdjsonLine({{"stream", "stderr"}, {"data", result.value("stderr", "")}}));
+  SendChunk(req, NdjsonLine({{"result", result}}));
+  evhttp_send_reply_end(req);
+}
+
+void HttpApi::CancelExecution(evhttp_request* req, const std::string& id) {
+  std::string final_status;
+  switch (scheduler_.Cancel(id, &final_status)) {
+    case Scheduler::CancelOutcome::kNotFound:
+      return Reject(req, 404, "not_found", "no execution " + id);
+    case Scheduler::CancelOutcome::kAlreadyFinal:
+      return Reject(req, 409, "conflict",
+                    "execution " + id + " has already ended: " + final_status);
+    case Scheduler::CancelOutcome::kCancelling:
+      spdlog::info("cancelling execution {}", id);
+      return AnswerWithResult(req, id, 200);
+  }
+}
+
+void HttpApi::ListExecutions(evhttp_request* req) {
+  auto status = QueryValue(req, "status");
+  auto action_ref = QueryValue(req, "action_ref");
+  size_t limit = 100;
+  if (auto text = QueryValue(req, "limit")) {
+    char* end = nullptr;
+    long value = std::strtol(text->c_str(), &end, 10);
+    if (text->empty() || *end != '\0' || value < 1 || value > 1000) {
+      return Reject(req, 400, "bad_request", "query: \"limit\" must be an integer from 1 to 1000");
+    }
+    limit = static_cast<size_t>(value);
+  }
+  auto records = store_.List();
+  if (!records) {
+    spdlog::error("listing executions: {}", records.error().message());
+    return Reject(req, 500, "", "could not list the executions");
+  }
+  nlohmann::json rows = nlohmann::json::array();
+  for (const ExecutionRecord& record : *records) {
+    if (rows.size() >= limit) break;
+    if (status && record.status != *status) continue;
+    if (action_ref && record.action_ref != *action_ref) continue;
+    nlohmann::json row = {{"execution_id", record.execution_id},
+                          {"action_ref", record.action_ref},
+                          {"status", record.status},
+                          {"submitted_at", Rfc3339(record.submitted_at_ms)}};
+    if (record.finished_at_ms != 0) row["finished_at"] = Rfc3339(record.finished_at_ms);
+    rows.push_back(std::move(row));
+  }
+  SendJson(req, 200, {{"executions", std::move(rows)}});
+}
+
+void HttpApi::BuildEnvironments(evhttp_request* req, const std::string& pack_ref) {
+  std::string text = TakeBody(req);
+  if (draining_) return Reject(req, 503, "draining", "the supervisor is shutting down (draining)");
+  std::string error;
+  std::optional<nlohmann::json> body = ParseBodyObject(text, true, &error);
+  if (!body) return Reject(req, 400, "bad_request", error);
+  if (auto unknown = UnknownField(*body, {"runtime", "force"})) {
+    return Reject(req, 400, "bad_request", *unknown);
+  }
+  std::optional<std::string> runtime;
+  if (body->contains("runtime") && !(*body)["runtime"].is_null()) {
+    if (!(*body)["runtime"].is_string()) {
+      return Reject(req, 400, "bad_request", "request body: \"runtime\" must be a string");
+    }
+    runtime = (*body)["runtime"].get<std::string>();
+  }
+  bool force = false;
+  if (body->contains("force") && !(*body)["force"].is_null()) {
+    if (!(*body)["force"].is_boolean()) {
+      return Reject(req, 400, "bad_request", "request body: \"force\" must be true or false");
+    }
+    force = (*body)["force"].get<bool>();
+  }
+  std::shared_ptr<Pending> pending = Hold(req);
+  std::shared_ptr<const ServingContext> context = context_();
+  spdlog::info("building the environments of pack {}", pack_ref);
+  builders_.emplace_back([this, pending, context, pack_ref, runtime, force] {
+    auto report =
+        SetUpPackEnvironments(context->config, context->runtimes, pack_ref, runtime, force);
+    Post([this, pending, report = std::move(report), pack_ref] {
+      if (pending->done) return;
+      pending->done = true;
+      pending_.erase(pending->req);
+      auto it = connections_.find(pending->bev);
+      if (it != connections_.end() && it->second->pending == pending) it->second->pending.reset();
+      evhttp_request* r = pending->req;
+      if (!report) {
+        ++env_builds_["failed"];
+        return Reject(r, 500, "", report.error().message());
+      }
+      if (!report->pack_found) {
+        return Reject(r, 404, "not_found",
+                      "pack '" + pack_ref + "' not found in " + context_()->config.packs_base_dir);
+      }
+      nlohmann::json environments = nlohmann::json::array();
+      std::string first_failure;
+      for (const EnvironmentOutcome& outcome : report->environments) {
+        nlohmann::json row = {{"runtime", outcome.runtime}, {"status", outcome.status}};
+        if (!outcome.path.empty()) row["path"] = outcome.path;
+        if (!outcome.error.empty()) row["error"] = outcome.error;
+        if (outcome.status != "none") ++env_builds_[outcome.status];
+        if (outcome.status == "failed" && first_failure.empty()) {
+          first_failure = pack_ref + "/" + outcome.runtime + ": " + outcome.error;
+        }
+        environments.push_back(std::move(row));
+      }
+      if (first_failure.empty() && !report->problems.empty()) first_failure = report->problems[0];
+      nlohmann::json answer = {{"pack", pack_ref}, {"environments", std::move(environments)}};
+      if (!first_failure.empty()) {
+        answer["error"] = first_failure;
+        return SendJson(r, 500, answer);
+      }
+      SendJson(r, 200, answer);
+    });
+  });
+}
+
+void HttpApi::Health(evhttp_request* req) {
+  SchedulerStats stats = scheduler_.Stats();
+  SendJson(req, 200,
+           {{"status", draining_ ? "draining" : "ok"},
+            {"running", stats.running},
+            {"queued", stats.queued}});
+}
+
+void HttpApi::Metrics(evhttp_request* req) {
+  SchedulerStats stats = scheduler_.Stats();
+  std::string text;
+  auto line = [&text](const std::string& name, const std::string& labels, double value) {
+    char number[64];
+    std::snprintf(number, sizeof(number), "%.17g", value);
+    text += name + (labels.empty() ? "" : "{" + labels + "}") + " " + number + "\n";
+  };
+  text +=
+      "# HELP packvisor_executions_total Executions that ended, by status.\n"
+      "# TYPE packvisor_executions_total counter\n";
+  std::map<std::string, uint64_t> by_status = stats.finished_by_status;
+  for (const char* status :
+       {"succeeded", "failed", "timed_out", "cancelled", "setup_failed", "rejected"}) {
+    by_status.emplace(status, 0);
+  }
+  for (const auto& [status, count] : by_status) {
+    line("packvisor_executions_total", "status=\"" + status + "\"", static_cast<double>(count));
+  }
+  text +=
+      "# HELP packvisor_queue_depth Executions accepted and waiting for a slot.\n"
+      "# TYPE packvisor_queue_depth gauge\n";
+  line("packvisor_queue_depth", "", static_cast<double>(stats.queued));
+  text +=
+      "# HELP packvisor_executions_running Executions running now.\n"
+      "# TYPE packvisor_executions_running gauge\n";
+  line("packvisor_executions_running", "", static_cast<double>(stats.running));
+  text +=
+      "# HELP packvisor_launch_latency_seconds From accepting an execution to starting its "
+      "launch.\n"
+      "# TYPE packvisor_launch_latency_seconds histogram\n";
+  for (size_t i = 0; i < stats.latency_bounds.size(); ++i) {
+    char bound[32];
+    std::snprintf(bound, sizeof(bound), "%g", stats.latency_bounds[i]);
+    line("packvisor_launch_latency_seconds_bucket", std::string("le=\"") + bound + "\"",
+         static_cast<double>(stats.latency_counts[i]));
+  }
+  line("packvisor_launch_latency_seconds_bucket", "le=\"+Inf\"",
+       static_cast<double>(stats.latency_count));
+  line("packvisor_launch_latency_seconds_sum", "", stats.latency_sum);
+  line("packvisor_launch_latency_seconds_count", "", static_cast<double>(stats.latency_count));
+  text +=
+      "# HELP packvisor_env_builds_total Environments set up through the API, by result.\n"
+      "# TYPE packvisor_env_builds_total counter\n";
+  std::map<std::string, uint64_t> builds = env_builds_;
+  for (const char* result : {"built", "ready", "failed"}) builds.emplace(result, 0);
+  for (const auto& [result, count] : builds) {
+    line("packvisor_env_builds_total", "result=\"" + result + "\"", static_cast<double>(count));
+  }
+  text +=
+      "# HELP packvisor_requests_rejected_total Requests refused, by reason.\n"
+      "# TYPE packvisor_requests_rejected_total counter\n";
+  std::map<std::string, uint64_t> rejected = rejected_;
+  for (const char* reason : {"forbidden", "bad_request", "not_found", "queue_full", "draining",
+                             "too_many_connections", "conflict", "method_not_allowed"}) {
+    rejected.emplace(reason, 0);
+  }
+  for (const auto& [reason, count] : rejected) {
+    line("packvisor_requests_rejected_total", "reason=\"" + reason + "\"",
+         static_cast<double>(count));
+  }
+  evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                    "text/plain; version=0.0.4");
+  evbuffer* out = evbuffer_new();
+  evbuffer_add(out, text.data(), text.size());
+  evhttp_send_reply(req, 200, "OK", out);
+  evbuffer_free(out);
+}
+
+}  // namespace packvisor

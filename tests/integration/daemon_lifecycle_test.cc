@@ -1,0 +1,249 @@
+// The daemon's lifecycle against a real `packvisor serve` (issue 12, "Done when"): cancel kills
+// the sandbox's whole tree and leaves no process or cgroup; SIGTERM drains; SIGHUP with a bad
+// configuration keeps the old one; SIGKILL with executions running, then a restart, reports them
+// `abandoned` and leaves nothing on the host; secrets appear in no log, state file, GET body or
+// the daemon's environ.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "tests/support/cgroup_fixtures.h"
+#include "tests/support/daemon_fixture.h"
+
+namespace packvisor::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+
+// Waits for /pack/gate-GATE (see daemon_api_test.cc); MARKER names a background child (a tree to
+// kill) that also waits.
+constexpr char kTreeScript[] =
+    "doc=$(cat)\n"
+    "field() { printf '%s' \"$doc\" | sed -n \"s/.*\\\"$1\\\": *\\\"\\([^\\\"]*\\)\\\".*/\\1/p\"; "
+    "}\n"
+    "gate=/pack/gate-$(field gate); marker=$(field marker)\n"
+    "sh -c \"while [ ! -e $gate ]; do sleep 0.02; done; : $marker\" &\n"
+    "echo started\n"
+    "while [ ! -e \"$gate\" ]; do sleep 0.02; done\n"
+    "echo finished\n";
+
+class DaemonLifecycleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    world_.WriteSimpleAction("life", "tree", "shell", "tree.sh", kTreeScript,
+                             "parameters:\n  gate: {type: string, required: true}\n"
+                             "  marker: {type: string, required: true}\n");
+    world_.WriteSimpleAction("life", "hello", "shell", "hello.sh", "echo hello\n");
+  }
+  std::string Toml(const std::string& server = "") const {
+    return "[execution]\nkill_grace_seconds = 1\n[sandbox]\ncgroup_parent = \"" + cgroup_.name() +
+           "\"\n[server]\n" + server;
+  }
+  void OpenGate(const std::string& gate) const { world_.WriteFile("packs/life/gate-" + gate, ""); }
+  // Submits life.tree and waits until its background child runs; returns the execution id.
+  std::string StartTree(const DaemonUnderTest& daemon, const std::string& gate,
+                        const std::string& marker) {
+    HttpResponse r =
+        SubmitAction(daemon.socket(), "life.tree", {{"gate", gate}, {"marker", marker}});
+    EXPECT_EQ(r.status, 202) << r.body;
+    if (r.status != 202) return "";
+    EXPECT_TRUE(WaitUntil([&] { return !ProcessesWithMarker(marker).empty(); }, 30000))
+        << "the action's tree never started; daemon log:\n"
+        << daemon.Log();
+    return r.Json()["execution_id"];
+  }
+  // The final result, read from the end of the execution's output stream (it ends with it).
+  nlohmann::json Result(const DaemonUnderTest& daemon, const std::string& id) {
+    HttpResponse r = HttpGet(daemon.socket(), "/v1/executions/" + id + "/output");
+    std::vector<std::string> lines = Lines(r.body);
+    if (r.status != 200 || lines.empty()) return {{"status", "HTTP " + std::to_string(r.status)}};
+    return nlohmann::json::parse(lines.back())["result"];
+  }
+  std::string Status(const DaemonUnderTest& daemon, const std::string& id) {
+    HttpResponse r = HttpGet(daemon.socket(), "/v1/executions/" + id);
+    return r.status == 200 ? r.Json().value("status", "") : "HTTP " + std::to_string(r.status);
+  }
+  void ExpectNothingLeft(const std::string& marker) {
+    std::vector<pid_t> left = WaitForNoProcessesWithMarker(marker, 10000);
+    EXPECT_THAT(left, IsEmpty()) << "processes of the sandbox survived";
+    for (pid_t pid : left) kill(pid, SIGKILL);
+    EXPECT_TRUE(WaitUntil([&] { return cgroup_.Children().empty(); }, 10000))
+        << "cgroups left: " << JoinLines(cgroup_.Children());
+  }
+  RunWorld world_;
+  ScopedCgroupParent cgroup_;
+};
+
+TEST_F(DaemonLifecycleTest, CancelKillsTheTreeAndLeavesNoProcessOrCgroup) {
+  DaemonUnderTest daemon(world_, Toml());
+  std::string marker = UniqueMarker("cancel");
+  std::string id = StartTree(daemon, "never", marker);
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(Status(daemon, id), "running");
+  HttpResponse cancelled = HttpDelete(daemon.socket(), "/v1/executions/" + id);
+  ASSERT_EQ(cancelled.status, 200) << cancelled.body;
+  EXPECT_EQ(cancelled.Json()["status"], "cancelled") << cancelled.body;
+  EXPECT_EQ(cancelled.Json()["stdout"], "started\n");
+  ExpectNothingLeft(marker);
+  EXPECT_EQ(Status(daemon, id), "cancelled");
+  HttpResponse again = HttpDelete(daemon.socket(), "/v1/executions/" + id);
+  EXPECT_EQ(again.status, 409);
+  EXPECT_THAT(again.Json()["error"].get<std::string>(), HasSubstr("cancelled"));
+}
+
+TEST_F(DaemonLifecycleTest, CancelOfAQueuedExecutionRemovesItFromTheQueue) {
+  DaemonUnderTest daemon(world_, Toml("max_concurrent = 1\n"));
+  std::string marker = UniqueMarker("queued");
+  std::string running = StartTree(daemon, "q", marker);
+  HttpResponse queued = SubmitAction(daemon.socket(), "life.hello");
+  ASSERT_EQ(queued.status, 202);
+  std::string id = queued.Json()["execution_id"];
+  EXPECT_EQ(Status(daemon, id), "queued");
+  HttpResponse cancelled = HttpDelete(daemon.socket(), "/v1/executions/" + id);
+  ASSERT_EQ(cancelled.status, 200) << cancelled.body;
+  EXPECT_EQ(cancelled.Json()["status"], "cancelled");
+  EXPECT_EQ(HttpGet(daemon.socket(), "/v1/health").Json()["queued"], 0);
+  OpenGate("q");
+  EXPECT_EQ(Result(daemon, running)["status"], "succeeded");
+  ExpectNothingLeft(marker);
+  EXPECT_EQ(Status(daemon, id), "cancelled");
+}
+
+TEST_F(DaemonLifecycleTest, SigtermRefusesNewWorkWaitsForRunningAndExitsZero) {
+  DaemonUnderTest daemon(world_, Toml("drain_seconds = 300\n"));
+  std::string marker = UniqueMarker("drain");
+  std::string id = StartTree(daemon, "drain", marker);
+  ASSERT_FALSE(id.empty());
+  daemon.Signal(SIGTERM);
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return HttpGet(daemon.socket(), "/v1/health").body.find("draining") != std::string::npos;
+      },
+      30000));
+  HttpResponse refused = SubmitAction(daemon.socket(), "life.hello");
+  EXPECT_EQ(refused.status, 503) << refused.body;
+  EXPECT_EQ(Status(daemon, id), "running") << "draining waits for running executions";
+  OpenGate("drain");
+  EXPECT_EQ(daemon.Wait(), 0) << daemon.Log();
+  ExpectNothingLeft(marker);
+  // The result was kept: a new daemon answers for it.
+  ASSERT_TRUE(daemon.Start());
+  EXPECT_EQ(Status(daemon, id), "succeeded");
+}
+
+TEST_F(DaemonLifecycleTest, SigtermCancelsWhatOutlivesDrainSeconds) {
+  DaemonUnderTest daemon(world_, Toml("drain_seconds = 1\n"));
+  std::string marker = UniqueMarker("drain-deadline");
+  std::string id = StartTree(daemon, "never", marker);
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.Log();
+  ExpectNothingLeft(marker);
+  ASSERT_TRUE(daemon.Start());
+  EXPECT_EQ(Status(daemon, id), "cancelled");
+}
+
+TEST_F(DaemonLifecycleTest, SighupWithABadConfigKeepsTheOldOne) {
+  DaemonUnderTest daemon(world_, Toml());
+  std::string good = ReadFileOrEmpty(world_.ConfigPath());
+  world_.WriteFile("packvisor.toml", good + "\nthis is not toml = = =\n");
+  daemon.Signal(SIGHUP);
+  ASSERT_TRUE(WaitUntil([&] { return daemon.Log().find("refused") != std::string::npos; }, 30000))
+      << daemon.Log();
+  HttpResponse r = SubmitAction(daemon.socket(), "life.hello", nlohmann::json::object(), true);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json()["stdout"], "hello\n");
+
+  // A good one is taken: packs_base_dir moves to a tree where life.hello says something else.
+  world_.WriteFile("other/life/pack.yaml", "ref: life\nversion: 1.0.0\ndescription: other\n");
+  world_.WriteFile("other/life/actions/hello.yaml",
+                   "name: hello\nrunner_type: shell\nentry_point: hello.sh\n");
+  world_.WriteFile("other/life/actions/hello.sh", "echo reloaded\n");
+  std::string moved = good;
+  moved.replace(moved.find(world_.PacksDir()), world_.PacksDir().size(), world_.Path("other"));
+  world_.WriteFile("packvisor.toml", moved);
+  daemon.Signal(SIGHUP);
+  ASSERT_TRUE(
+      WaitUntil([&] { return daemon.Log().find("reloaded from") != std::string::npos; }, 30000))
+      << daemon.Log();
+  r = SubmitAction(daemon.socket(), "life.hello", nlohmann::json::object(), true);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json()["stdout"], "reloaded\n");
+}
+
+TEST_F(DaemonLifecycleTest, SigkillThenRestartReportsAbandonedAndLeavesNothing) {
+  std::vector<std::string> mounts_before = HostMountsOutsideTestScratch();
+  DaemonUnderTest daemon(world_, Toml("max_concurrent = 1\n"));
+  std::string marker = UniqueMarker("killed");
+  std::string running = StartTree(daemon, "never", marker);
+  ASSERT_FALSE(running.empty());
+  HttpResponse queued = SubmitAction(daemon.socket(), "life.hello");
+  ASSERT_EQ(queued.status, 202);
+  std::string queued_id = queued.Json()["execution_id"];
+  EXPECT_EQ(daemon.Stop(SIGKILL), 128 + SIGKILL);
+
+  ASSERT_TRUE(daemon.Start());
+  for (const std::string& id : {running, queued_id}) {
+    HttpResponse r = HttpGet(daemon.socket(), "/v1/executions/" + id);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.Json()["status"], "abandoned") << r.body;
+    EXPECT_THAT(r.Json()["error"].get<std::string>(), HasSubstr("restarted")) << r.body;
+  }
+  ExpectNothingLeft(marker);
+  EXPECT_EQ(HostMountsOutsideTestScratch(), mounts_before);
+  EXPECT_THAT(EntriesContaining(world_.EnvsDir(), ".staging"), IsEmpty());
+  EXPECT_THAT(daemon.Log(), HasSubstr(running));
+  // And it serves new work.
+  HttpResponse r = SubmitAction(daemon.socket(), "life.hello", nlohmann::json::object(), true);
+  EXPECT_EQ(r.Json()["status"], "succeeded") << r.body;
+}
+
+TEST_F(DaemonLifecycleTest, SecretsAppearInNoLogStateFileGetBodyOrEnviron) {
+  world_.WriteSimpleAction("life", "secret", "shell", "secret.sh",
+                           "doc=$(cat); case \"$doc\" in *\"$(printf '%s' \"$doc\" | sed -n "
+                           "'s/.*\"token\": *\"\\([^\"]*\\)\".*/\\1/p')\"*) echo got-it;; esac\n",
+                           "parameters:\n  token: {type: string, secret: true, required: true}\n");
+  auto since = std::chrono::system_clock::now() - std::chrono::seconds(2);
+  DaemonUnderTest daemon(world_, Toml("max_concurrent = 1\n"));
+  std::string secret = UniqueMarker("S3CRET");
+  HttpResponse done = SubmitAction(daemon.socket(), "life.secret", nlohmann::json::object(), true,
+                                   {{"token", secret}});
+  ASSERT_EQ(done.status, 200) << done.body;
+  EXPECT_EQ(done.Json()["stdout"], "got-it\n") << "the action received its secret";
+  std::string id = done.Json()["execution_id"];
+  // A queued one that is cancelled before it starts, with the secret in its request.
+  std::string marker = UniqueMarker("secret-tree");
+  std::string blocker = StartTree(daemon, "secret", marker);
+  HttpResponse queued = SubmitAction(daemon.socket(), "life.secret", nlohmann::json::object(),
+                                     false, {{"token", secret}});
+  ASSERT_EQ(queued.status, 202);
+  std::string queued_id = queued.Json()["execution_id"];
+
+  std::vector<std::string> bodies = {
+      done.body,
+      queued.body,
+      HttpGet(daemon.socket(), "/v1/executions/" + id).body,
+      HttpGet(daemon.socket(), "/v1/executions/" + id + "/output").body,
+      HttpGet(daemon.socket(), "/v1/executions/" + queued_id).body,
+      HttpGet(daemon.socket(), "/v1/executions").body,
+      HttpDelete(daemon.socket(), "/v1/executions/" + queued_id).body,
+      HttpGet(daemon.socket(), "/metrics").body,
+  };
+  for (const std::string& body : bodies) EXPECT_THAT(body, Not(HasSubstr(secret)));
+  std::string environ = ReadFileOrEmpty("/proc/" + std::to_string(daemon.pid()) + "/environ");
+  EXPECT_FALSE(environ.empty());
+  EXPECT_THAT(environ, Not(HasSubstr(secret)));
+  OpenGate("secret");
+  ExpectNothingLeft(marker);
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0);
+  EXPECT_THAT(daemon.Log(), Not(HasSubstr(secret)));
+  EXPECT_THAT(RecentFilesContaining(world_.StateDir(), secret, since), IsEmpty());
+  EXPECT_THAT(RecentFilesContaining(world_.root(), secret, since), IsEmpty());
+}
+
+}  // namespace
+}  // namespace packvisor::testing
