@@ -18,10 +18,9 @@
 #include <sstream>
 #include <thread>
 
-#include "sandbox/cgroup.h"
 #include "sandbox/os/syscalls.h"
 #include "supervisor/config/builtin_runtimes.h"
-#include "supervisor/executions/environments.h"
+#include "supervisor/executions/crash_cleanup.h"
 #include "supervisor/executions/exit_status.h"
 #include "supervisor/server/http_api.h"
 #include "supervisor/server/notify.h"
@@ -35,16 +34,6 @@ void SetUpLogging(const std::string& level) {
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(level));
   spdlog::flush_on(spdlog::level::info);
-}
-
-// What a supervisor that died left on the host: execution cgroups (anything in them is killed)
-// and staging or replaced environment trees.
-void CleanUpAfterCrashedSupervisor(const Config& config) {
-  int stale =
-      sandbox::RemoveStaleCgroups(sandbox::CgroupLayout::Probe(), config.sandbox.cgroup_parent);
-  if (stale > 0) spdlog::info("removed {} stale execution cgroup(s)", stale);
-  auto cleaned = envs::EnvironmentManager(EnvironmentSettingsFrom(config)).CleanUpStale();
-  if (!cleaned) spdlog::warn("cleaning up stale environment trees: {}", cleaned.error().message());
 }
 
 SchedulerLimits LimitsFrom(const Config& config) {
@@ -191,29 +180,6 @@ Result<std::shared_ptr<const ServingContext>> LoadServingContext(
   return std::shared_ptr<const ServingContext>(std::move(context));
 }
 
-Result<gid_t> ResolveGroup(const std::string& group) {
-  if (group.empty()) return static_cast<gid_t>(0);
-  if (std::all_of(group.begin(), group.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    return static_cast<gid_t>(std::stoul(group));
-  }
-  std::ifstream in("/etc/group");
-  std::string line;
-  while (std::getline(in, line)) {
-    // name:password:gid:members
-    size_t first = line.find(':');
-    if (first == std::string::npos || line.compare(0, first, group) != 0 || first != group.size()) {
-      continue;
-    }
-    size_t second = line.find(':', first + 1);
-    size_t third = second == std::string::npos ? second : line.find(':', second + 1);
-    if (third == std::string::npos) break;
-    std::string gid = line.substr(second + 1, third - second - 1);
-    if (gid.empty() || !std::all_of(gid.begin(), gid.end(), ::isdigit)) break;
-    return static_cast<gid_t>(std::stoul(gid));
-  }
-  return Failure("server.socket_group", "\"" + group + "\"", "no such group in /etc/group");
-}
-
 Result<unique_fd> BindUnixSocket(const std::string& path, gid_t group) {
   if (path.empty() || path[0] != '/' || path.back() == '/') {
     return Failure("server.socket", path, "must be an absolute path to a file");
@@ -310,7 +276,15 @@ int RunServe(const ServeOptions& options) {
   const Config& config = daemon.context->config;
   spdlog::info("configuration: {}", config.source);
 
-  CleanUpAfterCrashedSupervisor(config);
+  // What a supervisor that died (SIGKILL, OOM, power loss) left: cgroups (members killed),
+  // staging and replaced environment trees, temporary files.
+  auto cleaned = CleanUpAfterCrash(config);
+  if (!cleaned) {
+    spdlog::critical("cleaning up after a previous supervisor: {}", cleaned.error().message());
+    return kExitOwnError;
+  }
+  for (const std::string& line : cleaned->removed) spdlog::info("removed {}", line);
+  for (const std::string& line : cleaned->kept) spdlog::warn("could not remove {}", line);
   auto store = ExecutionStore::Open(config.state_dir);
   if (!store) {
     spdlog::critical("{}", store.error().message());
@@ -333,8 +307,7 @@ int RunServe(const ServeOptions& options) {
     listening = std::move(inherited.front());
     spdlog::info("serving on the socket systemd passed (LISTEN_FDS)");
   } else {
-    std::optional<gid_t> group = config.server.socket_group;  // resolved by the config loader
-    listening = BindUnixSocket(config.server.socket, *group);
+    listening = BindUnixSocket(config.server.socket, config.server.socket_group);
     if (!listening) {
       spdlog::critical("{}", listening.error().message());
       return kExitOwnError;

@@ -37,8 +37,4 @@ Result<std::shared_ptr<const ServingContext>> LoadServingContext(
 // Unix socket there, mode 0660, owned by root:`group`.
 Result<unique_fd> BindUnixSocket(const std::string& path, gid_t group);
 
-// `server.socket_group`: a group number, or a name looked up in /etc/group (a static binary
-// has no NSS).
-Result<gid_t> ResolveGroup(const std::string& group);
-
 }  // namespace packvisor

@@ -17,7 +17,6 @@
 #include <string_view>
 
 #include "supervisor/executions/environments.h"
-#include "supervisor/server/run_checks.h"
 
 namespace packvisor {
 
@@ -593,11 +592,13 @@ void HttpApi::PostExecution(evhttp_request* req, const Peer& peer, bool raw, boo
     invalid = RunRequestFrom(*body, &request);
     if (!invalid) {
       // 404 (unknown pack or action) and 400 (what `run` would reject) before accepting.
-      if (auto refused = CheckRunBeforeAccepting(context->Context(), request)) {
+      RequestCheck check = CheckRunRequest(context->Context(), request);
+      if (check.problem != RequestProblem::kNone) {
         WipeJson(request.secrets);
         WipeJson(*body);
-        return Reject(req, refused->code, refused->code == 404 ? "not_found" : "bad_request",
-                      refused->message);
+        bool unknown = check.problem == RequestProblem::kUnknownAction;
+        return Reject(req, unknown ? 404 : 400, unknown ? "not_found" : "bad_request",
+                      request.action_ref + ": " + check.message);
       }
     }
     job.request = std::move(request);

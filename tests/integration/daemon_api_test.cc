@@ -342,6 +342,36 @@ TEST_F(DaemonApiTest, SlowClientsDoNotDelayAFastOne) {
   EXPECT_LT(pending, 4000000);
 }
 
+TEST_F(DaemonApiTest, ConnectionsBeyondMaxConnectionsAreShutDown) {
+  DaemonUnderTest daemon(world_, Toml("max_connections = 2\n"));
+  unique_fd first = ConnectUnix(daemon.socket());
+  unique_fd second = ConnectUnix(daemon.socket());
+  ASSERT_TRUE(first && second);
+  // Both idle connections are counted once the daemon has accepted them: a third is refused.
+  unique_fd third = ConnectUnix(daemon.socket());
+  ASSERT_TRUE(third);
+  ASSERT_TRUE(SendAll(third.get(), RequestText("GET", "/v1/health")) || errno == EPIPE);
+  ResponseReader reader(third.get());
+  HttpResponse refused;
+  EXPECT_FALSE(reader.ReadHead(&refused)) << "got " << refused.status;
+  // The first two are still served.
+  ASSERT_TRUE(SendAll(first.get(), RequestText("GET", "/v1/health")));
+  ResponseReader first_reader(first.get());
+  HttpResponse served;
+  ASSERT_TRUE(first_reader.ReadHead(&served));
+  EXPECT_EQ(served.status, 200);
+  // Closed connections free their slots.
+  first.reset();
+  second.reset();
+  third.reset();
+  ASSERT_TRUE(
+      WaitUntil([&] { return HttpGet(daemon.socket(), "/v1/health").status == 200; }, 30000));
+  EXPECT_THAT(HttpGet(daemon.socket(), "/metrics").body,
+              HasSubstr("packvisor_requests_rejected_total{reason=\"too_many_connections\"} "));
+  EXPECT_THAT(HttpGet(daemon.socket(), "/metrics").body,
+              Not(HasSubstr("{reason=\"too_many_connections\"} 0\n")));
+}
+
 TEST_F(DaemonApiTest, RawExecIsRootOnlyAndRuns) {
   DaemonUnderTest daemon(world_, Toml(""));
   HttpResponse r =
