@@ -277,8 +277,13 @@ int RunRemoteRun(const Config& config, const std::string& socket, RunRequest req
   if (!response) return Fail(response.error().message());
   if (response->status == 400 || response->status == 404) {
     // The checks of the local run, made by the daemon: printed as the local run prints them.
+    // The daemon's error names the action ("demo.x: parameter ..."); a result carries it apart.
+    std::string error = ErrorText(*response);
+    if (error.rfind(request.action_ref + ": ", 0) == 0) {
+      error.erase(0, request.action_ref.size() + 2);
+    }
     ExecutionResult rejected =
-        RejectedResult(request.action_ref, ErrorText(*response),
+        RejectedResult(request.action_ref, std::move(error),
                        response->status == 404 ? kExitNotFound : kExitOwnError);
     if (json) {
       std::cout << rejected.ToJsonLine() << std::endl;
