@@ -5,7 +5,8 @@ export DEBIAN_FRONTEND=noninteractive
 packages=(
   build-essential cmake pkg-config git help2man
   libseccomp-dev libcap-dev libspdlog-dev libtomlplusplus-dev
-  libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libevent-dev
+  libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libhttp-parser-dev
+  libevent-dev
   python3 python3-venv python3-pip
   bubblewrap hyperfine iproute2 libcap2-bin util-linux procps e2fsprogs clang-format
 )

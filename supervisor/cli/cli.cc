@@ -17,6 +17,7 @@
 #include "supervisor/cli/env_commands.h"
 #include "supervisor/cli/exec_command.h"
 #include "supervisor/cli/pack_commands.h"
+#include "supervisor/cli/remote_commands.h"
 #include "supervisor/cli/run_command.h"
 #include "supervisor/config/config.h"
 #include "supervisor/executions/environments.h"
@@ -105,7 +106,9 @@ int RunCli(int argc, char** argv, const BuildInfo& build, ServeEntry serve_entry
   }
   spdlog::debug("configuration: {}", config->source);
 
-  if (command("exec")->parsed() || command("run")->parsed()) {
+  // Not for a client of the daemon (which may be unprivileged): the daemon cleans up its own.
+  if ((command("exec")->parsed() && !cli->exec.server) ||
+      (command("run")->parsed() && !cli->run.server)) {
     // Cgroups left by supervisors that died (SIGKILL, power loss): anything in them is killed.
     int stale =
         sandbox::RemoveStaleCgroups(sandbox::CgroupLayout::Probe(), config->sandbox.cgroup_parent);
@@ -118,6 +121,10 @@ int RunCli(int argc, char** argv, const BuildInfo& build, ServeEntry serve_entry
   if (command("exec")->parsed()) return RunExecCommand(*config, cli->exec);
   if (command("check")->parsed()) return RunCheckCommand(*config);
   if (command("run")->parsed()) return RunRunCommand(*config, cli->run);
+  if (command("ps")->parsed()) return RunPsCommand(*config, cli->remote);
+  if (command("logs")->parsed()) return RunLogsCommand(*config, cli->remote);
+  if (command("cancel")->parsed()) return RunCancelCommand(*config, cli->remote);
+  if (command("result")->parsed()) return RunResultCommand(*config, cli->remote);
   if (command("pack", "list")->parsed()) return RunPackListCommand(*config, cli->pack_list_json);
   if (command("pack", "validate")->parsed()) {
     return RunPackValidateCommand(*config, cli->validate_dir);

@@ -10,6 +10,18 @@ std::string VersionText(const BuildInfo& build) {
   return "packvisor " + std::string(build.version) + " (commit " + std::string(build.commit) + ")";
 }
 
+namespace {
+
+// CLI11 would take the word after a bare `--server` as its value (`--server PACK.ACTION`): the
+// socket is given only as `--server=SOCKET`.
+constexpr const char* kServerHelp =
+    "submit to the daemon: --server=SOCKET, or --server alone for server.socket";
+constexpr const char* kDaemonSocketHelp =
+    "the daemon's socket: --server=SOCKET (default: "
+    "server.socket)";
+
+}  // namespace
+
 std::unique_ptr<CommandLine> DefineCommandLine(const BuildInfo& build) {
   auto cli = std::make_unique<CommandLine>();
   CLI::App& app = cli->app;
@@ -36,6 +48,7 @@ std::unique_ptr<CommandLine> DefineCommandLine(const BuildInfo& build) {
   exec_cmd->add_option("--pids", exec.pids, "process limit");
   exec_cmd->add_option("--cpu-percent", exec.cpu_percent, "CPU limit (100 = one core)");
   exec_cmd->add_flag("--json", exec.json, "print the result object");
+  exec_cmd->add_flag("--server{}", exec.server, kServerHelp);
   exec_cmd->add_option("command", exec.command, "command and arguments (after --)")->required();
 
   app.add_subcommand("check", "probe the host for the kernel features the sandbox needs");
@@ -49,6 +62,29 @@ std::unique_ptr<CommandLine> DefineCommandLine(const BuildInfo& build) {
   run_cmd->add_flag("--secrets-stdin", run.secrets_stdin, "read a JSON object of secrets on stdin");
   run_cmd->add_option("--timeout", run.timeout_seconds, "seconds (overrides the action's)");
   run_cmd->add_flag("--json", run.json, "print the result object");
+  run_cmd->add_flag("--server{}", run.server, kServerHelp);
+
+  // The commands that only talk to the daemon (remote_commands.h).
+  RemoteOptions& remote = cli->remote;
+  CLI::App* ps_cmd = app.add_subcommand("ps", "list the daemon's executions, newest first");
+  ps_cmd->add_flag("--server{}", remote.server, kDaemonSocketHelp);
+  ps_cmd->add_option("--status", remote.status, "only executions with this status");
+  ps_cmd->add_option("--action", remote.action, "only executions of this PACK.ACTION");
+  ps_cmd->add_option("--limit", remote.limit, "at most N (daemon default 100, max 1000)");
+  ps_cmd->add_flag("--json", remote.json, "print the daemon's JSON document");
+  CLI::App* logs_cmd = app.add_subcommand("logs", "print the stdout and stderr of an execution");
+  logs_cmd->add_option("id", remote.execution_id, "execution id")->required();
+  logs_cmd->add_flag("--follow,-f", remote.follow, "stream the output until the execution ends");
+  logs_cmd->add_flag("--server{}", remote.server, kDaemonSocketHelp);
+  CLI::App* cancel_cmd = app.add_subcommand("cancel", "cancel an execution on the daemon");
+  cancel_cmd->add_option("id", remote.execution_id, "execution id")->required();
+  cancel_cmd->add_flag("--json", remote.json, "print the final result object");
+  cancel_cmd->add_flag("--server{}", remote.server, kDaemonSocketHelp);
+  CLI::App* result_cmd =
+      app.add_subcommand("result", "print an execution's result as run does (waits for its end)");
+  result_cmd->add_option("id", remote.execution_id, "execution id")->required();
+  result_cmd->add_flag("--json", remote.json, "print the result object");
+  result_cmd->add_flag("--server{}", remote.server, kDaemonSocketHelp);
 
   CLI::App* pack_cmd = app.add_subcommand("pack", "inspect packs");
   pack_cmd->require_subcommand(1);

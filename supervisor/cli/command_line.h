@@ -10,6 +10,7 @@
 
 #include "supervisor/cli/cli.h"
 #include "supervisor/cli/exec_command.h"
+#include "supervisor/cli/remote_commands.h"
 #include "supervisor/cli/run_command.h"
 
 namespace packvisor {
@@ -30,6 +31,7 @@ struct CommandLine {
   std::string log_level = "warn";
   ExecOptions exec;
   RunOptions run;
+  RemoteOptions remote;  // ps, logs, cancel, result
   bool pack_list_json = false;
   std::string validate_dir;
   std::string register_dir;

@@ -8,22 +8,22 @@
 #include <iostream>
 #include <memory>
 
+#include "supervisor/cli/remote_commands.h"
 #include "supervisor/executions/execution_result.h"
 #include "supervisor/executions/exit_status.h"
 #include "supervisor/executions/output.h"
 #include "supervisor/executions/raw_exec.h"
 
 namespace packvisor {
-namespace {
 
-// Human mode, after the command's stdout and stderr were streamed: a summary line when there is
-// more to say than "it exited 0".
-void PrintHuman(const ExecutionResult& result) {
+void PrintExecResultHuman(const ExecutionResult& result) {
   if (result.status != ExecutionStatus::kSucceeded || result.stdout_truncated ||
       result.stderr_truncated) {
     std::fprintf(stderr, "packvisor: exec: %s\n", HumanSummary(result).c_str());
   }
 }
+
+namespace {
 
 // A directory option as the kernel would resolve it from the working directory, as
 // `pack validate ./x` reads its argument. An absolute path is kept as given. A relative one is
@@ -63,6 +63,7 @@ Result<std::string> ResolveDirOption(const std::string& flag, const std::string&
 }  // namespace
 
 int RunExecCommand(const Config& config, const ExecOptions& options) {
+  if (options.server) return RunRemoteExec(config, options);
   auto pack_dir = ResolveDirOption("--pack-dir", options.pack_dir);
   auto env_dir = ResolveDirOption("--env-dir", options.env_dir);
   for (const auto* dir : {&pack_dir, &env_dir}) {
@@ -99,7 +100,7 @@ int RunExecCommand(const Config& config, const ExecOptions& options) {
   if (options.json) {
     std::cout << result.ToJsonLine() << std::endl;
   } else {
-    PrintHuman(result);
+    PrintExecResultHuman(result);
   }
   return result.ExitStatus();
 }

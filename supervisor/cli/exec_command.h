@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "supervisor/config/config.h"
+#include "supervisor/executions/execution_result.h"
 
 namespace packvisor {
 
@@ -20,7 +21,13 @@ struct ExecOptions {
   std::optional<uint64_t> cpu_percent;
   bool json = false;
   std::vector<std::string> command;
+  // --server[=SOCKET]: run it on the daemon instead (remote_commands.h); "" = server.socket.
+  std::optional<std::string> server;
 };
+
+// Human mode's end of an exec, after the command's output was streamed: a summary line on stderr
+// when there is more to say than "it exited 0". Also `exec --server` prints with it.
+void PrintExecResultHuman(const ExecutionResult& result);
 
 // Runs it and prints the output (or the result object); returns the exit status of SPEC §8.
 int RunExecCommand(const Config& config, const ExecOptions& options);

@@ -11,6 +11,7 @@
 
 #include "sandbox/os/syscalls.h"
 #include "sandbox/os/unique_fd.h"
+#include "supervisor/cli/remote_commands.h"
 #include "supervisor/config/builtin_runtimes.h"
 #include "supervisor/executions/execution.h"
 #include "supervisor/executions/exit_status.h"
@@ -128,9 +129,9 @@ Result<void> CollectParameters(const RunOptions& options, RunRequest* request) {
   return Ok{};
 }
 
-// Human mode, after the action's stdout and stderr were streamed: the parsed result (jsonl: one
-// compact line per item; else pretty JSON), then the summary line on stderr.
-void PrintHuman(const ExecutionResult& result) {
+}  // namespace
+
+void PrintRunResultHuman(const ExecutionResult& result) {
   if (!result.result.is_null()) {
     auto dump = [](const nlohmann::json& value, int indent) {
       return value.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -146,11 +147,7 @@ void PrintHuman(const ExecutionResult& result) {
                HumanSummary(result).c_str());
 }
 
-}  // namespace
-
 int RunRunCommand(const Config& config, const RunOptions& options) {
-  auto runtimes = LoadRuntimeRegistry(config);
-  if (!runtimes) return Fail(runtimes.error().message());
   RunRequest request;
   if (auto params = CollectParameters(options, &request); !params) {
     return Fail(params.error().message());
@@ -171,6 +168,15 @@ int RunRunCommand(const Config& config, const RunOptions& options) {
     if (!secrets) return Fail(secrets.error().message());
     request.secrets = std::move(*secrets);
   }
+  if (options.server) {
+    return RunRemoteRun(config, DaemonSocket(config, options.server), std::move(request),
+                        options.json);
+  }
+  auto runtimes = LoadRuntimeRegistry(config);
+  if (!runtimes) {
+    WipeJson(request.secrets);
+    return Fail(runtimes.error().message());
+  }
 
   // Human mode: the action's output reaches the terminal as it is written (see FdStreamer).
   std::unique_ptr<FdStreamer> streamer;
@@ -185,7 +191,7 @@ int RunRunCommand(const Config& config, const RunOptions& options) {
   if (options.json) {
     std::cout << result.ToJsonLine() << std::endl;
   } else {
-    PrintHuman(result);
+    PrintRunResultHuman(result);
   }
   return result.ExitStatus();
 }

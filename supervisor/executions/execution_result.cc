@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <type_traits>
 
 #include "supervisor/executions/result_parsing.h"
 
@@ -27,6 +28,16 @@ const char* ExecutionStatusName(ExecutionStatus status) {
       return "abandoned";
   }
   return "failed";
+}
+
+std::optional<ExecutionStatus> ExecutionStatusFromName(std::string_view name) {
+  for (ExecutionStatus status :
+       {ExecutionStatus::kSucceeded, ExecutionStatus::kFailed, ExecutionStatus::kTimedOut,
+        ExecutionStatus::kCancelled, ExecutionStatus::kSetupFailed, ExecutionStatus::kRejected,
+        ExecutionStatus::kAbandoned}) {
+    if (name == ExecutionStatusName(status)) return status;
+  }
+  return std::nullopt;
 }
 
 std::string NewExecutionId() {
@@ -63,6 +74,88 @@ nlohmann::json ExecutionResult::ToJson() const {
   j["error"] = error ? nlohmann::json(*error) : nlohmann::json(nullptr);
   j["usage"] = {{"cpu_ms", cpu_ms}, {"max_rss_kb", max_rss_kb}};
   return j;
+}
+
+namespace {
+
+// Reads the field `key` of `object` into `out` when present and of the right type; a missing
+// field keeps the default unless `required`; null is accepted where `out` is optional.
+template <typename T>
+Result<void> ReadField(const nlohmann::json& object, const char* key, T* out,
+                       bool required = false) {
+  auto it = object.find(key);
+  if (it == object.end()) {
+    if (required) return Failure("result object", key, "missing");
+    return Ok{};
+  }
+  auto wrong = [key](const char* want) {
+    return Failure("result object", key, std::string("expected ") + want);
+  };
+  const nlohmann::json& value = *it;
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (!value.is_string()) return wrong("a string");
+    *out = value.get<std::string>();
+  } else if constexpr (std::is_same_v<T, std::optional<std::string>>) {
+    if (value.is_null()) {
+      out->reset();
+    } else if (value.is_string()) {
+      *out = value.get<std::string>();
+    } else {
+      return wrong("a string or null");
+    }
+  } else if constexpr (std::is_same_v<T, std::optional<int>>) {
+    if (value.is_null()) {
+      out->reset();
+    } else if (value.is_number_integer()) {
+      *out = value.get<int>();
+    } else {
+      return wrong("an integer or null");
+    }
+  } else if constexpr (std::is_same_v<T, bool>) {
+    if (!value.is_boolean()) return wrong("a boolean");
+    *out = value.get<bool>();
+  } else {
+    static_assert(std::is_integral_v<T>);
+    if (!value.is_number_integer()) return wrong("an integer");
+    if constexpr (std::is_unsigned_v<T>) {
+      if (!value.is_number_unsigned()) return wrong("a non-negative integer");
+    }
+    *out = value.get<T>();
+  }
+  return Ok{};
+}
+
+}  // namespace
+
+Result<ExecutionResult> ExecutionResultFromJson(const nlohmann::json& object) {
+  if (!object.is_object()) return Failure("result object", "", "expected a JSON object");
+  ExecutionResult r;
+  std::string status;
+  PV_TRY(ReadField(object, "execution_id", &r.execution_id, true));
+  PV_TRY(ReadField(object, "action_ref", &r.action_ref, true));
+  PV_TRY(ReadField(object, "status", &status, true));
+  std::optional<ExecutionStatus> parsed = ExecutionStatusFromName(status);
+  if (!parsed) return Failure("result object", "status", "unknown status \"" + status + "\"");
+  r.status = *parsed;
+  PV_TRY(ReadField(object, "exit_code", &r.exit_code));
+  PV_TRY(ReadField(object, "signal", &r.signal));
+  if (auto it = object.find("result"); it != object.end()) r.result = *it;
+  PV_TRY(ReadField(object, "stdout", &r.stdout_text));
+  PV_TRY(ReadField(object, "stderr", &r.stderr_text));
+  PV_TRY(ReadField(object, "stdout_truncated", &r.stdout_truncated));
+  PV_TRY(ReadField(object, "stderr_truncated", &r.stderr_truncated));
+  PV_TRY(ReadField(object, "stdout_bytes_truncated", &r.stdout_bytes_truncated));
+  PV_TRY(ReadField(object, "stderr_bytes_truncated", &r.stderr_bytes_truncated));
+  PV_TRY(ReadField(object, "timed_out", &r.timed_out));
+  PV_TRY(ReadField(object, "duration_ms", &r.duration_ms));
+  PV_TRY(ReadField(object, "env_build_ms", &r.env_build_ms));
+  PV_TRY(ReadField(object, "error", &r.error));
+  if (auto it = object.find("usage"); it != object.end()) {
+    if (!it->is_object()) return Failure("result object", "usage", "expected a JSON object");
+    PV_TRY(ReadField(*it, "cpu_ms", &r.cpu_ms));
+    PV_TRY(ReadField(*it, "max_rss_kb", &r.max_rss_kb));
+  }
+  return r;
 }
 
 std::string ExecutionResult::ToJsonLine() const {

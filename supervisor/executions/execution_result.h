@@ -5,8 +5,10 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "sandbox/launcher.h"
+#include "sandbox/os/error.h"
 #include "supervisor/executions/output.h"
 
 namespace packvisor {
@@ -24,6 +26,8 @@ enum class ExecutionStatus {
 };
 
 const char* ExecutionStatusName(ExecutionStatus status);
+// The status named `name` (ExecutionStatusName's inverse); nullopt for any other text.
+std::optional<ExecutionStatus> ExecutionStatusFromName(std::string_view name);
 
 struct ExecutionResult {
   std::string execution_id;
@@ -60,6 +64,13 @@ struct ExecutionResult {
   // 127 not found; 128+N signal.
   int ExitStatus() const;
 };
+
+// The inverse of ExecutionResult::ToJson(), for adapters that receive a result object (the daemon's
+// client): ToJson(ExecutionResultFromJson(ToJson(r))) == ToJson(r). Fields ToJson() does not write
+// (start_failure_exit, result_is_lines) stay at their defaults; ExitStatus() is unchanged by that
+// for every result a launch can produce, since a command that could not start carries its 126/127
+// in exit_code. A missing or mistyped field is an error naming it.
+Result<ExecutionResult> ExecutionResultFromJson(const nlohmann::json& object);
 
 // Human mode's one line about how an execution ended, without the action ref (the caller puts it
 // in front): "succeeded (exit 0) in 12 ms", "failed (exit 3) in 40 ms: disk is full",

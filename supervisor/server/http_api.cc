@@ -187,9 +187,31 @@ std::optional<std::string> OptionalString(const nlohmann::json& body, const char
 
 // The body of POST /v1/executions as a RunRequest (secrets moved out of `body`).
 std::optional<std::string> RunRequestFrom(nlohmann::json& body, RunRequest* request) {
-  if (auto unknown =
-          UnknownField(body, {"action_ref", "parameters", "secrets", "timeout_seconds"})) {
+  if (auto unknown = UnknownField(body, {"action_ref", "parameters", "secrets", "timeout_seconds",
+                                         "parameter_texts", "parameters_from_argv"})) {
     return unknown;
+  }
+  // The client's --param texts, read by the declared types once the action is known, and the
+  // names its command line gave (docs/api.md, "The client").
+  if (body.contains("parameter_texts") && !body["parameter_texts"].is_null()) {
+    const nlohmann::json& texts = body["parameter_texts"];
+    if (!texts.is_array()) return "request body: \"parameter_texts\" must be an array";
+    for (const nlohmann::json& pair : texts) {
+      if (!pair.is_array() || pair.size() != 2 || !pair[0].is_string() || !pair[1].is_string()) {
+        return "request body: \"parameter_texts\" must hold [name, text] pairs of strings";
+      }
+      request->parameter_texts.emplace_back(pair[0].get<std::string>(), pair[1].get<std::string>());
+    }
+  }
+  if (body.contains("parameters_from_argv") && !body["parameters_from_argv"].is_null()) {
+    const nlohmann::json& names = body["parameters_from_argv"];
+    if (!names.is_array()) return "request body: \"parameters_from_argv\" must be an array";
+    for (const nlohmann::json& name : names) {
+      if (!name.is_string()) {
+        return "request body: \"parameters_from_argv\" must hold strings";
+      }
+      request->parameters_from_argv.insert(name.get<std::string>());
+    }
   }
   if (!body.contains("action_ref")) return "request body: \"action_ref\" is required";
   if (!body["action_ref"].is_string()) return "request body: \"action_ref\" must be a string";

@@ -45,9 +45,9 @@ TEST(CommandLine, VersionTextNamesTheVersionAndTheCommit) {
 TEST(CommandLine, CommandPathsCoverTheTree) {
   auto cli = Definition();
   std::vector<std::string> paths = CommandPaths(cli->app);
-  for (const char* path :
-       {"exec", "check", "run", "pack", "pack list", "pack validate", "pack register", "env",
-        "env setup", "env list", "env rm", "help", "completion"}) {
+  for (const char* path : {"exec", "check", "run", "pack", "pack list", "pack validate",
+                           "pack register", "env", "env setup", "env list", "env rm", "help",
+                           "completion", "ps", "logs", "cancel", "result"}) {
     EXPECT_NE(std::find(paths.begin(), paths.end(), path), paths.end()) << path;
   }
 }
