@@ -28,6 +28,7 @@
 #include "sandbox/os/unique_fd.h"
 #include "sandbox/seccomp_policy.h"
 #include "tests/support/harness.h"
+#include "tests/support/host_abi.h"
 
 extern char** environ;
 
@@ -272,6 +273,10 @@ class SandboxProbeTest : public ::testing::TestWithParam<ProbeRow> {
 
 TEST_P(SandboxProbeTest, Blocked) {
   const ProbeRow& row = GetParam();
+  if (std::string(row.probe_case) == "int80_getpid" && !testing::KernelRunsI386SystemCalls()) {
+    GTEST_SKIP() << "this kernel runs no i386 system calls (int $0x80 is a SIGSEGV without any "
+                    "filter): there is nothing for the filter to kill";
+  }
   CommandResult run = RunProbeInSandbox({row.probe_case});
   nlohmann::json result;
   ASSERT_NO_THROW(result = run.Json())
@@ -599,6 +604,9 @@ class UnsandboxedProbeTest : public ::testing::TestWithParam<HostRow> {
 
 TEST_P(UnsandboxedProbeTest, KernelRunsTheCall) {
   const HostRow& row = GetParam();
+  if (std::string(row.probe_case) == "int80_getpid" && !testing::KernelRunsI386SystemCalls()) {
+    GTEST_SKIP() << "this kernel runs no i386 system calls: no positive control possible";
+  }
   DirectResult run = RunProbeOnHost({row.probe_case});
   ASSERT_TRUE(WIFEXITED(run.status)) << row.probe_case << " died unsandboxed: " << run.status;
   ProbeOutcome outcome = ParseProbe(run.out, row.probe_case);

@@ -59,7 +59,9 @@ std::vector<std::string> EnvironmentWith(const std::vector<std::string>& extra) 
 }
 
 // `packvisor args...`, with `--config $PACKVISOR_TEST_CONFIG` first when that is set and the
-// arguments do not name a config of their own.
+// arguments do not name a config of their own. With $PACKVISOR_TEST_VIA_SERVER (a daemon's
+// socket, started by the ctest fixture of the daemon-path pass) an `exec` or `run` that names
+// no config of its own goes through that daemon: `--server=SOCKET` follows the command word.
 std::vector<std::string> CommandLine(const std::vector<std::string>& args) {
   std::vector<std::string> full = {PackvisorBinary()};
   std::optional<std::string> config = TestConfigFromEnvironment();
@@ -70,7 +72,16 @@ std::vector<std::string> CommandLine(const std::vector<std::string>& args) {
     full.push_back("--config");
     full.push_back(*config);
   }
-  full.insert(full.end(), args.begin(), args.end());
+  const char* via_server = std::getenv("PACKVISOR_TEST_VIA_SERVER");
+  bool routed = false;
+  for (const std::string& arg : args) {
+    full.push_back(arg);
+    if (!routed && !has_config && via_server != nullptr && *via_server != '\0' &&
+        (arg == "exec" || arg == "run")) {
+      full.push_back(std::string("--server=") + via_server);
+      routed = true;
+    }
+  }
   return full;
 }
 
