@@ -18,6 +18,7 @@
 #include <sstream>
 #include <thread>
 
+#include "sandbox/cgroup.h"
 #include "sandbox/os/syscalls.h"
 #include "supervisor/config/builtin_runtimes.h"
 #include "supervisor/executions/crash_cleanup.h"
@@ -292,6 +293,13 @@ int RunServe(const ServeOptions& options) {
 
   // What a supervisor that died (SIGKILL, OOM, power loss) left: cgroups (members killed),
   // staging and replaced environment trees, temporary files.
+  // cgroup v2's "no internal processes" rule: the daemon (and the zygote it forks) leave the
+  // cgroup that execution cgroups are created under. A no-op on v1.
+  if (auto moved = sandbox::MoveSelfToLeafCgroup(sandbox::CgroupLayout::Probe(), "supervisor");
+      !moved) {
+    spdlog::critical("{}", moved.error().message());
+    return kExitOwnError;
+  }
   auto cleaned = CleanUpAfterCrash(config);
   if (!cleaned) {
     spdlog::critical("cleaning up after a previous supervisor: {}", cleaned.error().message());
