@@ -4,7 +4,7 @@
 #                                        (built-in configuration, as the one-shot pass uses),
 #                                        waits until it answers /v1/health
 #   daemon-path.sh stop DIR              SIGTERM, waits for a drained exit 0, and fails if the
-#                                        daemon left an execution unfinished or did not exit 0
+#                                        daemon did not drain and exit cleanly
 set -euo pipefail
 action=$1 dir=$2
 socket=$dir/packvisor.sock
@@ -37,6 +37,10 @@ case $action in
       exit 1
     fi
     tail -n 5 "$dir/daemon.log"
+    grep -q "drained; exiting" "$dir/daemon.log" || {
+      echo "the daemon did not drain and exit cleanly" >&2
+      exit 1
+    }
     ;;
   *)
     echo "usage: daemon-path.sh start DIR PACKVISOR | stop DIR" >&2
