@@ -131,7 +131,8 @@ TEST_F(WarmPoolTest, ClaimedSandboxShowsTheActionWhatAFreshOneShows) {
   Run fresh = Launch(spec, nullptr);
   Run claimed = Launch(spec, pool.get());
   // It really was the prepared one: it is gone from the pool, and its init was reaped.
-  EXPECT_EQ(std::count(pool->ReadyPids().begin(), pool->ReadyPids().end(), ready[0]), 0);
+  std::vector<pid_t> ready_after = pool->ReadyPids();
+  EXPECT_EQ(std::count(ready_after.begin(), ready_after.end(), ready[0]), 0);
   EXPECT_EQ(kill(ready[0], 0), -1);
 
   ASSERT_EQ(fresh.result.outcome, sandbox::Outcome::kExited) << fresh.err << fresh.out;
