@@ -121,8 +121,8 @@ int main(int argc, char** argv) {
 
   std::string request = method + " " + path + " HTTP/1.1\r\nHost: packvisor\r\n";
   if (!body.empty()) {
-    request += "Content-Type: application/json\r\nContent-Length: " +
-               std::to_string(body.size()) + "\r\n";
+    request +=
+        "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   }
   request += "\r\n" + body;
 

@@ -8,7 +8,6 @@
 //   - kAllowedByPolicy when the policy lets it through (the guard then stops it).
 // The call itself never reaches the kernel's implementation, and a denial can never be confused
 // with the kernel refusing the (deliberately invalid) arguments.
-#include "tests/support/host_abi.h"
 #include "sandbox/seccomp_policy.h"
 
 #include <fcntl.h>
@@ -42,6 +41,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "tests/support/host_abi.h"
 
 #ifndef TIOCLINUX
 #define TIOCLINUX 0x541C
