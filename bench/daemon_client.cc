@@ -5,11 +5,12 @@
 // http-parser (the library packvisor's own client uses); every response must have the expected
 // status code and, when it is a result object, "status": "succeeded", or the run fails.
 //
-//   daemon_client SOCKET METHOD PATH BODY CLIENTS REQUESTS [WARMUP]
+//   daemon_client SOCKET METHOD PATH BODY CLIENTS REQUESTS [WARMUP [GAP_MS]]
 //
 // Prints one JSON line: {"requests", "clients", "errors", "wall_s", "per_s", "p50_ms",
 // "p90_ms", "p99_ms", "mean_ms", "max_ms"}. WARMUP requests per client are sent first and not
-// counted.
+// counted. GAP_MS (default 0) is a pause after each request: the latency of a request that finds
+// the daemon idle (its warm pool refilled), rather than of back-to-back requests.
 #include <http_parser.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -107,8 +108,9 @@ bool Acceptable(const Response& response) {
 
 int main(int argc, char** argv) {
   if (argc < 7) {
-    std::fprintf(stderr,
-                 "usage: daemon_client SOCKET METHOD PATH BODY CLIENTS REQUESTS [WARMUP]\n");
+    std::fprintf(
+        stderr,
+        "usage: daemon_client SOCKET METHOD PATH BODY CLIENTS REQUESTS [WARMUP [GAP_MS]]\n");
     return 2;
   }
   const std::string socket_path = argv[1];
@@ -118,6 +120,7 @@ int main(int argc, char** argv) {
   const int clients = std::max(1, std::atoi(argv[5]));
   const int requests = std::max(1, std::atoi(argv[6]));
   const int warmup = argc > 7 ? std::max(0, std::atoi(argv[7])) : 0;
+  const int gap_ms = argc > 8 ? std::max(0, std::atoi(argv[8])) : 0;
 
   std::string request = method + " " + path + " HTTP/1.1\r\nHost: packvisor\r\n";
   if (!body.empty()) {
@@ -158,7 +161,10 @@ int main(int argc, char** argv) {
       for (int i = 0; i < warmup; ++i) one(false);
       ready.fetch_add(1);
       while (!go.load()) std::this_thread::yield();
-      for (int i = 0; i < share; ++i) one(true);
+      for (int i = 0; i < share; ++i) {
+        one(true);
+        if (gap_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(gap_ms));
+      }
       if (fd >= 0) ::close(fd);
     });
   }
