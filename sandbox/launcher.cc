@@ -527,17 +527,7 @@ Result<SandboxResult> RunFresh(const SandboxSpec& spec, LaunchIo& io) {
   release_pipe->read.reset();
   cgroup_join_fds.clear();  // the child has its own copies
 
-  auto maps = WriteIdMaps(pid, spec.ids);
-  // Untrusted code never inherits a real-time policy from the supervisor (it could starve the
-  // host; cgroup v1's cpu controller also refuses real-time tasks into a group without an RT
-  // budget). Reset before the child may go on, and only then: the reset asks for CAP_SYS_NICE,
-  // which a supervisor with a normal policy has no other use for.
-  struct sched_param normal {};
-  int policy = maps ? sched_getscheduler(pid) & ~SCHED_RESET_ON_FORK : SCHED_OTHER;
-  bool real_time = policy == SCHED_FIFO || policy == SCHED_RR || policy == SCHED_DEADLINE;
-  if (maps && real_time && sched_setscheduler(pid, SCHED_OTHER, &normal) != 0) {
-    maps = ErrnoError("sched_setscheduler", "sandbox");
-  }
+  auto maps = WriteIdMapsAndResetPolicy(pid, spec.ids);
   if (!maps) {
     os::PidfdSendSignal(pidfd.get(), SIGKILL);
     struct rusage ignored {};

@@ -1,5 +1,6 @@
 #include "sandbox/userns.h"
 
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -60,6 +61,18 @@ Result<ScopedNamespaceOwner> ScopedNamespaceOwner::Become(const IdMapping& ids) 
 
 ScopedNamespaceOwner::~ScopedNamespaceOwner() {
   if (active_) RestoreRootIds();
+}
+
+Result<void> WriteIdMapsAndResetPolicy(pid_t child, const IdMapping& ids) {
+  if (auto written = WriteIdMaps(child, ids); !written) return written;
+  int policy = sched_getscheduler(child) & ~SCHED_RESET_ON_FORK;
+  if (policy == SCHED_FIFO || policy == SCHED_RR || policy == SCHED_DEADLINE) {
+    struct sched_param normal {};
+    if (sched_setscheduler(child, SCHED_OTHER, &normal) != 0) {
+      return ErrnoError("sched_setscheduler", "sandbox");
+    }
+  }
+  return {};
 }
 
 }  // namespace packvisor::sandbox

@@ -18,6 +18,12 @@ std::string IdMapLine(unsigned inside, unsigned host);
 // supplementary groups it inherited from root with setgroups(0, NULL) before it drops CAP_SETGID.
 Result<void> WriteIdMaps(pid_t child, const IdMapping& ids);
 
+// What the parent does for a cloned sandbox before letting it go on: WriteIdMaps, then take a
+// real-time policy inherited from the supervisor away (untrusted code never keeps one: it could
+// starve the host, and cgroup v1's cpu controller refuses real-time tasks into a group without an
+// RT budget). The reset asks for CAP_SYS_NICE, which a supervisor with a normal policy never uses.
+Result<void> WriteIdMapsAndResetPolicy(pid_t child, const IdMapping& ids);
+
 // A new user namespace is owned by its creator's effective uid/gid, and the kernel charges the
 // per-user budgets of what is made inside it (inotify instances and watches, user namespaces, ...)
 // in the initial namespace to that owner. While alive, this makes the calling thread's effective

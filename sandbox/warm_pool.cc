@@ -246,13 +246,7 @@ Result<pid_t> ZygotePrepare(const ZygoteRequest& request, int lifeline, unique_f
   child_control.reset();
   maps_read.reset();
 
-  auto written = WriteIdMaps(pid, spec.ids);
-  struct sched_param normal {};
-  int policy = written ? sched_getscheduler(pid) & ~SCHED_RESET_ON_FORK : SCHED_OTHER;
-  bool real_time = policy == SCHED_FIFO || policy == SCHED_RR || policy == SCHED_DEADLINE;
-  if (written && real_time && sched_setscheduler(pid, SCHED_OTHER, &normal) != 0) {
-    written = ErrnoError("sched_setscheduler", "prepared sandbox");
-  }
+  auto written = WriteIdMapsAndResetPolicy(pid, spec.ids);
   *pidfd_out = std::move(pidfd);
   *control_out = std::move(control);
   if (!written) {
