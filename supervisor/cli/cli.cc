@@ -22,16 +22,10 @@
 #include "supervisor/config/config.h"
 #include "supervisor/executions/environments.h"
 #include "supervisor/executions/exit_status.h"
+#include "supervisor/executions/logging.h"
 
 namespace packvisor {
 namespace {
-
-void SetUpLogging(const std::string& level) {
-  auto logger = spdlog::stderr_color_mt("packvisor");
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
-  spdlog::set_default_logger(logger);
-  spdlog::set_level(spdlog::level::from_str(level));
-}
 
 // `help [COMMAND...]`: the help of the top, or of the named command.
 int PrintHelp(const CLI::App& app, const std::vector<std::string>& topic) {
@@ -98,7 +92,7 @@ int RunCli(int argc, char** argv, const BuildInfo& build, ServeEntry serve_entry
         {cli->config_path, cli->serve_socket, level_given ? cli->log_level : "info"});
   }
 
-  SetUpLogging(cli->log_level);
+  SetUpLogging(cli->log_level, false);
   auto config = LoadConfig(cli->config_path);
   if (!config) {
     std::fprintf(stderr, "packvisor: error: %s\n", config.error().message().c_str());

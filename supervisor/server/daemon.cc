@@ -23,20 +23,13 @@
 #include "supervisor/config/builtin_runtimes.h"
 #include "supervisor/executions/crash_cleanup.h"
 #include "supervisor/executions/exit_status.h"
+#include "supervisor/executions/logging.h"
 #include "supervisor/executions/warm_pools.h"
 #include "supervisor/server/http_api.h"
 #include "supervisor/server/notify.h"
 
 namespace packvisor {
 namespace {
-
-void SetUpLogging(const std::string& level) {
-  auto logger = spdlog::stderr_color_mt("packvisor");
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
-  spdlog::set_default_logger(logger);
-  spdlog::set_level(spdlog::level::from_str(level));
-  spdlog::flush_on(spdlog::level::info);
-}
 
 SchedulerLimits LimitsFrom(const Config& config) {
   SchedulerLimits limits;
@@ -267,7 +260,7 @@ int RunServe(const ServeOptions& options) {
   os::EnsureStandardFds();
   // Nothing in a sandbox (or any other unprivileged process) may ptrace or read our memory.
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-  SetUpLogging(options.log_level);
+  SetUpLogging(options.log_level, true);
 
   // Signals are read from a signalfd in the loop: blocked before any thread starts, so that every
   // thread inherits the mask (sandbox children reset theirs before exec).
