@@ -159,6 +159,9 @@ class Monitor {
   bool have_action_status_ = false;
   int action_status_ = 0;
   bool stop_requested_ = false;
+  // A set-up failure seen after the stop was requested: the stop caused it (the forwarded
+  // SIGTERM ends the waiting action), so the execution ends with the stop's outcome.
+  bool failed_after_stop_ = false;
   bool skip_verification_ = FaultInjectionForLaunch().skip_verification;
   Outcome stop_outcome_ = Outcome::kTimedOut;
   StdioIdentity stdio_;
@@ -213,6 +216,7 @@ void Monitor::HandleMessage(const ChildMessage& message) {
         exec_failed_ = true;
       } else {
         setup_failed_ = true;
+        failed_after_stop_ = stop_requested_;
       }
       if (result_.failed_step == SetupStep::kNone) {
         result_.failed_step = message.step;
@@ -221,6 +225,12 @@ void Monitor::HandleMessage(const ChildMessage& message) {
       }
       break;
     case MessageKind::kActionReady: {
+      // A stopped execution is never released: its action may already be dying of the forwarded
+      // SIGTERM, which is the stop's doing, not a failed verification.
+      if (stop_requested_) {
+        Kill(SIGKILL);
+        break;
+      }
       // The action is fully confined and waits; check it from outside before letting it exec.
       Result<void> verified = Ok{};
       if (!skip_verification_) {
@@ -363,7 +373,7 @@ Result<SandboxResult> Monitor::Run(Clock::time_point start) {
     result_.memory_limit_bytes = spec_.cgroup ? spec_.cgroup->memory_max_bytes : 0;
   }
 
-  if (setup_failed_) {
+  if (setup_failed_ && !failed_after_stop_) {
     result_.outcome = Outcome::kSetupFailed;
   } else if (stop_requested_ && !have_action_status_) {
     result_.outcome = stop_outcome_;

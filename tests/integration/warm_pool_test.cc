@@ -200,6 +200,35 @@ TEST_F(WarmPoolTest, ClaimedSandboxRunsUnderTheExecutionsCgroupLimits) {
   EXPECT_EQ(out.pids, "33\n");
 }
 
+// A cancel that arrives before the action is released (here: already pending at the launch) ends
+// the execution `cancelled`: the waiting action is never released, and its death from the stop is
+// not reported as a failed verification. Fresh and claimed sandboxes alike.
+TEST_F(WarmPoolTest, ACancelBeforeTheActionStartsNeverReleasesIt) {
+  SandboxSpec spec = Spec("echo released");
+  spec.kill_grace = std::chrono::milliseconds(200);
+  auto pool = MakePool(spec, 1);
+  ASSERT_NE(pool, nullptr);
+  for (WarmPool* through : {static_cast<WarmPool*>(nullptr), pool.get()}) {
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      unique_fd cancel(eventfd(1, EFD_CLOEXEC));
+      ASSERT_TRUE(cancel);
+      sandbox::StringSink out, err;
+      sandbox::LaunchIo io;
+      io.stdout_sink = &out;
+      io.stderr_sink = &err;
+      io.cancel_fd = cancel.get();
+      auto launched = RunSandbox(spec, io, through);
+      ASSERT_TRUE(launched.ok()) << launched.error().message();
+      EXPECT_EQ(launched->outcome, sandbox::Outcome::kCancelled)
+          << (through ? "claimed" : "fresh") << ": " << launched->failure_detail << err.data;
+      EXPECT_EQ(out.data, "") << (through ? "claimed" : "fresh");
+      if (through) {
+        ASSERT_TRUE(pool->WaitUntilFull().ok());
+      }
+    }
+  }
+}
+
 TEST_F(WarmPoolTest, APreparedSandboxIsUsedOnceAndReplaced) {
   SandboxSpec spec = Spec("echo ok");
   auto pool = MakePool(spec, 1);
