@@ -6,7 +6,7 @@ packages=(
   build-essential cmake pkg-config git help2man
   libseccomp-dev libcap-dev libspdlog-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libhttp-parser-dev
-  libevent-dev
+  libevent-dev librabbitmq-dev libssl-dev libsodium-dev rabbitmq-server
   python3 python3-venv python3-pip
   bubblewrap hyperfine iproute2 libcap2-bin util-linux procps e2fsprogs clang-format
 )
