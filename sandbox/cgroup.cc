@@ -145,25 +145,55 @@ const char* CgroupBackendName(CgroupBackend backend) {
   return "none";
 }
 
+namespace {
+
+// A cgroup hierarchy's mount: where it is mounted, and which directory of the hierarchy is its
+// root (mountinfo's 4th field). A container runtime mounts the container's own group as the
+// root ("/libpod_parent/libpod-<id>"), while /proc/self/cgroup names the group from the
+// hierarchy's real root (without a cgroup namespace) or from the namespace's root (with one).
+struct CgroupMount {
+  std::string mount_point;
+  std::string root = "/";
+};
+
+// The directory of the hierarchy group `group` ("/a/b", or "" for the root) under `mount`: the
+// part of the group below the mount's root. A group outside the mount's root cannot be reached
+// through this mount: "" (as for a missing hierarchy).
+std::string DirOfGroup(const CgroupMount& mount, const std::string& group) {
+  if (mount.mount_point.empty()) return {};
+  if (mount.root == "/") return mount.mount_point + group;
+  if (group == mount.root) return mount.mount_point;
+  if (group.size() > mount.root.size() && group.compare(0, mount.root.size(), mount.root) == 0 &&
+      group[mount.root.size()] == '/') {
+    return mount.mount_point + group.substr(mount.root.size());
+  }
+  // A cgroup namespace rooted at the container's group shows the group as "/" or below it while
+  // the mount root is the namespace's root too ("/"): handled above. Anything else: the
+  // supervisor's group is not visible through this mount.
+  return {};
+}
+
+}  // namespace
+
 CgroupLayout CgroupLayout::Parse(const std::string& mountinfo, const std::string& self_cgroup,
                                  const std::string& v2_controllers) {
   CgroupLayout layout;
-  std::string v2_mount, memory_mount, pids_mount, cpu_mount, cpuacct_mount, freezer_mount;
+  CgroupMount v2_mount, memory_mount, pids_mount, cpu_mount, cpuacct_mount, freezer_mount;
   for (const std::string& line : Split(mountinfo, '\n')) {
     std::vector<std::string> fields = Split(line, ' ');
     size_t dash = 0;
     while (dash < fields.size() && fields[dash] != "-") ++dash;
     if (fields.size() < 5 || dash + 3 > fields.size()) continue;
-    const std::string& mount_point = fields[4];
+    CgroupMount mount{fields[4], fields[3]};
     const std::string& fstype = fields[dash + 1];
-    if (fstype == "cgroup2" && v2_mount.empty()) v2_mount = mount_point;
+    if (fstype == "cgroup2" && v2_mount.mount_point.empty()) v2_mount = mount;
     if (fstype != "cgroup") continue;
     for (const std::string& option : Split(fields[dash + 3], ',')) {
-      if (option == "memory") memory_mount = mount_point;
-      if (option == "pids") pids_mount = mount_point;
-      if (option == "cpu") cpu_mount = mount_point;
-      if (option == "cpuacct") cpuacct_mount = mount_point;
-      if (option == "freezer") freezer_mount = mount_point;
+      if (option == "memory") memory_mount = mount;
+      if (option == "pids") pids_mount = mount;
+      if (option == "cpu") cpu_mount = mount;
+      if (option == "cpuacct") cpuacct_mount = mount;
+      if (option == "freezer") freezer_mount = mount;
     }
   }
   std::string v2_path, memory_path, pids_path, cpu_path, cpuacct_path, freezer_path;
@@ -188,25 +218,23 @@ CgroupLayout CgroupLayout::Parse(const std::string& mountinfo, const std::string
     }
     return false;
   };
-  if (!v2_mount.empty() && has("memory") && has("pids") && has("cpu")) {
+  std::string v2_dir = DirOfGroup(v2_mount, v2_path);
+  if (!v2_dir.empty() && has("memory") && has("pids") && has("cpu")) {
     layout.backend = CgroupBackend::kV2;
-    layout.v2_dir = v2_mount + v2_path;
+    layout.v2_dir = v2_dir;
     return layout;
   }
-  auto join = [](const std::string& mount, const std::string& path) {
-    return mount.empty() ? std::string() : mount + path;
-  };
-  layout.v1_memory = join(memory_mount, memory_path);
-  layout.v1_pids = join(pids_mount, pids_path);
-  layout.v1_cpu = join(cpu_mount, cpu_path);
-  layout.v1_cpuacct = join(cpuacct_mount, cpuacct_path);
-  layout.v1_freezer = join(freezer_mount, freezer_path);
+  layout.v1_memory = DirOfGroup(memory_mount, memory_path);
+  layout.v1_pids = DirOfGroup(pids_mount, pids_path);
+  layout.v1_cpu = DirOfGroup(cpu_mount, cpu_path);
+  layout.v1_cpuacct = DirOfGroup(cpuacct_mount, cpuacct_path);
+  layout.v1_freezer = DirOfGroup(freezer_mount, freezer_path);
   if (!layout.v1_memory.empty() && !layout.v1_pids.empty() && !layout.v1_cpu.empty()) {
     layout.backend = CgroupBackend::kV1;
     return layout;
   }
-  layout.why_none = v2_mount.empty() ? "no cgroup2 mount with memory, pids and cpu"
-                                     : "cgroup2 at " + v2_mount + " lacks memory/pids/cpu";
+  layout.why_none = v2_dir.empty() ? "no cgroup2 mount with memory, pids and cpu"
+                                   : "cgroup2 at " + v2_dir + " lacks memory/pids/cpu";
   layout.why_none += ", and no cgroup v1 memory, pids and cpu hierarchies";
   return layout;
 }
@@ -216,10 +244,11 @@ const CgroupLayout& CgroupLayout::Probe() {
     std::string mountinfo = ReadOr("/proc/self/mountinfo");
     std::string self = ReadOr("/proc/self/cgroup");
     // The controllers the supervisor's own v2 cgroup offers its children.
-    std::string v2_mount;
+    CgroupMount v2_mount;
     for (const std::string& line : Split(mountinfo, '\n')) {
       if (line.find(" - cgroup2 ") != std::string::npos) {
-        v2_mount = Split(line, ' ')[4];
+        std::vector<std::string> fields = Split(line, ' ');
+        v2_mount = {fields[4], fields[3]};
         break;
       }
     }
@@ -227,8 +256,9 @@ const CgroupLayout& CgroupLayout::Probe() {
     for (const std::string& line : Split(self, '\n')) {
       if (line.rfind("0::", 0) == 0) v2_own = line.substr(3) == "/" ? "" : line.substr(3);
     }
+    std::string v2_dir = DirOfGroup(v2_mount, v2_own);
     std::string controllers =
-        v2_mount.empty() ? std::string() : ReadOr(v2_mount + v2_own + "/cgroup.controllers");
+        v2_dir.empty() ? std::string() : ReadOr(v2_dir + "/cgroup.controllers");
     return Parse(mountinfo, self, controllers);
   }();
   return layout;

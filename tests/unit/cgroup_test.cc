@@ -58,6 +58,44 @@ TEST(CgroupLayout, HybridHostFallsBackToV1PerHierarchy) {
   EXPECT_EQ(layout.v1_freezer, "/sys/fs/cgroup/freezer");
 }
 
+// podman/docker without a cgroup namespace (issue 14): the container's own group is mounted as
+// each hierarchy's root, while /proc/self/cgroup names it from the host's root.
+constexpr char kContainerMountInfo[] =
+    "700 690 0:28 / /sys/fs/cgroup ro,relatime - tmpfs tmpfs rw,mode=755\n"
+    "701 700 0:29 /libpod_parent/libpod-abc /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup "
+    "rw,cpu,cpuacct\n"
+    "702 700 0:32 /libpod_parent/libpod-abc /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+    "703 700 0:36 /libpod_parent/libpod-abc /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n"
+    "704 700 0:38 /libpod_parent/libpod-abc /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n";
+
+TEST(CgroupLayout, InAContainerThePathIsTakenBelowTheMountsRoot) {
+  CgroupLayout layout = CgroupLayout::Parse(kContainerMountInfo,
+                                            "12:pids:/libpod_parent/libpod-abc\n"
+                                            "11:memory:/libpod_parent/libpod-abc/worker\n"
+                                            "6:cpu,cpuacct:/libpod_parent/libpod-abc\n"
+                                            "0::/libpod_parent/libpod-abc\n",
+                                            "");
+  EXPECT_EQ(layout.backend, CgroupBackend::kV1) << layout.why_none;
+  EXPECT_EQ(layout.v1_memory, "/sys/fs/cgroup/memory/worker");
+  EXPECT_EQ(layout.v1_pids, "/sys/fs/cgroup/pids");
+  EXPECT_EQ(layout.v1_cpu, "/sys/fs/cgroup/cpu,cpuacct");
+}
+
+TEST(CgroupLayout, InAContainerWithACgroupNamespaceTheGroupIsTheMount) {
+  CgroupLayout layout = CgroupLayout::Parse(
+      kHybridMountInfo, "12:pids:/\n11:memory:/\n6:cpu,cpuacct:/\n0::/\n", "");
+  EXPECT_EQ(layout.backend, CgroupBackend::kV1);
+  EXPECT_EQ(layout.v1_memory, "/sys/fs/cgroup/memory");
+  EXPECT_EQ(layout.v1_pids, "/sys/fs/cgroup/pids");
+}
+
+TEST(CgroupLayout, AGroupOutsideTheMountsRootIsNotReachable) {
+  CgroupLayout layout = CgroupLayout::Parse(
+      kContainerMountInfo, "12:pids:/other\n11:memory:/other\n6:cpu,cpuacct:/other\n", "");
+  EXPECT_EQ(layout.backend, CgroupBackend::kNone);
+  EXPECT_EQ(layout.v1_memory, "");
+}
+
 TEST(CgroupLayout, NeitherBackEndSaysWhatIsMissing) {
   CgroupLayout layout = CgroupLayout::Parse("", "", "");
   EXPECT_EQ(layout.backend, CgroupBackend::kNone);
