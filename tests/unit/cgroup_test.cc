@@ -82,8 +82,8 @@ TEST(CgroupLayout, InAContainerThePathIsTakenBelowTheMountsRoot) {
 }
 
 TEST(CgroupLayout, InAContainerWithACgroupNamespaceTheGroupIsTheMount) {
-  CgroupLayout layout = CgroupLayout::Parse(
-      kHybridMountInfo, "12:pids:/\n11:memory:/\n6:cpu,cpuacct:/\n0::/\n", "");
+  CgroupLayout layout =
+      CgroupLayout::Parse(kHybridMountInfo, "12:pids:/\n11:memory:/\n6:cpu,cpuacct:/\n0::/\n", "");
   EXPECT_EQ(layout.backend, CgroupBackend::kV1);
   EXPECT_EQ(layout.v1_memory, "/sys/fs/cgroup/memory");
   EXPECT_EQ(layout.v1_pids, "/sys/fs/cgroup/pids");
