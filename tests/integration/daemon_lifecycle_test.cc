@@ -326,13 +326,18 @@ TEST_F(DaemonLifecycleTest, ASocketSystemdPassedIsNotRemoved) {
     dup2(null, 0);
     dup2(log, 1);
     dup2(log, 2);
-    dup2(listening.get(), 3);  // SD_LISTEN_FDS_START, without O_CLOEXEC
+    // SD_LISTEN_FDS_START, without O_CLOEXEC (dup2 onto itself would keep the flag).
+    if (listening.get() == 3) {
+      fcntl(3, F_SETFD, 0);
+    } else {
+      dup2(listening.get(), 3);
+    }
     execve(argv[0], argv.data(), envp);
     _exit(127);
   }
   listening.reset();
   // Served once the daemon runs (the connection waits in the socket's backlog until then).
-  HttpResponse health = HttpGet(path, "/v1/health");
+  HttpResponse health = HttpRequest(path, "GET", "/v1/health", "", 30000);
   EXPECT_EQ(health.status, 200) << ReadFileOrEmpty(log_path);
   kill(pid, SIGTERM);
   int status = 0;
