@@ -7,6 +7,8 @@
 #   3. executions/s of a trivial action (hello.noop), 2 clients, vs one-shot bwrap+seccomp
 #      launches/s with 2 in parallel: >= 2x;
 #   4. the daemon's RSS with 8 executions running: < 32 MiB.
+# It also prints how many of the exec launches ran in a prepared sandbox (warm pool hits, from
+# /metrics' packvisor_warm_pool_claims_total).
 #
 #   sudo bench/daemon_bench.sh [PACKVISOR_BINARY] [BUILD_DIR]
 #
@@ -111,11 +113,19 @@ api http://packvisor/v1/health >/dev/null || die "the daemon does not answer on 
 
 # 4. Through the daemon, keep-alive client.
 client() { "${PRIO[@]}" ./daemon_client "$SOCK" POST "$@"; }
+# The warm pool's hits and misses so far (/metrics), as "HITS MISSES".
+claims() {
+  api http://packvisor/metrics | awk -F'[ }]' '/^packvisor_warm_pool_claims_total\{result="hit"/ {h=$NF}
+    /^packvisor_warm_pool_claims_total\{result="miss"/ {m=$NF} END {print h+0, m+0}'
+}
+claims >claims_0.txt
 client "/v1/exec?wait=true" '{"argv":["/bin/true"]}' 1 "$REQUESTS" "$WARMUP" >exec_c1.json
+claims >claims_1.txt
 # The same with a pause after each request (GAP_MS, default 50): a request that finds the daemon
 # idle and its pool refilled, which is what the pool is for; back-to-back requests drain it.
 client "/v1/exec?wait=true" '{"argv":["/bin/true"]}' 1 "$((REQUESTS / 4))" "$WARMUP" \
   "${GAP_MS:-50}" >exec_c1_gap.json
+claims >claims_2.txt
 client "/v1/executions?wait=true" '{"action_ref":"hello.greet","parameters":{"name":"Ada"}}' \
   1 "$REQUESTS" "$WARMUP" >greet_c1.json
 client "/v1/executions?wait=true" '{"action_ref":"hello.noop"}' 2 "$REQUESTS" "$WARMUP" \
@@ -167,6 +177,9 @@ for name, r in (("exec /bin/true, 1 client", e1), ("exec /bin/true, idle gaps", 
     print("daemon %-26s p50 %.3f  p90 %.3f  p99 %.3f  mean %.3f ms  %.0f/s  errors %d" % (
         name, r["p50_ms"], r["p90_ms"], r["p99_ms"], r["mean_ms"], r["per_s"], r["errors"]))
 print("one-shot bwrap+seccomp, 2 in parallel: %.0f launches/s" % bwrap_per_s)
+c0, c1, c2 = ([int(x) for x in open("claims_%d.txt" % i).read().split()] for i in range(3))
+print("warm pool claims (hits/misses, warm-up included): exec back to back %d/%d, idle gaps %d/%d"
+      % (c1[0] - c0[0], c1[1] - c0[1], c2[0] - c1[0], c2[1] - c1[1]))
 rows = [
     ("exec /bin/true p50 <= 1.5 ms", "%.3f ms (%.2fx bwrap+seccomp)" % (e1["p50_ms"], e1["p50_ms"] / bwrap),
      e1["p50_ms"] <= 1.5),

@@ -162,14 +162,13 @@ int JoinCgroup(const int (&fds)[kMaxCgroupJoinFds]) {
   return 0;
 }
 
-// The order of these steps is the launch sequence of docs/launch-sequence.md; each ordering
-// constraint is stated where it applies.
-void RunChild(const ChildPlan& plan) {
-  for (int fd : plan.parent_fds) {
-    if (fd >= 0) os::CloseRange(static_cast<unsigned>(fd), static_cast<unsigned>(fd), 0);
-  }
-  // Before anything else, so that a supervisor dying from here on takes the sandbox with it.
-  Do(plan, SetupStep::kParentDeathSignal, [] { return Errno(prctl(PR_SET_PDEATHSIG, SIGKILL)); });
+namespace {
+
+// The generic part shared by a fresh launch and a prepared sandbox, from the id maps to the
+// detached old root; `parent_alive_fd` hangs up when the supervisor is gone (the release pipe of a
+// fresh launch, the pool's lifeline for a prepared sandbox). Allocation-free and linear: any
+// failure is reported as {step, errno} and ends the process (Do).
+void SetUpIdsAndRoot(const ChildPlan& plan, int parent_alive_fd) {
   // The parent may have died before PDEATHSIG was armed; the go-ahead byte tells. Until it
   // arrives our uid is unmapped and we may not change ids.
   Do(plan, SetupStep::kWaitForIdMaps, [&] { return WaitForByte(plan.id_maps_fd, ECHILD); });
@@ -191,10 +190,10 @@ void RunChild(const ChildPlan& plan) {
   Do(plan, SetupStep::kSetUid,
      [&] { return Errno(syscall(SYS_setresuid, plan.uid, plan.uid, plan.uid)); });
   // The kernel clears the parent-death signal when the euid/egid change: arm it again, then make
-  // sure the parent did not die in between (its end of the release pipe would have hung up).
+  // sure the parent did not die in between (its end of `parent_alive_fd` would have hung up).
   Do(plan, SetupStep::kParentDeathSignal, [&] {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return errno;
-    return ParentAlive(plan.release_fd) ? 0 : ECHILD;
+    return ParentAlive(parent_alive_fd) ? 0 : ECHILD;
   });
 
   // Our copy of the supervisor's command line: replaced before anything of the action exists.
@@ -215,16 +214,37 @@ void RunChild(const ChildPlan& plan) {
       plan, SetupStep::kMountPlan, [&] { return ApplyMountPlan(*plan.mounts, &failed_op); },
       &failed_op);
   Do(plan, SetupStep::kDetachOldRoot, [] { return DetachOldRoot(); });
-  // Read-only root after the old root's mount point is removed from it.
-  Do(plan, SetupStep::kRootReadOnly, [] { return MakeRootReadOnly(); });
-  Do(plan, SetupStep::kChdir, [&] { return Errno(chdir(plan.working_dir)); });
+}
 
-  // Namespaced host identity and network need CAP_SYS_ADMIN / CAP_NET_ADMIN: before the drop.
+// Namespaced host identity and network need CAP_SYS_ADMIN / CAP_NET_ADMIN: before the drop.
+void SetUpHostIdentity(const ChildPlan& plan) {
   Do(plan, SetupStep::kSetHostname,
      [&] { return Errno(sethostname(plan.hostname, strlen(plan.hostname))); });
   if (plan.new_network) Do(plan, SetupStep::kLoopbackUp, [] { return BringUpLoopback(); });
   // No controlling terminal: TIOCSTI and /dev/tty have nothing to reach (catalog 13).
   Do(plan, SetupStep::kSetsid, [] { return Errno(setsid()); });
+}
+
+// Read-only root after the old root's mount point is removed from it (and, in a prepared
+// sandbox, after the claim created /pack and /env on it), then the action's working directory.
+void FinishRoot(const ChildPlan& plan) {
+  Do(plan, SetupStep::kRootReadOnly, [] { return MakeRootReadOnly(); });
+  Do(plan, SetupStep::kChdir, [&] { return Errno(chdir(plan.working_dir)); });
+}
+
+}  // namespace
+
+// The order of these steps is the launch sequence of docs/launch-sequence.md; each ordering
+// constraint is stated where it applies.
+void RunChild(const ChildPlan& plan) {
+  for (int fd : plan.parent_fds) {
+    if (fd >= 0) os::CloseRange(static_cast<unsigned>(fd), static_cast<unsigned>(fd), 0);
+  }
+  // Before anything else, so that a supervisor dying from here on takes the sandbox with it.
+  Do(plan, SetupStep::kParentDeathSignal, [] { return Errno(prctl(PR_SET_PDEATHSIG, SIGKILL)); });
+  SetUpIdsAndRoot(plan, plan.release_fd);
+  FinishRoot(plan);
+  SetUpHostIdentity(plan);
   DropAndRunAction(plan);
 }
 
@@ -347,35 +367,9 @@ void RunPreparedChild(const PreparedChildPlan& prepared) {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return errno;
     return ParentAlive(prepared.lifeline_fd) ? 0 : ECHILD;
   });
-  Do(plan, SetupStep::kWaitForIdMaps, [&] { return WaitForByte(plan.id_maps_fd, ECHILD); });
-  Do(plan, SetupStep::kJoinCgroup, [&] { return JoinCgroup(plan.cgroup_join_fds); });
-  Do(plan, SetupStep::kSetGid,
-     [&] { return Errno(syscall(SYS_setresgid, plan.gid, plan.gid, plan.gid)); });
-  Do(plan, SetupStep::kSetGroups, [] { return Errno(syscall(SYS_setgroups, 0, nullptr)); });
-  Do(plan, SetupStep::kSetUid,
-     [&] { return Errno(syscall(SYS_setresuid, plan.uid, plan.uid, plan.uid)); });
-  Do(plan, SetupStep::kParentDeathSignal, [&] {
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return errno;
-    return ParentAlive(prepared.lifeline_fd) ? 0 : ECHILD;
-  });
-  if (plan.argument_area != nullptr && plan.argument_area_size > sizeof(kInitTitle)) {
-    memset(plan.argument_area, 0, plan.argument_area_size);
-    memcpy(plan.argument_area, kInitTitle, sizeof(kInitTitle));
-  }
-  Do(plan, SetupStep::kMountPrivate, [] { return MakeMountsPrivate(); });
-  Do(plan, SetupStep::kMountStagingRoot,
-     [&] { return MountStagingRoot(plan.staging_tmpfs_options); });
-  Do(plan, SetupStep::kPivotRoot, [] { return PivotToStagingRoot(); });
-  int failed_op = 0;
-  Do(
-      plan, SetupStep::kMountPlan, [&] { return ApplyMountPlan(*plan.mounts, &failed_op); },
-      &failed_op);
-  Do(plan, SetupStep::kDetachOldRoot, [] { return DetachOldRoot(); });
+  SetUpIdsAndRoot(plan, prepared.lifeline_fd);
   // The root stays writable until the claim: /pack and /env are created on it then.
-  Do(plan, SetupStep::kSetHostname,
-     [&] { return Errno(sethostname(plan.hostname, strlen(plan.hostname))); });
-  if (plan.new_network) Do(plan, SetupStep::kLoopbackUp, [] { return BringUpLoopback(); });
-  Do(plan, SetupStep::kSetsid, [] { return Errno(setsid()); });
+  SetUpHostIdentity(plan);
 
   // Ready. A claim, or EOF when the pool is destroyed (or the daemon dies: PDEATHSIG as well).
   Send(plan.report_fd, MessageKind::kPrepared, SetupStep::kNone, 0, 0);
@@ -416,8 +410,7 @@ void RunPreparedChild(const PreparedChildPlan& prepared) {
     Do(
         plan, SetupStep::kMountPlan, [&] { return ApplyRawMountOp(raw); }, &index);
   }
-  Do(plan, SetupStep::kRootReadOnly, [] { return MakeRootReadOnly(); });
-  Do(plan, SetupStep::kChdir, [&] { return Errno(chdir(plan.working_dir)); });
+  FinishRoot(plan);
   DropAndRunAction(plan);
 }
 

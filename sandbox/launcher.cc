@@ -250,7 +250,11 @@ void Monitor::HandleMessage(const ChildMessage& message) {
         break;
       }
       char go = 1;
-      if (write(release_.get(), &go, 1) != 1) Kill(SIGKILL);
+      if (write(release_.get(), &go, 1) != 1) {
+        Kill(SIGKILL);
+      } else {
+        result_.released_at = std::chrono::steady_clock::now();
+      }
       release_.reset();
       break;
     }
@@ -746,11 +750,15 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, LaunchIo& io, WarmPool
   if (pool != nullptr) {
     if (std::unique_ptr<PreparedSandbox> sandbox = pool->Claim(spec)) {
       ClaimOutcome outcome = RunClaimed(spec, io, *sandbox);
-      if (outcome.ran) return std::move(*outcome.ran);
+      if (outcome.ran) {
+        pool->CountClaim(true);
+        return std::move(*outcome.ran);
+      }
       // Nothing of this execution ran: the sandbox is killed with `sandbox`, and it runs fresh.
       std::fprintf(stderr, "packvisor: warm pool: claim failed, launching fresh: %s\n",
                    outcome.fallback.c_str());
     }
+    pool->CountClaim(false);
   }
   return RunFresh(spec, io);
 }

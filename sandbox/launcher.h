@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -68,6 +69,9 @@ struct SandboxResult {
   int64_t max_rss_kb = 0;   // peak memory of the cgroup (else the largest resident set)
   bool oom_killed = false;  // the cgroup's memory limit killed a process
   uint64_t memory_limit_bytes = 0;  // the cgroup's memory limit (0: none)
+  // When the launcher let the verified action go on to exec (its release byte written); unset
+  // when it was never released (a setup failure, a stop before the release).
+  std::optional<std::chrono::steady_clock::time_point> released_at;
 
   // "setup step 'pivot_root' failed: Operation not permitted" and the like.
   std::string FailureMessage() const;

@@ -419,6 +419,16 @@ std::unique_ptr<PreparedSandbox> WarmPool::Claim(const SandboxSpec& spec) {
   return claimed;
 }
 
+void WarmPool::CountClaim(bool hit) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++(hit ? claims_.hits : claims_.misses);
+}
+
+WarmPool::ClaimCounts WarmPool::claim_counts() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return claims_;
+}
+
 Result<void> WarmPool::WaitUntilFull() {
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {

@@ -92,6 +92,16 @@ class WarmPool {
   // A ready sandbox whose key is KeyOf(spec), or null. Never waits for a prepare.
   std::unique_ptr<PreparedSandbox> Claim(const SandboxSpec& spec);
 
+  // How launches through the pool went (RunSandbox counts each one it makes with a pool): a hit
+  // ran in a prepared sandbox; a miss found none ready for its key, or claimed one that could not
+  // take the execution, and launched fresh. Monotonic, for /metrics.
+  struct ClaimCounts {
+    uint64_t hits = 0;
+    uint64_t misses = 0;
+  };
+  void CountClaim(bool hit);
+  ClaimCounts claim_counts() const;
+
   // What a prepared sandbox's generic part depends on: host and inside ids, network mode,
   // hostname, /tmp size, extra read-only binds, cgroup parent and whether there is a cgroup.
   static std::string KeyOf(const SandboxSpec& spec);
@@ -135,6 +145,7 @@ class WarmPool {
   bool quiet_ = false;
   uint64_t generation_ = 0;  // bumped by Reconfigure: a prepare of an older one is discarded
   uint64_t prepared_ = 0;
+  ClaimCounts claims_;
   bool stopping_ = false;
   std::thread refill_;
 };

@@ -400,9 +400,8 @@ ExecutionResult RunExecution(const ExecutionContext& context, RunRequest request
     result.env_build_ms = result.duration_ms = env_build_time.count();
     return result;
   }
-  ExecutionResult result =
-      ResultFromSandbox(*launched, out, err, request.execution_id, action.action_ref,
-                        static_cast<int64_t>(std::ceil(timeout_seconds)), spec.argv[0]);
+  ExecutionResult result = ResultFromSandbox(*launched, out, err, request.execution_id,
+                                             action.action_ref, timeout_seconds, spec.argv[0]);
   result.env_build_ms = env_build_time.count();
   result.duration_ms += result.env_build_ms;
   if (result.status == ExecutionStatus::kSucceeded) {

@@ -205,9 +205,24 @@ std::string HumanSummary(const ExecutionResult& result) {
   return line;
 }
 
+namespace {
+
+// A number of seconds as a person wrote it: "30", "0.05", "1.5" (millisecond precision, which is
+// the launcher's).
+std::string SecondsText(double seconds) {
+  char text[64];
+  std::snprintf(text, sizeof(text), "%.3f", seconds);
+  std::string s = text;
+  s.erase(s.find_last_not_of('0') + 1);
+  if (!s.empty() && s.back() == '.') s.pop_back();
+  return s;
+}
+
+}  // namespace
+
 ExecutionResult ResultFromSandbox(const sandbox::SandboxResult& sandbox_result, CappedOutput& out,
                                   CappedOutput& err, std::string execution_id,
-                                  std::string action_ref, int64_t timeout_seconds,
+                                  std::string action_ref, double timeout_seconds,
                                   const std::string& command) {
   using sandbox::Outcome;
   ExecutionResult r;
@@ -222,6 +237,7 @@ ExecutionResult ResultFromSandbox(const sandbox::SandboxResult& sandbox_result, 
   r.duration_ms = sandbox_result.duration.count();
   r.cpu_ms = sandbox_result.cpu_ms;
   r.max_rss_kb = sandbox_result.max_rss_kb;
+  r.released_at = sandbox_result.released_at;
   switch (sandbox_result.outcome) {
     case Outcome::kExited:
       r.exit_code = sandbox_result.exit_code;
@@ -240,7 +256,7 @@ ExecutionResult ResultFromSandbox(const sandbox::SandboxResult& sandbox_result, 
     case Outcome::kTimedOut:
       r.status = ExecutionStatus::kTimedOut;
       r.timed_out = true;
-      r.error = "timed out after " + std::to_string(timeout_seconds) + " s";
+      r.error = "timed out after " + SecondsText(timeout_seconds) + " s";
       break;
     case Outcome::kCancelled:
       r.status = ExecutionStatus::kCancelled;

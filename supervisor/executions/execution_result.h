@@ -1,6 +1,7 @@
 // The result object of SPEC §7 (the --json output and the API body) and the exit statuses of §8.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -55,6 +56,9 @@ struct ExecutionResult {
   // RunSandbox itself failed (status setup_failed): no sandbox ran, and `packvisor exec` reports
   // `error` as its own error line, not as a result. Not in ToJson().
   bool launch_failed = false;
+  // When the launcher released the verified action to exec (sandbox::SandboxResult::released_at);
+  // unset when it never was. The daemon's launch-latency histogram ends there. Not in ToJson().
+  std::optional<std::chrono::steady_clock::time_point> released_at;
 
   nlohmann::json ToJson() const;
   // ToJson() as one line. The action's output may be any bytes: invalid UTF-8 is replaced by
@@ -82,10 +86,11 @@ std::string HumanSummary(const ExecutionResult& result);
 std::string NewExecutionId();
 
 // Combines how the sandbox ended with the captured output.
-// Moves the captured output out of `out` and `err`.
+// Moves the captured output out of `out` and `err`. `timeout_seconds` is the timeout as the caller
+// gave it (0.05 is reported as "0.05 s", not rounded).
 ExecutionResult ResultFromSandbox(const sandbox::SandboxResult& sandbox_result, CappedOutput& out,
                                   CappedOutput& err, std::string execution_id,
-                                  std::string action_ref, int64_t timeout_seconds,
+                                  std::string action_ref, double timeout_seconds,
                                   const std::string& command);
 
 }  // namespace packvisor

@@ -62,6 +62,7 @@ Result<ExecutionRecord> RecordFromJson(const nlohmann::json& j) {
     record.finished_at_ms = j.value("finished_at_ms", int64_t{0});
     record.submitted_by_uid = j.value("submitted_by_uid", uid_t{0});
     record.result = j.value("result", nlohmann::json());
+    record.result_is_lines = j.value("result_is_lines", false);
     return record;
   } catch (const nlohmann::json::exception& e) {
     return Failure("", "", e.what());
@@ -71,14 +72,16 @@ Result<ExecutionRecord> RecordFromJson(const nlohmann::json& j) {
 }  // namespace
 
 nlohmann::json ExecutionRecord::ToJson() const {
-  return {{"execution_id", execution_id},
-          {"action_ref", action_ref},
-          {"status", status},
-          {"submitted_at_ms", submitted_at_ms},
-          {"started_at_ms", started_at_ms},
-          {"finished_at_ms", finished_at_ms},
-          {"submitted_by_uid", submitted_by_uid},
-          {"result", result}};
+  nlohmann::json j = {{"execution_id", execution_id},
+                      {"action_ref", action_ref},
+                      {"status", status},
+                      {"submitted_at_ms", submitted_at_ms},
+                      {"started_at_ms", started_at_ms},
+                      {"finished_at_ms", finished_at_ms},
+                      {"submitted_by_uid", submitted_by_uid},
+                      {"result", result}};
+  if (result_is_lines) j["result_is_lines"] = true;
+  return j;
 }
 
 Result<std::unique_ptr<ExecutionStore>> ExecutionStore::Open(const std::string& state_dir) {

@@ -34,6 +34,9 @@ struct ExecutionRecord {
   uid_t submitted_by_uid = 0;
   // The SPEC §7 result object once final (with "status"); null before.
   nlohmann::json result;
+  // `result.result` holds the lines of a jsonl output (ExecutionResult::result_is_lines): the
+  // output stream's result line says so for an execution already finished.
+  bool result_is_lines = false;
   nlohmann::json ToJson() const;
 };
 

@@ -102,7 +102,7 @@ ExecutionResult RunRawExec(const ExecutionContext& context, RawExecRequest reque
     result.launch_failed = true;
     return result;
   }
-  int64_t timeout_seconds = std::chrono::ceil<std::chrono::seconds>(spec.timeout).count();
+  double timeout_seconds = std::chrono::duration<double>(spec.timeout).count();
   ExecutionResult result = ResultFromSandbox(*launched, out, err, execution_id, kRawActionRef,
                                              timeout_seconds, spec.argv[0]);
   spdlog::debug("exec {}: {} in {} ms", execution_id, ExecutionStatusName(result.status),

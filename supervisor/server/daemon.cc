@@ -187,7 +187,7 @@ Result<std::shared_ptr<ServingContext>> LoadServingContext(
   return context;
 }
 
-Result<unique_fd> BindUnixSocket(const std::string& path, gid_t group) {
+Result<BoundSocket> BindUnixSocket(const std::string& path, gid_t group) {
   if (path.empty() || path[0] != '/' || path.back() == '/') {
     return Failure("server.socket", path, "must be an absolute path to a file");
   }
@@ -252,8 +252,31 @@ Result<unique_fd> BindUnixSocket(const std::string& path, gid_t group) {
     return ErrnoError("chown the socket", path);
   }
   if (fchmodat(at.get(), name.c_str(), 0660, 0) != 0) return ErrnoError("chmod the socket", path);
+  struct stat made {};
+  if (fstatat(at.get(), name.c_str(), &made, AT_SYMLINK_NOFOLLOW) != 0) {
+    return ErrnoError("stat the socket", path);
+  }
   if (listen(sock.get(), 128) != 0) return ErrnoError("listen", path);
-  return sock;
+  BoundSocket result;
+  result.listening = std::move(sock);
+  result.directory = std::move(at);
+  result.name = name;
+  result.device = made.st_dev;
+  result.inode = made.st_ino;
+  return result;
+}
+
+void RemoveBoundSocket(const BoundSocket& bound, const std::string& path) {
+  if (!bound.directory) return;
+  struct stat now {};
+  if (fstatat(bound.directory.get(), bound.name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0) return;
+  if (!S_ISSOCK(now.st_mode) || now.st_dev != bound.device || now.st_ino != bound.inode) {
+    spdlog::info("not removing {}: it is no longer the socket this daemon made", path);
+    return;
+  }
+  if (unlinkat(bound.directory.get(), bound.name.c_str(), 0) != 0) {
+    spdlog::warn("removing the socket {}: {}", path, std::strerror(errno));
+  }
 }
 
 int RunServe(const ServeOptions& options) {
@@ -326,18 +349,22 @@ int RunServe(const ServeOptions& options) {
     spdlog::warn("execution {} had not finished when the supervisor stopped: abandoned", id);
   }
 
-  // Socket activation (packvisor.socket): systemd made the socket, with its own mode and group.
-  Result<unique_fd> listening = unique_fd();
+  // Socket activation (packvisor.socket): systemd made the socket, with its own mode and group,
+  // and owns its file. A socket we bind ourselves is removed when we exit (`own_socket`).
+  unique_fd listening;
+  BoundSocket own_socket;
   std::vector<unique_fd> inherited = ListenFdsFromSystemd();
   if (!inherited.empty()) {
     listening = std::move(inherited.front());
     spdlog::info("serving on the socket systemd passed (LISTEN_FDS)");
   } else {
-    listening = BindUnixSocket(config.server.socket, config.server.socket_group);
-    if (!listening) {
-      spdlog::critical("{}", listening.error().message());
+    auto bound = BindUnixSocket(config.server.socket, config.server.socket_group);
+    if (!bound) {
+      spdlog::critical("{}", bound.error().message());
       return kExitOwnError;
     }
+    own_socket = std::move(*bound);
+    listening = std::move(own_socket.listening);
   }
 
   daemon.base = event_base_new();
@@ -349,7 +376,7 @@ int RunServe(const ServeOptions& options) {
   daemon.api = std::make_unique<HttpApi>(daemon.base, *daemon.scheduler, *daemon.store,
                                          [&daemon] { return daemon.context; });
   int code = 0;
-  if (auto started = daemon.api->Start(std::move(*listening), config.server); !started) {
+  if (auto started = daemon.api->Start(std::move(listening), config.server); !started) {
     spdlog::critical("{}", started.error().message());
     code = kExitOwnError;
   } else {
@@ -377,7 +404,8 @@ int RunServe(const ServeOptions& options) {
   }
   // The API first (it unsubscribes from the scheduler), then the scheduler (it cancels and joins
   // whatever still runs), then the loop.
-  daemon.api.reset();
+  daemon.api.reset();  // closes the listening socket
+  RemoveBoundSocket(own_socket, config.server.socket);
   daemon.scheduler.reset();
   if (daemon.drain_timer != nullptr) event_free(daemon.drain_timer);
   if (daemon.flush_timer != nullptr) event_free(daemon.flush_timer);

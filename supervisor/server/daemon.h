@@ -5,6 +5,8 @@
 // stderr (journald keeps them); nothing daemonises.
 #pragma once
 
+#include <sys/types.h>
+
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,10 +33,25 @@ Result<std::shared_ptr<ServingContext>> LoadServingContext(
     const std::optional<std::string>& config_path,
     const std::optional<std::string>& socket_override);
 
+// A listening socket the daemon bound itself, and how to find its file again: the directory it
+// was bound in (held open, so that no path is walked again) and the file's identity.
+struct BoundSocket {
+  unique_fd listening;
+  unique_fd directory;
+  std::string name;  // the socket file's name in `directory`
+  dev_t device = 0;
+  ino_t inode = 0;
+};
+
 // Creates the socket's directory if missing (mode 0755, owned by root, each component opened
 // O_NOFOLLOW from / so that no symlink is ever followed), refuses a directory that someone other
 // than root owns or may write, replaces a stale socket (never anything else) and binds a listening
 // Unix socket there, mode 0660, owned by root:`group`.
-Result<unique_fd> BindUnixSocket(const std::string& path, gid_t group);
+Result<BoundSocket> BindUnixSocket(const std::string& path, gid_t group);
+
+// Removes the socket file `bound` made, at the daemon's exit: only when the name in its directory
+// is still that very socket (same device and inode), never one another daemon bound since, nor
+// anything else. A socket systemd passed (socket activation) is not a BoundSocket: it stays.
+void RemoveBoundSocket(const BoundSocket& bound, const std::string& path);
 
 }  // namespace packvisor

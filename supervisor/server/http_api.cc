@@ -11,11 +11,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string_view>
 
+#include "sandbox/warm_pool.h"
 #include "supervisor/executions/environments.h"
 
 namespace packvisor {
@@ -259,6 +262,35 @@ std::optional<std::string> RawRequestFrom(const nlohmann::json& body, RawExecReq
 
 std::string NdjsonLine(const nlohmann::json& value) { return Dump(value) + "\n"; }
 
+// libevent 2.1 answers a body over evhttp's max_body_size itself, with an HTML page, and offers a
+// server no hook before the body is read (no header callback on incoming requests, no error
+// callback: both came in 2.2). So evhttp's cap is twice server.max_body_bytes, and a body between
+// the two reaches Handle(), which answers the one-line JSON 413 from its Content-Length (or, when
+// chunked, its size). Only a body over twice the limit gets evhttp's page (docs/server.md).
+uint64_t TooLargeCap(uint64_t max_body_bytes) { return max_body_bytes * 2; }
+
+// The size of `req`'s body: its Content-Length when it declared one, else what arrived (chunked).
+uint64_t BodySize(evhttp_request* req) {
+  uint64_t size = evbuffer_get_length(evhttp_request_get_input_buffer(req));
+  const char* declared =
+      evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Length");
+  if (declared != nullptr) {
+    char* end = nullptr;
+    errno = 0;
+    unsigned long long value = std::strtoull(declared, &end, 10);
+    if (errno == 0 && end != declared && *end == '\0') size = std::max<uint64_t>(size, value);
+  }
+  return size;
+}
+
+// The output stream's last line: the result, and beside it whether its "result" holds the lines of
+// a jsonl output (docs/api.md, "What the output stream's result line may carry").
+std::string ResultLine(const nlohmann::json& result, bool result_is_lines) {
+  nlohmann::json line = {{"result", result}};
+  if (result_is_lines) line["result_is_lines"] = true;
+  return NdjsonLine(line);
+}
+
 void SendChunk(evhttp_request* req, const std::string& text) {
   evbuffer* out = evbuffer_new();
   evbuffer_add(out, text.data(), text.size());
@@ -308,7 +340,8 @@ Result<void> HttpApi::Start(unique_fd listening, const ServerConfig& server) {
   evhttp_set_bevcb(http_, &HttpApi::NewConnection, this);
   evhttp_set_gencb(http_, &HttpApi::OnRequest, this);
   evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
-  // Answer 413 to a client still sending its too-large body instead of resetting it.
+  // Beyond evhttp's own cap (TooLargeCap): answer 413 to a client still sending its body
+  // instead of resetting it.
   evhttp_set_flags(http_, EVHTTP_SERVER_LINGERING_CLOSE);
   Configure(server);
   bound_ = evhttp_accept_socket_with_handle(http_, listening.get());
@@ -319,7 +352,7 @@ Result<void> HttpApi::Start(unique_fd listening, const ServerConfig& server) {
 
 void HttpApi::Configure(const ServerConfig& server) {
   server_ = server;
-  evhttp_set_max_body_size(http_, static_cast<ev_ssize_t>(server.max_body_bytes));
+  evhttp_set_max_body_size(http_, static_cast<ev_ssize_t>(TooLargeCap(server.max_body_bytes)));
   // libevent 2.1 has one deadline per connection, for reading a request and for writing an
   // answer alike: the larger of the two keys (docs/server.md).
   int64_t seconds = std::max(server.read_timeout_seconds, server.write_timeout_seconds);
@@ -531,6 +564,15 @@ void HttpApi::Handle(evhttp_request* req) {
     return;
   }
 
+  if (uint64_t size = BodySize(req); size > server_.max_body_bytes) {
+    std::string body = TakeBody(req);
+    explicit_bzero(body.data(), body.size());
+    return Reject(req, 413, "too_large",
+                  "request body: " + std::to_string(size) +
+                      " bytes is over server.max_body_bytes (" +
+                      std::to_string(server_.max_body_bytes) + ")");
+  }
+
   auto method_not_allowed = [&] {
     std::string body = TakeBody(req);
     explicit_bzero(body.data(), body.size());
@@ -593,6 +635,7 @@ void HttpApi::Handle(evhttp_request* req) {
 }
 
 void HttpApi::PostExecution(evhttp_request* req, const Peer& peer, bool raw, bool wait) {
+  const auto accepted_at = std::chrono::steady_clock::now();
   std::string text = TakeBody(req);
   if (draining_) {
     explicit_bzero(text.data(), text.size());
@@ -604,6 +647,7 @@ void HttpApi::PostExecution(evhttp_request* req, const Peer& peer, bool raw, boo
   std::shared_ptr<const ServingContext> context = context_();
   Job job;
   job.submitted_by = peer.uid;
+  job.accepted_at = accepted_at;
   std::optional<std::string> invalid;
   if (raw) {
     RawExecRequest request;
@@ -726,7 +770,7 @@ void HttpApi::StreamOutput(evhttp_request* req, const std::string& id) {
         if (pending->done || pending->closed) return;
         if (e.kind == ExecutionEvent::Kind::kResult) {
           pending->token = 0;
-          SendChunk(pending->req, NdjsonLine({{"result", e.result}}));
+          SendChunk(pending->req, ResultLine(e.result, e.result_is_lines));
           Release(pending);
           return;
         }
@@ -747,7 +791,7 @@ void HttpApi::StreamOutput(evhttp_request* req, const std::string& id) {
       const nlohmann::json& result = (*record)->result;
       SendChunk(req, NdjsonLine({{"stream", "stdout"}, {"data", result.value("stdout", "")}}));
       SendChunk(req, NdjsonLine({{"stream", "stderr"}, {"data", result.value("stderr", "")}}));
-      SendChunk(req, NdjsonLine({{"result", result}}));
+      SendChunk(req, ResultLine(result, (*record)->result_is_lines));
     }
     evhttp_send_reply_end(req);
     return;
@@ -758,7 +802,7 @@ void HttpApi::StreamOutput(evhttp_request* req, const std::string& id) {
   start();
   SendChunk(req, NdjsonLine({{"stream", "stdout"}, {"data", result.value("stdout", "")}}));
   SendChunk(req, NdjsonLine({{"stream", "stderr"}, {"data", result.value("stderr", "")}}));
-  SendChunk(req, NdjsonLine({{"result", result}}));
+  SendChunk(req, ResultLine(result, (*record)->result_is_lines));
   evhttp_send_reply_end(req);
 }
 
@@ -911,8 +955,8 @@ void HttpApi::Metrics(evhttp_request* req) {
       "# TYPE packvisor_executions_running gauge\n";
   line("packvisor_executions_running", "", static_cast<double>(stats.running));
   text +=
-      "# HELP packvisor_launch_latency_seconds From accepting an execution to starting its "
-      "launch.\n"
+      "# HELP packvisor_launch_latency_seconds From accepting an execution to releasing its "
+      "verified action to exec.\n"
       "# TYPE packvisor_launch_latency_seconds histogram\n";
   for (size_t i = 0; i < stats.latency_bounds.size(); ++i) {
     char bound[32];
@@ -925,6 +969,14 @@ void HttpApi::Metrics(evhttp_request* req) {
   line("packvisor_launch_latency_seconds_sum", "", stats.latency_sum);
   line("packvisor_launch_latency_seconds_count", "", static_cast<double>(stats.latency_count));
   text +=
+      "# HELP packvisor_warm_pool_claims_total Launches through the warm pool: hit ran in a "
+      "prepared sandbox, miss launched fresh.\n"
+      "# TYPE packvisor_warm_pool_claims_total counter\n";
+  sandbox::WarmPool::ClaimCounts claims;
+  if (sandbox::WarmPool* pool = context_()->warm_pool) claims = pool->claim_counts();
+  line("packvisor_warm_pool_claims_total", "result=\"hit\"", static_cast<double>(claims.hits));
+  line("packvisor_warm_pool_claims_total", "result=\"miss\"", static_cast<double>(claims.misses));
+  text +=
       "# HELP packvisor_env_builds_total Environments set up through the API, by result.\n"
       "# TYPE packvisor_env_builds_total counter\n";
   std::map<std::string, uint64_t> builds = env_builds_;
@@ -936,8 +988,9 @@ void HttpApi::Metrics(evhttp_request* req) {
       "# HELP packvisor_requests_rejected_total Requests refused, by reason.\n"
       "# TYPE packvisor_requests_rejected_total counter\n";
   std::map<std::string, uint64_t> rejected = rejected_;
-  for (const char* reason : {"forbidden", "bad_request", "not_found", "queue_full", "draining",
-                             "too_many_connections", "conflict", "method_not_allowed"}) {
+  for (const char* reason :
+       {"forbidden", "bad_request", "not_found", "queue_full", "draining", "too_many_connections",
+        "conflict", "method_not_allowed", "too_large"}) {
     rejected.emplace(reason, 0);
   }
   for (const auto& [reason, count] : rejected) {

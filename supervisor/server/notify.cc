@@ -71,6 +71,11 @@ std::vector<unique_fd> ListenFdsFromSystemd() {
     int flags = fcntl(fd, F_GETFD);
     if (flags < 0) continue;  // not open after all
     if ((flags & FD_CLOEXEC) == 0) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+    // systemd passes a socket blocking unless its unit says NonBlocking=yes; the event loop's
+    // accept loop runs until EAGAIN, and on a blocking socket it would hang in accept(2) after
+    // the first connection.
+    int status = fcntl(fd, F_GETFL);
+    if (status >= 0 && (status & O_NONBLOCK) == 0) fcntl(fd, F_SETFL, status | O_NONBLOCK);
     fds.emplace_back(fd);
   }
   return fds;

@@ -20,8 +20,8 @@ namespace packvisor {
 Result<void> NotifySystemd(std::string_view state);
 
 // The sockets systemd passed (socket activation): when $LISTEN_PID is this process and
-// $LISTEN_FDS = N > 0, fds 3 .. 3+N-1, each made close-on-exec. Always removes LISTEN_PID,
-// LISTEN_FDS and LISTEN_FDNAMES from the environment (a child must not take them for its own).
+// $LISTEN_FDS = N > 0, fds 3 .. 3+N-1, each made close-on-exec and non-blocking. Always removes
+// LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES from the environment (a child must not take them).
 // Empty when not socket-activated. Call it once, at start, before any thread is created
 // (unsetenv is not thread-safe).
 std::vector<unique_fd> ListenFdsFromSystemd();

@@ -50,6 +50,7 @@ struct Scheduler::Entry {
   Job job;
   ExecutionRecord record;  // what the store holds (without the result until final)
   State state = State::kQueued;
+  std::chrono::steady_clock::time_point accepted_at;
   unique_fd cancel_fd;  // an eventfd: readable = cancel
   // The output kept so far, in arrival order (bounded by the output caps: it is exactly what the
   // captures keep).
@@ -127,6 +128,7 @@ Result<Scheduler::Submitted> Scheduler::Submit(std::shared_ptr<const ServingCont
   entry->record.status = "queued";
   entry->record.submitted_at_ms = NowMs();
   entry->record.submitted_by_uid = job.submitted_by;
+  entry->accepted_at = job.accepted_at.value_or(std::chrono::steady_clock::now());
   entry->context = std::move(context);
   entry->cancel_fd.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!entry->cancel_fd) {
@@ -176,13 +178,6 @@ void Scheduler::DispatchLocked() {
     entry->state = Entry::State::kRunning;
     entry->record.started_at_ms = NowMs();
     entry->record.status = "running";
-    double latency =
-        static_cast<double>(entry->record.started_at_ms - entry->record.submitted_at_ms) / 1000.0;
-    for (size_t i = 0; i < kLatencyBucketCount; ++i) {
-      if (latency <= kLatencyBounds[i]) ++latency_buckets_[i];
-    }
-    ++latency_count_;
-    latency_sum_ += latency;
     ++running_;
     uint64_t token = next_thread_++;
     threads_.emplace(token, std::thread([this, entry, token] { RunWorker(entry, token); }));
@@ -221,18 +216,28 @@ void Scheduler::RunWorker(std::shared_ptr<Entry> entry, uint64_t token) {
     result = RunRawExec(context, std::move(raw));
   }
   nlohmann::json final_result = result.ToJson();
-  RecordFinal(*entry, final_result);
+  RecordFinal(*entry, final_result, result.result_is_lines);
 
   std::lock_guard lock(mutex_);
-  FinishLocked(entry, std::move(final_result));
+  if (result.released_at) {
+    double latency =
+        std::chrono::duration<double>(*result.released_at - entry->accepted_at).count();
+    for (size_t i = 0; i < kLatencyBucketCount; ++i) {
+      if (latency <= kLatencyBounds[i]) ++latency_buckets_[i];
+    }
+    ++latency_count_;
+    latency_sum_ += latency;
+  }
+  FinishLocked(entry, std::move(final_result), result.result_is_lines);
   DispatchLocked();
   finished_threads_.push_back(token);
   CheckIdleLocked();
   if (running_ == 0) all_done_.notify_all();
 }
 
-void Scheduler::RecordFinal(Entry& entry, const nlohmann::json& result) {
+void Scheduler::RecordFinal(Entry& entry, const nlohmann::json& result, bool result_is_lines) {
   ExecutionRecord record = entry.record;
+  record.result_is_lines = result_is_lines;
   record.status = result.value("status", "failed");
   record.finished_at_ms = NowMs();
   record.result = result;
@@ -242,11 +247,12 @@ void Scheduler::RecordFinal(Entry& entry, const nlohmann::json& result) {
   }
 }
 
-void Scheduler::FinishLocked(const std::shared_ptr<Entry>& entry, nlohmann::json result) {
+void Scheduler::FinishLocked(const std::shared_ptr<Entry>& entry, nlohmann::json result,
+                             bool result_is_lines) {
   if (entry->state == Entry::State::kRunning) --running_;
   entry->state = Entry::State::kFinished;
   ++finished_by_status_[result.value("status", "failed")];
-  ExecutionEvent event{ExecutionEvent::Kind::kResult, {}, std::move(result)};
+  ExecutionEvent event{ExecutionEvent::Kind::kResult, {}, std::move(result), result_is_lines};
   for (auto& [token, watcher] : entry->subscribers) watcher.subscriber(event);
   entry->subscribers.clear();
   entry->chunks.clear();

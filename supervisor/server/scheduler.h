@@ -57,6 +57,9 @@ struct ServingContext {
 struct Job {
   std::variant<RunRequest, RawExecRequest> request;
   uid_t submitted_by = 0;
+  // When the API accepted the request (the launch-latency histogram starts there); unset: at
+  // Submit.
+  std::optional<std::chrono::steady_clock::time_point> accepted_at;
 };
 
 // An event of one execution, in order: its output as the result will keep it, then its result.
@@ -65,6 +68,9 @@ struct ExecutionEvent {
   Kind kind = Kind::kResult;
   std::string data;       // kStdout, kStderr
   nlohmann::json result;  // kResult: the SPEC §7 object
+  // kResult: `result.result` holds the lines of a jsonl output (ExecutionResult::result_is_lines;
+  // not part of the SPEC §7 object, docs/api.md "What the output stream's result line may carry").
+  bool result_is_lines = false;
 };
 using Subscriber = std::function<void(const ExecutionEvent&)>;
 
@@ -83,7 +89,8 @@ struct SchedulerStats {
   size_t queued = 0;
   bool draining = false;
   std::map<std::string, uint64_t> finished_by_status;  // "succeeded" -> N
-  // Launch latency (submit -> the worker starts the launch), Prometheus buckets in seconds.
+  // Launch latency (the API accepted the request -> the launcher released the verified action to
+  // exec), of the executions whose action was released; Prometheus buckets in seconds.
   std::vector<double> latency_bounds;
   std::vector<uint64_t> latency_counts;  // cumulative, one per bound
   uint64_t latency_count = 0;
@@ -145,8 +152,9 @@ class Scheduler {
   void DispatchLocked();
   void RunWorker(std::shared_ptr<Entry> entry, uint64_t token);
   void CancelQueuedLocked(const std::shared_ptr<Entry>& entry, const std::string& why);
-  void FinishLocked(const std::shared_ptr<Entry>& entry, nlohmann::json result);
-  void RecordFinal(Entry& entry, const nlohmann::json& result);
+  void FinishLocked(const std::shared_ptr<Entry>& entry, nlohmann::json result,
+                    bool result_is_lines = false);
+  void RecordFinal(Entry& entry, const nlohmann::json& result, bool result_is_lines = false);
   void ReapThreadsLocked();
   void CheckIdleLocked();
 

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <filesystem>
 #include <mutex>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -217,12 +218,53 @@ TEST_F(DaemonApiTest, UnknownActionOrExecutionIs404) {
   EXPECT_EQ(HttpGet(daemon.socket(), "/v2/anything").status, 404);
 }
 
+// A body over server.max_body_bytes: 413 with the one-line JSON error, decided from its
+// Content-Length (or, chunked, from what arrived), counted in /metrics like every refusal.
 TEST_F(DaemonApiTest, BodyOverMaxBodyBytesIs413) {
   DaemonUnderTest daemon(world_, Toml("max_body_bytes = 1024\n"));
-  nlohmann::json body = {{"action_ref", "api.echo"},
-                         {"parameters", {{"n", 1}, {"pad", std::string(4096, 'x')}}}};
-  HttpResponse r = HttpPost(daemon.socket(), "/v1/executions", body);
+  auto too_large = [&] {
+    std::string metrics = HttpGet(daemon.socket(), "/metrics").body;
+    std::smatch m;
+    std::regex line("packvisor_requests_rejected_total\\{reason=\"too_large\"\\} ([0-9]+)");
+    return std::regex_search(metrics, m, line) ? std::stoi(m[1].str()) : -1;
+  };
+  EXPECT_EQ(too_large(), 0);
+  std::string text = nlohmann::json({{"action_ref", "api.echo"},
+                                     {"parameters", {{"n", 1}, {"pad", std::string(1500, 'x')}}}})
+                         .dump();
+  HttpResponse r = HttpRequest(daemon.socket(), "POST", "/v1/executions", text);
   EXPECT_EQ(r.status, 413) << r.body;
+  EXPECT_THAT(r.Header("content-type"), HasSubstr("application/json"));
+  ASSERT_NO_THROW(r.Json()) << r.body;
+  EXPECT_EQ(r.Json(),
+            nlohmann::json({{"error", "request body: " + std::to_string(text.size()) +
+                                          " bytes is over server.max_body_bytes (1024)"}}));
+  EXPECT_EQ(r.body.find('\n'), r.body.size() - 1) << "one line: " << r.body;
+  EXPECT_EQ(too_large(), 1);
+
+  // Chunked: no Content-Length, the chunks grow past the limit.
+  unique_fd fd = ConnectUnix(daemon.socket());
+  ASSERT_TRUE(fd);
+  std::string chunked =
+      "POST /v1/executions HTTP/1.1\r\nHost: packvisor\r\nConnection: close\r\n"
+      "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (int i = 0; i < 3; ++i) chunked += "200\r\n" + std::string(0x200, ' ') + "\r\n";
+  chunked += "0\r\n\r\n";
+  ASSERT_TRUE(SendAll(fd.get(), chunked));
+  ResponseReader reader(fd.get());
+  HttpResponse c;
+  ASSERT_TRUE(reader.ReadHead(&c));
+  while (auto piece = reader.ReadBodyPiece()) c.body += *piece;
+  EXPECT_EQ(c.status, 413) << c.body;
+  EXPECT_EQ(c.Json()["error"], "request body: 1536 bytes is over server.max_body_bytes (1024)");
+  EXPECT_EQ(too_large(), 2);
+
+  // At the limit it is read (and refused for what it says, not for its size).
+  std::string at_limit(1024, ' ');
+  at_limit.replace(0, 2, "[]");
+  r = HttpRequest(daemon.socket(), "POST", "/v1/executions", at_limit);
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(too_large(), 2);
   // Still serving.
   EXPECT_EQ(HttpGet(daemon.socket(), "/v1/health").status, 200);
 }
@@ -399,9 +441,55 @@ TEST_F(DaemonApiTest, HealthAndMetricsAreWellFormed) {
         "packvisor_executions_running 0", "packvisor_launch_latency_seconds_bucket{le=\"+Inf\"} 0",
         "packvisor_launch_latency_seconds_count 0",
         "packvisor_env_builds_total{result=\"built\"} 0",
-        "packvisor_requests_rejected_total{reason=\"forbidden\"} 0"}) {
+        "packvisor_requests_rejected_total{reason=\"forbidden\"} 0",
+        "packvisor_requests_rejected_total{reason=\"too_large\"} 0",
+        "packvisor_warm_pool_claims_total{result=\"hit\"} 0",
+        "packvisor_warm_pool_claims_total{result=\"miss\"} 0"}) {
     EXPECT_THAT(metrics.body, HasSubstr(std::string(name) + "\n"));
   }
+}
+
+// The value of the metric line `name` (with its labels) in /metrics; -1 when absent.
+double MetricValue(const std::string& socket, const std::string& name) {
+  std::string body = HttpGet(socket, "/metrics").body;
+  std::string prefix = name + " ";
+  for (const std::string& line : Lines(body)) {
+    if (line.rfind(prefix, 0) == 0) return std::stod(line.substr(prefix.size()));
+  }
+  return -1;
+}
+
+// POST /v1/exec's spec has the exec template's key: with the pool refilled, a raw /bin/true runs
+// in a prepared sandbox (a hit). Every launch through the pool is counted once, hit or miss, and
+// the launch latency (accept -> the action's release) is observed once per released action.
+TEST_F(DaemonApiTest, RawExecClaimsAPreparedSandboxAndEveryLaunchIsCounted) {
+  DaemonUnderTest daemon(world_, Toml("warm_sandboxes = 1\n"));
+  const std::string hits = "packvisor_warm_pool_claims_total{result=\"hit\"}";
+  const std::string misses = "packvisor_warm_pool_claims_total{result=\"miss\"}";
+  int launches = 0;
+  // The pool fills in the background after start: a request may find it empty (a miss) until then.
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        HttpResponse r = HttpPost(daemon.socket(), "/v1/exec?wait=true", {{"argv", {"/bin/true"}}});
+        EXPECT_EQ(r.status, 200) << r.body;
+        EXPECT_EQ(r.Json().value("status", ""), "succeeded") << r.body;
+        ++launches;
+        return MetricValue(daemon.socket(), hits) >= 1;
+      },
+      60000))
+      << "no POST /v1/exec ever claimed a prepared sandbox; daemon log:\n"
+      << daemon.Log();
+  EXPECT_EQ(MetricValue(daemon.socket(), hits) + MetricValue(daemon.socket(), misses), launches);
+  EXPECT_EQ(MetricValue(daemon.socket(), "packvisor_launch_latency_seconds_count"), launches);
+  // An action of a pack without a template of its own: a miss, launched fresh.
+  HttpResponse action = SubmitAction(daemon.socket(), "api.echo", {{"n", 1}}, true);
+  EXPECT_EQ(action.Json().value("status", ""), "succeeded") << action.body;
+  EXPECT_EQ(MetricValue(daemon.socket(), hits) + MetricValue(daemon.socket(), misses),
+            launches + 1);
+  EXPECT_EQ(MetricValue(daemon.socket(), "packvisor_launch_latency_seconds_count"), launches + 1);
+  // A refused request is never released: not in the histogram.
+  EXPECT_EQ(SubmitAction(daemon.socket(), "api.nope").status, 404);
+  EXPECT_EQ(MetricValue(daemon.socket(), "packvisor_launch_latency_seconds_count"), launches + 1);
 }
 
 }  // namespace

@@ -2,12 +2,20 @@
 // the sandbox's whole tree and leaves no process or cgroup; SIGTERM drains; SIGHUP with a bad
 // configuration keeps the old one; SIGKILL with executions running, then a restart, reports them
 // `abandoned` and leaves nothing on the host; secrets appear in no log, state file, GET body or
-// the daemon's environ.
+// the daemon's environ. The daemon removes the socket it made when it exits, and no other (one
+// systemd passed it, one that replaced its own).
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 
 #include "tests/support/cgroup_fixtures.h"
@@ -245,6 +253,97 @@ TEST_F(DaemonLifecycleTest, SecretsAppearInNoLogStateFileGetBodyOrEnviron) {
   EXPECT_THAT(daemon.Log(), Not(HasSubstr(secret)));
   EXPECT_THAT(RecentFilesContaining(world_.StateDir(), secret, since), IsEmpty());
   EXPECT_THAT(RecentFilesContaining(world_.root(), secret, since), IsEmpty());
+}
+
+// The socket file at `path`: its inode, 0 when there is no socket there.
+ino_t SocketInode(const std::string& path) {
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return 0;
+  return st.st_ino;
+}
+
+// A listening Unix socket bound at `path` by the test (as systemd or another daemon would).
+unique_fd ListenAt(const std::string& path) {
+  unique_fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  struct sockaddr_un address {};
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  EXPECT_EQ(bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0)
+      << path << ": " << std::strerror(errno);
+  EXPECT_EQ(listen(fd.get(), 16), 0);
+  return fd;
+}
+
+TEST_F(DaemonLifecycleTest, SigtermAndSigintRemoveTheSocketItMade) {
+  DaemonUnderTest daemon(world_, Toml());
+  for (int signal : {SIGTERM, SIGINT}) {
+    ASSERT_NE(SocketInode(daemon.socket()), 0u) << "the daemon made its socket";
+    EXPECT_EQ(HttpGet(daemon.socket(), "/v1/health").status, 200);
+    EXPECT_EQ(daemon.Stop(signal), 0) << daemon.Log();
+    EXPECT_EQ(SocketInode(daemon.socket()), 0u) << "signal " << signal << " left the socket";
+    EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(daemon.socket())));
+    if (signal == SIGTERM) {
+      ASSERT_TRUE(daemon.Start());
+    }
+  }
+}
+
+// Another socket now at the path (a second daemon started meanwhile): not the one this daemon
+// made, so it stays when this one exits.
+TEST_F(DaemonLifecycleTest, ASocketThatReplacedItsOwnIsLeftAlone) {
+  DaemonUnderTest daemon(world_, Toml());
+  ASSERT_NE(SocketInode(daemon.socket()), 0u);
+  ASSERT_EQ(unlink(daemon.socket().c_str()), 0);
+  unique_fd other = ListenAt(daemon.socket());
+  ino_t other_inode = SocketInode(daemon.socket());
+  ASSERT_NE(other_inode, 0u);
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.Log();
+  EXPECT_EQ(SocketInode(daemon.socket()), other_inode) << daemon.Log();
+}
+
+// Socket activation: systemd made the socket (LISTEN_FDS) and owns its file.
+TEST_F(DaemonLifecycleTest, ASocketSystemdPassedIsNotRemoved) {
+  world_.WriteConfig(Toml());
+  std::string path = world_.Path("activated.sock");
+  unique_fd listening = ListenAt(path);
+  ino_t inode = SocketInode(path);
+  ASSERT_NE(inode, 0u);
+  std::string log_path = world_.Path("activated.log");
+  std::vector<std::string> args = {PackvisorBinary(), "--config", world_.ConfigPath(), "serve"};
+  std::vector<char*> argv;
+  for (std::string& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    // LISTEN_PID must be the daemon's own pid: known only here, written without allocating.
+    char listen_pid[64];
+    std::snprintf(listen_pid, sizeof(listen_pid), "LISTEN_PID=%d", getpid());
+    char* envp[] = {listen_pid, const_cast<char*>("LISTEN_FDS=1"),
+                    const_cast<char*>("PATH=/usr/sbin:/usr/bin:/sbin:/bin"), nullptr};
+    int log = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    dup2(null, 0);
+    dup2(log, 1);
+    dup2(log, 2);
+    // SD_LISTEN_FDS_START, without O_CLOEXEC (dup2 onto itself would keep the flag).
+    if (listening.get() == 3) {
+      fcntl(3, F_SETFD, 0);
+    } else {
+      dup2(listening.get(), 3);
+    }
+    execve(argv[0], argv.data(), envp);
+    _exit(127);
+  }
+  listening.reset();
+  // Served once the daemon runs (the connection waits in the socket's backlog until then).
+  HttpResponse health = HttpRequest(path, "GET", "/v1/health", "", 30000);
+  EXPECT_EQ(health.status, 200) << ReadFileOrEmpty(log_path);
+  kill(pid, SIGTERM);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << ReadFileOrEmpty(log_path);
+  EXPECT_EQ(SocketInode(path), inode) << ReadFileOrEmpty(log_path);
 }
 
 }  // namespace

@@ -248,6 +248,13 @@ TEST_F(WarmPoolTest, APreparedSandboxIsUsedOnceAndReplaced) {
   Run fresh = Launch(other, pool.get());
   EXPECT_EQ(fresh.out, "ok\n");
   EXPECT_EQ(pool->ReadyPids(), now);
+  // Counted by RunSandbox (a bare Claim is not a launch): one hit, one miss.
+  EXPECT_EQ(pool->claim_counts().hits, 1u);
+  EXPECT_EQ(pool->claim_counts().misses, 1u);
+  // Both actions were released to exec, after the launch began.
+  ASSERT_TRUE(run.result.released_at.has_value());
+  ASSERT_TRUE(fresh.result.released_at.has_value());
+  EXPECT_LT(*run.result.released_at, *fresh.result.released_at);
 }
 
 TEST_F(WarmPoolTest, DestroyingThePoolLeavesNoProcessOrCgroup) {
