@@ -17,6 +17,7 @@
 #include "supervisor/cli/env_commands.h"
 #include "supervisor/cli/exec_command.h"
 #include "supervisor/cli/pack_commands.h"
+#include "supervisor/cli/queue_commands.h"
 #include "supervisor/cli/remote_commands.h"
 #include "supervisor/cli/run_command.h"
 #include "supervisor/config/config.h"
@@ -131,6 +132,7 @@ int RunCli(int argc, char** argv, const BuildInfo& build, ServeEntry serve_entry
   }
   if (command("env", "list")->parsed()) return RunEnvListCommand(*config, cli->env_list_json);
   if (command("env", "rm")->parsed()) return RunEnvRemoveCommand(*config, cli->env_target);
+  if (command("keygen")->parsed()) return RunKeygenCommand(*config, cli->keygen);
   return kExitOwnError;
 }
 

@@ -10,6 +10,7 @@
 
 #include "supervisor/cli/cli.h"
 #include "supervisor/cli/exec_command.h"
+#include "supervisor/cli/queue_commands.h"
 #include "supervisor/cli/remote_commands.h"
 #include "supervisor/cli/run_command.h"
 
@@ -43,6 +44,7 @@ struct CommandLine {
   std::vector<std::string> help_topic;      // `help [COMMAND...]`
   std::string completion_shell;             // `completion SHELL`
   std::optional<std::string> serve_socket;  // `serve --socket PATH`
+  KeygenOptions keygen;                     // `keygen`
 };
 
 std::unique_ptr<CommandLine> DefineCommandLine(const BuildInfo& build);
