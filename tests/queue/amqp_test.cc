@@ -9,6 +9,7 @@
 
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "sandbox/os/unique_fd.h"
 #include "tests/support/broker_fixture.h"
@@ -251,6 +252,41 @@ TEST(AmqpConnectionTest, UnderConfirmsAPublishReturnsOnceTheBrokerHasTheMessage)
     EXPECT_EQ(fetched->message.body, "m" + std::to_string(i));
   }
   EXPECT_FALSE(GetMessage(url, "results").has_value());
+}
+
+// Deliveries that arrive while a method waits for its answer (a declare's -ok, a publish's
+// confirm) are not lost: NextDelivery returns them afterwards, in order.
+TEST(AmqpConnectionTest, DeliveriesArrivingDuringOtherMethodsAreKept) {
+  std::string url = TakeVhostUrl();
+  auto connection = OpenOrDie(url);
+  ASSERT_NE(connection, nullptr);
+  ASSERT_OK(connection->DeclareQueue("busy", Quorum()));
+  ASSERT_OK(connection->EnableConfirms());
+  for (int i = 0; i < 5; ++i) {
+    Message message;
+    message.body = "before-" + std::to_string(i);
+    ASSERT_OK(connection->Publish("", "busy", message));
+  }
+  ASSERT_OK(connection->Consume("busy"));
+  // The broker pushes the five deliveries at once; these calls read them before their answers.
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_OK(connection->DeclareQueue("other-" + std::to_string(i), Quorum()));
+    Message message;
+    message.body = "during-" + std::to_string(i);
+    ASSERT_OK(connection->Publish("", "busy", message, /*mandatory=*/true));
+  }
+  std::vector<std::string> bodies;
+  for (int i = 0; i < 8; ++i) {
+    Delivery delivery = NextOrFail(*connection);
+    if (::testing::Test::HasFailure()) return;
+    bodies.push_back(delivery.message.body);
+    ASSERT_OK(connection->Ack(delivery.delivery_tag));
+  }
+  EXPECT_EQ(bodies, (std::vector<std::string>{"before-0", "before-1", "before-2", "before-3",
+                                              "before-4", "during-0", "during-1", "during-2"}));
+  auto idle = connection->NextDelivery(milliseconds(0));
+  ASSERT_OK(idle);
+  EXPECT_FALSE(idle->has_value());
 }
 
 TEST(AmqpConnectionTest, ABrokerErrorClosesTheChannelWithItsReplyText) {
