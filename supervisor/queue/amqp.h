@@ -43,14 +43,14 @@ std::string RedactedBrokerUrl(const BrokerUrl& url);
 struct TlsOptions {
   std::string ca_file;    // PEM bundle to verify the broker with; "" = the system's default
   std::string cert_file;  // client certificate (optional)
-  std::string key_file;   // its private key (optional)
+  std::string key_file;   // its private key; "" = in cert_file (one PEM file with both)
   bool verify_peer = true;
   bool verify_hostname = true;
 };
 
 struct ConnectOptions {
-  TlsOptions tls;                                     // used when the URL is amqps
-  std::chrono::seconds heartbeat{30};                 // 0 disables
+  TlsOptions tls;                      // used when the URL is amqps
+  std::chrono::seconds heartbeat{30};  // 0 disables
   std::chrono::milliseconds connect_timeout{10000};
   std::string connection_name;  // shown by `rabbitmqctl list_connections client_properties`
 };
@@ -82,9 +82,9 @@ struct QueueOptions {
   bool durable = true;
   bool exclusive = false;
   bool auto_delete = false;
-  bool quorum = false;                      // x-queue-type: quorum
-  std::optional<int64_t> delivery_limit;    // x-delivery-limit (quorum only)
-  std::string dead_letter_exchange;         // x-dead-letter-exchange, "" = none
+  bool quorum = false;                    // x-queue-type: quorum
+  std::optional<int64_t> delivery_limit;  // x-delivery-limit (quorum only)
+  std::string dead_letter_exchange;       // x-dead-letter-exchange, "" = none
 };
 
 class AmqpConnection {
@@ -118,7 +118,9 @@ class AmqpConnection {
   // confirmed the message (basic.ack), and fails on basic.nack.
   Result<void> EnableConfirms();
   // With `mandatory`, a message no queue takes (basic.return) is an Error whose message says
-  // "unroutable"; its err is EHOSTUNREACH.
+  // "unroutable"; its err is EHOSTUNREACH. Without confirms, a mandatory publish waits for a
+  // round trip (a passive exchange.declare) so that the return is known. An unroutable or nacked
+  // publish leaves the connection usable; every other Error does not.
   Result<void> Publish(const std::string& exchange, const std::string& routing_key,
                        const Message& message, bool mandatory = false);
   // For a connection that only publishes: services heartbeats and notices a closed connection.
