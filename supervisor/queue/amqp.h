@@ -49,8 +49,8 @@ struct TlsOptions {
 };
 
 struct ConnectOptions {
-  TlsOptions tls;                                     // used when the URL is amqps
-  std::chrono::seconds heartbeat{30};                 // 0 disables
+  TlsOptions tls;                      // used when the URL is amqps
+  std::chrono::seconds heartbeat{30};  // 0 disables
   std::chrono::milliseconds connect_timeout{10000};
   std::string connection_name;  // shown by `rabbitmqctl list_connections client_properties`
 };
@@ -82,9 +82,9 @@ struct QueueOptions {
   bool durable = true;
   bool exclusive = false;
   bool auto_delete = false;
-  bool quorum = false;                      // x-queue-type: quorum
-  std::optional<int64_t> delivery_limit;    // x-delivery-limit (quorum only)
-  std::string dead_letter_exchange;         // x-dead-letter-exchange, "" = none
+  bool quorum = false;                    // x-queue-type: quorum
+  std::optional<int64_t> delivery_limit;  // x-delivery-limit (quorum only)
+  std::string dead_letter_exchange;       // x-dead-letter-exchange, "" = none
 };
 
 class AmqpConnection {
