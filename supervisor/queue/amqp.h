@@ -118,7 +118,9 @@ class AmqpConnection {
   // confirmed the message (basic.ack), and fails on basic.nack.
   Result<void> EnableConfirms();
   // With `mandatory`, a message no queue takes (basic.return) is an Error whose message says
-  // "unroutable"; its err is EHOSTUNREACH.
+  // "unroutable"; its err is EHOSTUNREACH. Without confirms, a mandatory publish waits for a
+  // round trip (a passive exchange.declare) so that the return is known. An unroutable or nacked
+  // publish leaves the connection usable; every other Error does not.
   Result<void> Publish(const std::string& exchange, const std::string& routing_key,
                        const Message& message, bool mandatory = false);
   // For a connection that only publishes: services heartbeats and notices a closed connection.
