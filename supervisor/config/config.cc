@@ -18,6 +18,9 @@
 #include <vector>
 
 #include "envs/pack_disk.h"
+// The one header of queue/ the configuration uses: the pure URL grammar, so that a bad
+// worker.broker_url fails when the file is loaded (ParseBrokerUrl does no I/O).
+#include "supervisor/queue/amqp.h"
 
 namespace packvisor {
 namespace {
@@ -45,6 +48,10 @@ constexpr int64_t kMaxConnections = 65536;
 constexpr int64_t kMaxIoTimeoutSeconds = 3600;
 constexpr int64_t kMaxDrainSeconds = 86400;
 constexpr int64_t kMaxWarmSandboxes = 1024;
+constexpr int64_t kMaxDeliveryLimit = 1000;
+constexpr int64_t kMaxReconnectSeconds = 3600;
+constexpr int64_t kMaxHeartbeatSeconds = 3600;
+constexpr size_t kMaxWorkerName = 64;
 constexpr char kGroupFile[] = "/etc/group";
 
 using Lines = std::map<std::string, uint32_t>;
@@ -730,6 +737,106 @@ const std::vector<Field>& ServerFields() {
   return fields;
 }
 
+// A path that may be "" (unset).
+Reader OptionalPathField(std::string WorkerConfig::*member) {
+  return [member](Loader& l, const toml::node& n, const std::string& key) -> Result<void> {
+    if (n.is_string() && n.as_string()->get().empty()) {
+      l.config().worker.*member = "";
+      return Ok{};
+    }
+    auto path = l.Path(n, key, true);
+    if (!path) return path.error();
+    l.config().worker.*member = *path;
+    return Ok{};
+  };
+}
+
+Reader WorkerPathField(std::string WorkerConfig::*member) {
+  return [member](Loader& l, const toml::node& n, const std::string& key) -> Result<void> {
+    auto path = l.Path(n, key, true);
+    if (!path) return path.error();
+    if (*path == "/") return l.Expected(n, key, "a file path");
+    l.config().worker.*member = *path;
+    return Ok{};
+  };
+}
+
+bool IsWorkerName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxWorkerName) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+  });
+}
+
+const std::vector<Field>& WorkerFields() {
+  static const std::vector<Field> fields = {
+      {"broker_url",
+       [](Loader& l, const toml::node& n, const std::string& key) -> Result<void> {
+         auto text = l.String(n, key);
+         if (!text) return text.error();
+         // The detail never holds the password, and neither does this message: the URL itself
+         // is not quoted.
+         auto url = queue::ParseBrokerUrl(*text);
+         if (!url) return l.Bad(n, key, url.error().message());
+         l.config().worker.broker_url = *text;
+         return Ok{};
+       }},
+      {"ca_file", OptionalPathField(&WorkerConfig::ca_file)},
+      {"cert_file", OptionalPathField(&WorkerConfig::cert_file)},
+      {"key_file", WorkerPathField(&WorkerConfig::key_file)},
+      {"public_key_file", WorkerPathField(&WorkerConfig::public_key_file)},
+      {"runtimes",
+       [](Loader& l, const toml::node& n, const std::string& key) {
+         return ReadStringList(
+             l, n, key, "runtime names",
+             [](const std::string& name) {
+               return IsPackRef(name)
+                          ? std::string()
+                          : "expected a runtime name (^[a-z0-9][a-z0-9_-]{0,63}$), got " +
+                                Quote(name);
+             },
+             l.config().worker.runtimes);
+       }},
+      {"max_concurrent",
+       [](Loader& l, const toml::node& n, const std::string& key) -> Result<void> {
+         // 0 stands for the default, the number of online cores (as server.max_concurrent).
+         auto value = l.Int(n, key, 0, kMaxConcurrent);
+         if (!value) return value.error();
+         l.config().worker.max_concurrent =
+             *value == 0 ? OnlineCores() : static_cast<uint64_t>(*value);
+         return Ok{};
+       }},
+      {"delivery_limit",
+       IntField(&Config::worker, &WorkerConfig::delivery_limit, 1, kMaxDeliveryLimit)},
+      {"cancel_memory_seconds",
+       IntField(&Config::worker, &WorkerConfig::cancel_memory_seconds, 1, kMaxSeconds)},
+      {"drain_seconds",
+       IntField(&Config::worker, &WorkerConfig::drain_seconds, 0, kMaxDrainSeconds)},
+      {"reconnect_max_seconds",
+       IntField(&Config::worker, &WorkerConfig::reconnect_max_seconds, 1, kMaxReconnectSeconds)},
+      {"heartbeat_seconds",
+       IntField(&Config::worker, &WorkerConfig::heartbeat_seconds, 0, kMaxHeartbeatSeconds)},
+      {"name",
+       [](Loader& l, const toml::node& n, const std::string& key) -> Result<void> {
+         auto text = l.String(n, key);
+         if (!text) return text.error();
+         if (text->empty()) {  // the default, so the example file can show it as a value
+           l.config().worker.name = HostName();
+           return Ok{};
+         }
+         if (!IsWorkerName(*text)) {
+           return l.Bad(n, key,
+                        "expected 1 to " + std::to_string(kMaxWorkerName) +
+                            " of [A-Za-z0-9._-], got " + Quote(*text));
+         }
+         l.config().worker.name = *text;
+         return Ok{};
+       }},
+      {"broker_password_file", OptionalPathField(&WorkerConfig::broker_password_file)},
+  };
+  return fields;
+}
+
 const std::vector<Field>& TopFields() {
   static const std::vector<Field> fields = {
       {"packs_base_dir", PathField(&Config::packs_base_dir)},
@@ -752,6 +859,8 @@ const std::vector<Field>& TopFields() {
                   const std::string& key) { return l.ReadSection(n, key, EnvsFields()); }},
       {"server", [](Loader& l, const toml::node& n,
                     const std::string& key) { return l.ReadSection(n, key, ServerFields()); }},
+      {"worker", [](Loader& l, const toml::node& n,
+                    const std::string& key) { return l.ReadSection(n, key, WorkerFields()); }},
   };
   return fields;
 }
@@ -764,7 +873,8 @@ const std::vector<std::string>& AllKeys() {
         {"execution", &ExecutionFields()},
         {"sandbox", &SandboxFields()},
         {"envs", &EnvsFields()},
-        {"server", &ServerFields()}};
+        {"server", &ServerFields()},
+        {"worker", &WorkerFields()}};
     for (const auto& [section, fields] : sections) {
       for (const Field& f : *fields)
         out.push_back(std::string(section) + "." + std::string(f.name));
@@ -927,6 +1037,21 @@ std::string OneLine(std::string_view text) {
 uint64_t OnlineCores() {
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   return cores >= 1 ? static_cast<uint64_t>(cores) : 1;
+}
+
+std::string HostName() {
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') return "packvisor-worker";
+  std::string text = name;
+  // A host name that is not a valid worker.name (it would name the worker in events) is cut at
+  // the first character that does not fit.
+  size_t end = 0;
+  while (end < text.size() && end < kMaxWorkerName &&
+         (std::isalnum(static_cast<unsigned char>(text[end])) || text[end] == '.' ||
+          text[end] == '_' || text[end] == '-')) {
+    ++end;
+  }
+  return end == 0 ? "packvisor-worker" : text.substr(0, end);
 }
 
 Result<gid_t> LookUpGroup(std::string_view group, const std::string& group_file) {

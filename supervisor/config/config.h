@@ -89,6 +89,31 @@ struct ServerConfig {
   std::vector<std::string> warm_packs;      // pack refs with a pool of their own
 };
 
+// The host's name (gethostname), or "packvisor-worker" when it has none: the default of
+// worker.name.
+std::string HostName();
+
+// The queue worker (`packvisor worker`, docs/worker.md) and the `submit`/`keygen` commands.
+struct WorkerConfig {
+  // amqp:// or amqps:// (checked with queue::ParseBrokerUrl when the file is loaded).
+  std::string broker_url = "amqp://guest:guest@127.0.0.1:5672/%2F";
+  std::string ca_file;    // PEM bundle for amqps; "" = the system's default
+  std::string cert_file;  // client certificate and its private key in one PEM file; "" = none
+  std::string key_file = "/etc/packvisor/worker.key";         // the private sealing key
+  std::string public_key_file = "/etc/packvisor/worker.pub";  // what `submit` seals to
+  std::vector<std::string> runtimes;                          // empty: every known runtime
+  uint64_t max_concurrent = OnlineCores();
+  int64_t delivery_limit = 3;  // x-delivery-limit of the run queues
+  int64_t cancel_memory_seconds = 600;
+  int64_t drain_seconds = 30;
+  int64_t reconnect_max_seconds = 30;
+  int64_t heartbeat_seconds = 30;  // 0 disables AMQP heartbeats
+  std::string name = HostName();
+  // When set, the broker password is read from this file (a regular file, not a symlink, mode
+  // 0400 or 0600) instead of the URL. "" = the URL's password.
+  std::string broker_password_file;
+};
+
 struct Config {
   std::string source;  // the file it came from, or "built-in defaults"
   std::string packs_base_dir = "/opt/packvisor/packs";
@@ -99,6 +124,7 @@ struct Config {
   SandboxConfig sandbox;
   EnvsConfig envs;
   ServerConfig server;
+  WorkerConfig worker;
 };
 
 // The execution context variables the sandbox sets as PACKVISOR_<NAME> and, for packs of the

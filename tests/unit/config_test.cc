@@ -99,6 +99,20 @@ void ExpectDefaults(const Config& c) {
   EXPECT_EQ(c.server.result_ttl_seconds, 86400);
   EXPECT_EQ(c.server.warm_sandboxes, 2u);
   EXPECT_TRUE(c.server.warm_packs.empty());
+  EXPECT_EQ(c.worker.broker_url, "amqp://guest:guest@127.0.0.1:5672/%2F");
+  EXPECT_EQ(c.worker.ca_file, "");
+  EXPECT_EQ(c.worker.cert_file, "");
+  EXPECT_EQ(c.worker.key_file, "/etc/packvisor/worker.key");
+  EXPECT_EQ(c.worker.public_key_file, "/etc/packvisor/worker.pub");
+  EXPECT_TRUE(c.worker.runtimes.empty());
+  EXPECT_EQ(c.worker.max_concurrent, OnlineCores());
+  EXPECT_EQ(c.worker.delivery_limit, 3);
+  EXPECT_EQ(c.worker.cancel_memory_seconds, 600);
+  EXPECT_EQ(c.worker.drain_seconds, 30);
+  EXPECT_EQ(c.worker.reconnect_max_seconds, 30);
+  EXPECT_EQ(c.worker.heartbeat_seconds, 30);
+  EXPECT_EQ(c.worker.name, HostName());
+  EXPECT_EQ(c.worker.broker_password_file, "");
 }
 
 // ---- Defaults and lookup ------------------------------------------------------------------------
@@ -229,7 +243,7 @@ TEST_F(ConfigTest, ShippedExampleUncommentedGivesDefaults) {
       uncommented += line + "\n";
     }
   }
-  EXPECT_EQ(settings, 44);  // 41 keys, 2 install_env examples and 1 set_env example
+  EXPECT_EQ(settings, 58);  // 55 keys, 2 install_env examples and 1 set_env example
   auto config = LoadConfigFile(Write("uncommented.toml", uncommented));
   ASSERT_TRUE(config.ok()) << config.error().message();
   EXPECT_EQ(config->runtimes_dir, "/etc/packvisor/runtimes");
