@@ -29,6 +29,8 @@ constexpr amqp_channel_t kChannel = 1;
 // How long a synchronous method (declare, bind, qos, consume, confirm.select) may take. A quorum
 // queue declare waits for its Raft group to start; on a loaded host that is seconds.
 constexpr std::chrono::seconds kMinRpcTimeout{30};
+// How long the destructor waits for connection.close-ok.
+constexpr std::chrono::milliseconds kCloseTimeout{5000};
 // How long Publish waits for the confirm when the connection has no heartbeat to notice a dead
 // broker (with a heartbeat rabbitmq-c reports a silent broker after two missed ones).
 constexpr std::chrono::seconds kConfirmTimeoutWithoutHeartbeat{60};
@@ -187,7 +189,6 @@ struct AmqpConnection::State {
   amqp_connection_state_t connection = nullptr;
   std::chrono::seconds heartbeat{0};
   bool logged_in = false;       // connection.close is owed at destruction
-  bool channel_open = false;    // channel.close is owed at destruction
   bool broken = false;          // an Error happened: no more traffic, only the socket's close
   bool closed_channel = false;  // the broker closed the channel; the connection is fine
   bool confirms = false;
@@ -199,10 +200,12 @@ struct AmqpConnection::State {
 
   ~State() {
     if (connection == nullptr) return;
-    if (!broken) {
-      // Best effort: bounded by the RPC timeout set at Open.
-      if (channel_open) amqp_channel_close(connection, kChannel, AMQP_REPLY_SUCCESS);
-      if (logged_in) amqp_connection_close(connection, AMQP_REPLY_SUCCESS);
+    if (!broken && logged_in) {
+      // Best effort, and short: a healthy broker answers at once, and a silent one must not hold
+      // a worker that is shutting down. connection.close closes the channel with it.
+      struct timeval close_timeout = ToTimeval(kCloseTimeout);
+      amqp_set_rpc_timeout(connection, &close_timeout);
+      amqp_connection_close(connection, AMQP_REPLY_SUCCESS);
     }
     amqp_destroy_connection(connection);
   }
@@ -244,7 +247,6 @@ struct AmqpConnection::State {
           "the broker closed the channel: " + CloseReason(close->reply_code, close->reply_text);
       amqp_channel_close_ok_t ok = {};
       amqp_send_method(connection, kChannel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
-      channel_open = false;
       // The connection itself is fine (not `broken`): it is closed politely at destruction.
       closed_channel = true;
       Error error = Failure("AMQP " + step, broker, reason);
@@ -454,7 +456,6 @@ Result<std::unique_ptr<AmqpConnection>> AmqpConnection::Open(const BrokerUrl& ur
 
   amqp_channel_open(state->connection, kChannel);
   PV_TRY(state->CheckRpc("channel.open"));
-  state->channel_open = true;
   return std::unique_ptr<AmqpConnection>(new AmqpConnection(std::move(state)));
 }
 

@@ -52,8 +52,10 @@ std::string ReadTrimmed(const std::string& path) {
   return text;
 }
 
-void RunBrokerScript(const std::string& action, const std::string& dir) {
-  ToolResult result = RunCaptured(Quote(BrokerScript()) + " " + action + " " + Quote(dir));
+void RunBrokerScript(const std::string& action, const std::string& dir,
+                     const std::string& option = "") {
+  ToolResult result = RunCaptured(Quote(BrokerScript()) + " " + action + " " + Quote(dir) +
+                                  (option.empty() ? "" : " " + option));
   if (result.exit_code != 0) {
     throw std::runtime_error("rabbitmq-broker.sh " + action + " " + dir + " failed (" +
                              std::to_string(result.exit_code) + "):\n" + result.output);
@@ -123,9 +125,10 @@ void CheckReply(amqp_rpc_reply_t reply, const std::string& step) {
   throw std::runtime_error("GetMessage: " + step + ": " + detail);
 }
 
-// The private broker of a process run without ctest's fixture; stopped at exit.
+// The private broker of a process run without ctest's fixture (like the fixture's, with TLS);
+// stopped at exit.
 struct ProcessBroker {
-  PrivateBroker broker;
+  PrivateBroker broker{PrivateBroker::Options{.tls = true}};
 };
 
 }  // namespace
@@ -145,6 +148,12 @@ const std::string& SharedBrokerDir() {
 }
 
 std::string SharedBroker() { return ReadTrimmed(SharedBrokerDir() + "/url"); }
+
+std::string SharedTlsBroker() { return ReadTrimmed(SharedBrokerDir() + "/tls_url"); }
+
+std::string SharedBrokerTlsFile(const std::string& name) {
+  return SharedBrokerDir() + "/tls/" + name;
+}
 
 std::string TakeVhost() {
   const std::string& dir = SharedBrokerDir();
@@ -177,7 +186,9 @@ std::string TakeVhost() {
 
 std::string TakeVhostUrl() { return SharedBroker() + "/" + TakeVhost(); }
 
-PrivateBroker::PrivateBroker() : dir_(MakeBrokerDir()) {
+std::string TakeTlsVhostUrl() { return SharedTlsBroker() + "/" + TakeVhost(); }
+
+PrivateBroker::PrivateBroker(Options options) : options_(options), dir_(MakeBrokerDir()) {
   try {
     Start();
   } catch (...) {
@@ -200,7 +211,7 @@ PrivateBroker::~PrivateBroker() {
 void PrivateBroker::Start() {
   if (running_) return;
   try {
-    RunBrokerScript("start", dir_);
+    RunBrokerScript("start", dir_, options_.tls ? "--tls" : "");
   } catch (...) {
     // The script stops what it started on failure; stop again in case it was killed half-way.
     try {
@@ -211,6 +222,7 @@ void PrivateBroker::Start() {
   }
   running_ = true;
   url_ = ReadTrimmed(dir_ + "/url");
+  if (options_.tls) tls_url_ = ReadTrimmed(dir_ + "/tls_url");
 }
 
 void PrivateBroker::Stop() {
@@ -244,13 +256,14 @@ std::optional<int64_t> QueueMessageCount(const std::string& broker_dir, const st
 }
 
 queue::BrokerUrl ParseFixtureUrl(const std::string& url) {
-  const std::string scheme = "amqp://";
+  queue::BrokerUrl parsed;
+  parsed.tls = url.rfind("amqps://", 0) == 0;
+  const std::string scheme = parsed.tls ? "amqps://" : "amqp://";
   size_t at = url.find('@');
   size_t colon = url.find(':', scheme.size());
   if (url.rfind(scheme, 0) != 0 || at == std::string::npos || colon > at) {
     throw std::runtime_error("not a fixture URL: " + url);
   }
-  queue::BrokerUrl parsed;
   parsed.user = url.substr(scheme.size(), colon - scheme.size());
   parsed.password = url.substr(colon + 1, at - colon - 1);
   size_t port_colon = url.find(':', at);

@@ -25,19 +25,33 @@ std::string BrokerScript();
 const std::string& SharedBrokerDir();
 // amqp://guest:guest@127.0.0.1:PORT of the shared broker (vhost "/": no test should use it).
 std::string SharedBroker();
+// The shared broker also listens for amqps (rabbitmq-broker.sh --tls): amqps://guest:guest@
+// localhost:PORT, its CA and the client certificate it requires (SharedBrokerTlsFile("ca.pem"),
+// "client.pem", "client.key").
+std::string SharedTlsBroker();
+std::string SharedBrokerTlsFile(const std::string& name);
 
 // A vhost of the shared broker no other test (in any process of this run) uses: the next of
 // t1..t64 under a flock'ed counter in the broker's directory. Throws when all are taken.
 std::string TakeVhost();
 // amqp://guest:guest@127.0.0.1:PORT/<TakeVhost()>.
 std::string TakeVhostUrl();
+// amqps://guest:guest@localhost:PORT/<TakeVhost()>.
+std::string TakeTlsVhostUrl();
 
 // A broker of the test's own, for tests that stop or restart it. Starts in the constructor and
 // is stopped in the destructor (also when the test failed). Restart() keeps the ports, the node
 // and the data: durable queues and persistent messages survive it.
 class PrivateBroker {
  public:
-  PrivateBroker();
+  struct Options {
+    // Also listen for amqps (rabbitmq-broker.sh --tls): a server certificate for "localhost"
+    // only, from a CA of its own (TlsFile("ca.pem")), and a client certificate required
+    // (TlsFile("client.pem"), TlsFile("client.key")).
+    bool tls = false;
+  };
+  PrivateBroker() : PrivateBroker(Options{}) {}
+  explicit PrivateBroker(Options options);
   ~PrivateBroker();
   PrivateBroker(const PrivateBroker&) = delete;
   PrivateBroker& operator=(const PrivateBroker&) = delete;
@@ -53,10 +67,15 @@ class PrivateBroker {
   // The URL on vhost t1..t64.
   std::string VhostUrl(const std::string& vhost) const { return url_ + "/" + vhost; }
   const std::string& dir() const { return dir_; }
+  // amqps://guest:guest@localhost:PORT with Options::tls, else "".
+  const std::string& tls_url() const { return tls_url_; }
+  std::string TlsFile(const std::string& name) const { return dir_ + "/tls/" + name; }
 
  private:
+  Options options_;
   std::string dir_;
   std::string url_;
+  std::string tls_url_;
   bool running_ = false;
 };
 
@@ -74,8 +93,8 @@ ToolResult Rabbitmqctl(const std::string& broker_dir, const std::vector<std::str
 std::optional<int64_t> QueueMessageCount(const std::string& broker_dir, const std::string& vhost,
                                          const std::string& queue);
 
-// The parts of a fixture URL amqp://user:password@host:port[/vhost] (the fixture's own URLs only;
-// the product parses with queue::ParseBrokerUrl).
+// The parts of a fixture URL amqp[s]://user:password@host:port[/vhost] (the fixture's own URLs
+// only; the product parses with queue::ParseBrokerUrl).
 queue::BrokerUrl ParseFixtureUrl(const std::string& url);
 
 // basic.get of one message from `queue` on a connection of its own (rabbitmq-c directly, not

@@ -2,9 +2,15 @@
 # A private RabbitMQ broker for the queue tests (tests/support/broker_fixture.h, the ctest fixture
 # `rabbitmq` in tests/CMakeLists.txt).
 #
-#   rabbitmq-broker.sh start DIR   starts a broker whose whole state lives under DIR; writes
+#   rabbitmq-broker.sh start DIR [--tls]
+#                                  starts a broker whose whole state lives under DIR; writes
 #                                  DIR/url (amqp://guest:guest@127.0.0.1:PORT) and DIR/ctl.env
-#                                  (KEY=VALUE lines: the environment rabbitmqctl needs).
+#                                  (KEY=VALUE lines: the environment rabbitmqctl needs). With
+#                                  --tls (on the first start of DIR) it also listens for amqps
+#                                  with a certificate for "localhost" only, signed by a CA of its
+#                                  own (DIR/tls/ca.pem), and requires a client certificate
+#                                  (DIR/tls/client.pem, client.key); DIR/tls_url is
+#                                  amqps://guest:guest@localhost:PORT.
 #   rabbitmq-broker.sh stop DIR    stops it (rabbitmqctl stop, SIGKILL of its process group after
 #                                  a deadline) and its epmd; leaves no process behind.
 #
@@ -100,8 +106,29 @@ kill_tree() {
   done
 }
 
+# A CA of the test's own, a server certificate for DNS:localhost (not 127.0.0.1: hostname checks
+# have something to refuse) and a client certificate. P-256 keys: quick to make.
+make_certificates() {
+  local tls=$1
+  mkdir -p "$tls"
+  local key_options=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  openssl req -x509 "${key_options[@]}" -keyout "$tls/ca.key" -out "$tls/ca.pem" -days 2 \
+    -subj /CN=packvisor-test-ca 2>/dev/null
+  local name usage
+  for name in server client; do
+    if [[ $name == server ]]; then usage="subjectAltName=DNS:localhost
+extendedKeyUsage=serverAuth"; else usage="extendedKeyUsage=clientAuth"; fi
+    openssl req "${key_options[@]}" -keyout "$tls/$name.key" -out "$tls/$name.csr" \
+      -subj "/CN=packvisor-test-$name" 2>/dev/null
+    printf 'basicConstraints=CA:FALSE\n%s\n' "$usage" >"$tls/$name.ext"
+    openssl x509 -req -in "$tls/$name.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
+      -CAcreateserial -out "$tls/$name.pem" -days 2 -extfile "$tls/$name.ext" 2>/dev/null
+  done
+  chmod 0600 "$tls"/*.key
+}
+
 write_config() {
-  local dir=$1
+  local dir=$1 tls=$2
   mkdir -p "$dir/home" "$dir/mnesia" "$dir/log"
   chmod 0700 "$dir/home"
   local amqp_port dist_port epmd_port
@@ -120,6 +147,20 @@ write_config() {
     echo "log.file.level = info"
     echo "log.console = false"
   } >"$dir/rabbitmq.conf"
+  if [[ -n "$tls" ]]; then
+    local tls_port
+    tls_port=$(free_port "$amqp_port" "$dist_port" "$epmd_port")
+    make_certificates "$dir/tls"
+    {
+      echo "listeners.ssl.1 = 127.0.0.1:$tls_port"
+      echo "ssl_options.cacertfile = $dir/tls/ca.pem"
+      echo "ssl_options.certfile = $dir/tls/server.pem"
+      echo "ssl_options.keyfile = $dir/tls/server.key"
+      echo "ssl_options.verify = verify_peer"
+      echo "ssl_options.fail_if_no_peer_cert = true"
+    } >>"$dir/rabbitmq.conf"
+    echo "$tls_port" >"$dir/tls_port"
+  fi
   echo "[]." >"$dir/enabled_plugins"
   : >"$dir/rabbitmq-env.conf"
 
@@ -165,15 +206,15 @@ write_config() {
 }
 
 start() {
-  local dir=$1
+  local dir=$1 tls=${2:-}
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd -P)
   [[ "$dir" =~ ^[A-Za-z0-9/._-]+$ ]] || die "DIR must be a plain path (letters, digits, /._-): $dir"
   if [[ -f "$dir/server.pid" ]] && alive "$(cat "$dir/server.pid")"; then
     die "a broker already runs in $dir"
   fi
-  [[ -f "$dir/ctl.env" ]] || write_config "$dir"
-  rm -f "$dir/url" "$dir/server.pid" "$dir/epmd.pid"
+  [[ -f "$dir/ctl.env" ]] || write_config "$dir" "$tls"
+  rm -f "$dir/url" "$dir/tls_url" "$dir/server.pid" "$dir/epmd.pid"
 
   local amqp_port epmd_port
   amqp_port=$(cat "$dir/amqp_port")
@@ -201,8 +242,10 @@ start() {
   local server_pid=$!
   echo "$server_pid" >"$dir/server.pid"
 
+  local tls_port=$amqp_port
+  [[ -f "$dir/tls_port" ]] && tls_port=$(cat "$dir/tls_port")
   local deadline=$((SECONDS + START_TIMEOUT_SECONDS))
-  until port_answers "$amqp_port"; do
+  until port_answers "$amqp_port" && port_answers "$tls_port"; do
     if ! alive "$server_pid" || ((SECONDS >= deadline)); then
       echo "rabbitmq-broker.sh: the broker in $dir did not answer on 127.0.0.1:$amqp_port" >&2
       tail -n 40 "$dir/log/server.out" "$dir"/log/*.log >&2 2>/dev/null || true
@@ -211,6 +254,9 @@ start() {
     fi
     sleep 0.2
   done
+  if [[ -f "$dir/tls_port" ]]; then
+    echo "amqps://guest:guest@localhost:$tls_port" >"$dir/tls_url"
+  fi
   echo "amqp://guest:guest@127.0.0.1:$amqp_port" >"$dir/url"
 }
 
@@ -221,7 +267,7 @@ stop() {
   local server_pid="" epmd_pid=""
   [[ -f "$dir/server.pid" ]] && server_pid=$(cat "$dir/server.pid")
   [[ -f "$dir/epmd.pid" ]] && epmd_pid=$(cat "$dir/epmd.pid")
-  rm -f "$dir/url"
+  rm -f "$dir/url" "$dir/tls_url"
 
   if alive "$server_pid" && [[ -f "$dir/ctl.env" ]]; then
     (
@@ -247,7 +293,10 @@ stop() {
 }
 
 case "${1:-}" in
-  start) [[ $# -eq 2 ]] || die "usage: $0 start DIR"; start "$2" ;;
+  start)
+    [[ $# -eq 2 || ($# -eq 3 && "$3" == --tls) ]] || die "usage: $0 start DIR [--tls]"
+    start "$2" "${3:-}"
+    ;;
   stop) [[ $# -eq 2 ]] || die "usage: $0 stop DIR"; stop "$2" ;;
   *) die "usage: $0 start|stop DIR" ;;
 esac
