@@ -10,6 +10,7 @@
 
 #include "supervisor/cli/cli.h"
 #include "supervisor/cli/exec_command.h"
+#include "supervisor/cli/queue_commands.h"
 #include "supervisor/cli/remote_commands.h"
 #include "supervisor/cli/run_command.h"
 
@@ -32,6 +33,7 @@ struct CommandLine {
   ExecOptions exec;
   RunOptions run;
   RemoteOptions remote;  // ps, logs, cancel, result
+  SubmitOptions submit;
   bool pack_list_json = false;
   std::string validate_dir;
   std::string register_dir;
