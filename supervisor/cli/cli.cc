@@ -139,6 +139,7 @@ int RunCli(int argc, char** argv, const BuildInfo& build, ServeEntry serve_entry
   }
   if (command("env", "list")->parsed()) return RunEnvListCommand(*config, cli->env_list_json);
   if (command("env", "rm")->parsed()) return RunEnvRemoveCommand(*config, cli->env_target);
+  if (command("keygen")->parsed()) return RunKeygenCommand(*config, cli->keygen);
   return kExitOwnError;
 }
 

@@ -112,6 +112,13 @@ std::unique_ptr<CommandLine> DefineCommandLine(const BuildInfo& build) {
       app.add_subcommand("serve", "run the daemon: the HTTP API on a Unix socket");
   serve_cmd->add_option("--socket", cli->serve_socket, "socket path (overrides server.socket)");
 
+  CLI::App* keygen_cmd =
+      app.add_subcommand("keygen", "write the queue workers' key pair for sealed secrets");
+  keygen_cmd->add_option("--private", cli->keygen.private_path,
+                         "private key file (default: worker.key_file)");
+  keygen_cmd->add_option("--public", cli->keygen.public_path,
+                         "public key file (default: worker.public_key_file)");
+
   SubmitOptions& submit = cli->submit;
   CLI::App* submit_cmd =
       app.add_subcommand("submit", "publish an execution request to the queue workers (RabbitMQ)");

@@ -45,6 +45,7 @@ struct CommandLine {
   std::vector<std::string> help_topic;      // `help [COMMAND...]`
   std::string completion_shell;             // `completion SHELL`
   std::optional<std::string> serve_socket;  // `serve --socket PATH`
+  KeygenOptions keygen;                     // `keygen`
 };
 
 std::unique_ptr<CommandLine> DefineCommandLine(const BuildInfo& build);
