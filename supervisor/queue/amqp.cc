@@ -31,9 +31,10 @@ constexpr amqp_channel_t kChannel = 1;
 constexpr std::chrono::seconds kMinRpcTimeout{30};
 // How long the destructor waits for connection.close-ok.
 constexpr std::chrono::milliseconds kCloseTimeout{5000};
-// How long Publish waits for the confirm when the connection has no heartbeat to notice a dead
-// broker (with a heartbeat rabbitmq-c reports a silent broker after two missed ones).
-constexpr std::chrono::seconds kConfirmTimeoutWithoutHeartbeat{60};
+// How long Publish waits for the confirm. A dead broker is noticed sooner by the heartbeat; this
+// bounds a live one that does not confirm (a resource alarm blocks publishers): the caller gets an
+// Error and reconnects rather than hanging, and the request it answers is still unacked.
+constexpr std::chrono::seconds kConfirmTimeout{60};
 
 struct timeval ToTimeval(std::chrono::milliseconds duration) {
   if (duration.count() < 0) duration = std::chrono::milliseconds(0);
@@ -187,7 +188,6 @@ struct AmqpConnection::State {
   BrokerUrl url;
   std::string broker;  // BrokerName(url)
   amqp_connection_state_t connection = nullptr;
-  std::chrono::seconds heartbeat{0};
   bool logged_in = false;       // connection.close is owed at destruction
   bool broken = false;          // an Error happened: no more traffic, only the socket's close
   bool closed_channel = false;  // the broker closed the channel; the connection is fine
@@ -345,27 +345,19 @@ struct AmqpConnection::State {
     }
   }
 
-  void Settle(uint64_t tag, bool multiple, bool nack) {
+  // One publish is in flight at a time, so a confirm of its tag or a later one (multiple, or out
+  // of order) settles it.
+  void Settle(uint64_t tag, bool /*multiple*/, bool nack) {
     if (nack) nacked.push_back(tag);
-    if (multiple) {
-      acked_up_to = std::max(acked_up_to, tag);
-    } else if (tag == acked_up_to + 1) {
-      acked_up_to = tag;
-    } else if (tag > acked_up_to) {
-      // Out of order single confirms: only the one being waited for matters (one publish is
-      // in flight at a time), so a later tag settles everything before it too.
-      acked_up_to = tag;
-    }
+    acked_up_to = std::max(acked_up_to, tag);
   }
 
-  // Waits for one frame and handles it; `timeout` nullopt = until the heartbeat notices a dead
-  // broker. Returns false on timeout.
-  Result<bool> WaitOneFrame(const std::string& step,
-                            std::optional<std::chrono::milliseconds> timeout) {
+  // Waits up to `timeout` for one frame and handles it; false on timeout. rabbitmq-c sends our
+  // heartbeats meanwhile and fails when the broker's heartbeats stop.
+  Result<bool> WaitOneFrame(const std::string& step, std::chrono::milliseconds timeout) {
     amqp_frame_t frame;
-    struct timeval tv;
-    if (timeout) tv = ToTimeval(*timeout);
-    int status = amqp_simple_wait_frame_noblock(connection, &frame, timeout ? &tv : nullptr);
+    struct timeval tv = ToTimeval(timeout);
+    int status = amqp_simple_wait_frame_noblock(connection, &frame, &tv);
     if (status == AMQP_STATUS_TIMEOUT) return false;
     if (status != AMQP_STATUS_OK) return FailStatus(step, status);
     PV_TRY(HandleAsyncFrame(step, frame));
@@ -381,7 +373,6 @@ Result<std::unique_ptr<AmqpConnection>> AmqpConnection::Open(const BrokerUrl& ur
   auto state = std::make_unique<State>();
   state->url = url;
   state->broker = BrokerName(url);
-  state->heartbeat = options.heartbeat;
   state->connection = amqp_new_connection();
   if (state->connection == nullptr) return state->Fail("connect", "out of memory", ENOMEM);
 
@@ -400,14 +391,15 @@ Result<std::unique_ptr<AmqpConnection>> AmqpConnection::Open(const BrokerUrl& ur
         return state->Fail("TLS setup", "cannot load the system's CA certificates");
       }
     }
-    if (!tls.cert_file.empty() || !tls.key_file.empty()) {
-      if (tls.cert_file.empty() || tls.key_file.empty()) {
-        return state->Fail("TLS setup", "a client certificate needs both cert_file and key_file");
-      }
-      if (amqp_ssl_socket_set_key(socket, tls.cert_file.c_str(), tls.key_file.c_str()) !=
-          AMQP_STATUS_OK) {
+    if (!tls.key_file.empty() && tls.cert_file.empty()) {
+      return state->Fail("TLS setup", "key_file " + tls.key_file + " without a cert_file");
+    }
+    if (!tls.cert_file.empty()) {
+      // key_file "" = the key is in cert_file too (one PEM file: worker.cert_file).
+      const std::string& key = tls.key_file.empty() ? tls.cert_file : tls.key_file;
+      if (amqp_ssl_socket_set_key(socket, tls.cert_file.c_str(), key.c_str()) != AMQP_STATUS_OK) {
         return state->Fail("TLS setup", "cannot load the client certificate " + tls.cert_file +
-                                            " with its key " + tls.key_file);
+                                            " with its key " + key);
       }
     }
     amqp_ssl_socket_set_verify_peer(socket, tls.verify_peer ? 1 : 0);
@@ -585,6 +577,9 @@ Result<void> AmqpConnection::Publish(const std::string& exchange, const std::str
   const std::string step =
       "publish to \"" + exchange + "\" with routing key \"" + routing_key + "\"";
   PV_TRY(state_->Usable(step));
+  // Frees what earlier frames (confirms, returns) took from the connection's pool: everything
+  // kept is copied out.
+  amqp_maybe_release_buffers(state_->connection);
 
   amqp_basic_properties_t properties = {};
   properties._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
@@ -621,16 +616,17 @@ Result<void> AmqpConnection::Publish(const std::string& exchange, const std::str
   if (state_->confirms) {
     // The broker sends basic.return (when unroutable and mandatory) before the basic.ack.
     const uint64_t tag = state_->next_publish_tag++;
-    std::optional<std::chrono::milliseconds> wait;
-    if (state_->heartbeat.count() == 0) wait = kConfirmTimeoutWithoutHeartbeat;
+    const auto deadline = std::chrono::steady_clock::now() + kConfirmTimeout;
     while (state_->acked_up_to < tag) {
-      Result<bool> got = state_->WaitOneFrame(step, wait);
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      Result<bool> got = state_->WaitOneFrame(step, std::max(left, std::chrono::milliseconds(0)));
       if (!got.ok()) return got.error();
       if (!*got) {
-        return state_->Fail(step,
-                            "no confirm from the broker within " +
-                                std::to_string(kConfirmTimeoutWithoutHeartbeat.count()) + " s",
-                            ETIMEDOUT);
+        return state_->Fail(
+            step,
+            "no confirm from the broker within " + std::to_string(kConfirmTimeout.count()) + " s",
+            ETIMEDOUT);
       }
     }
     // One publish is in flight at a time: a nack of its tag or a later one (multiple) is ours.
@@ -673,6 +669,7 @@ Result<void> AmqpConnection::Publish(const std::string& exchange, const std::str
 
 Result<void> AmqpConnection::KeepAlive() {
   PV_TRY(state_->Usable("keep-alive"));
+  amqp_maybe_release_buffers(state_->connection);
   // Reads whatever arrived (a connection.close, a heartbeat) without waiting; rabbitmq-c sends
   // our heartbeat when one is due while it waits for frames.
   while (true) {

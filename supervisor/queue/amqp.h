@@ -43,7 +43,7 @@ std::string RedactedBrokerUrl(const BrokerUrl& url);
 struct TlsOptions {
   std::string ca_file;    // PEM bundle to verify the broker with; "" = the system's default
   std::string cert_file;  // client certificate (optional)
-  std::string key_file;   // its private key (optional)
+  std::string key_file;   // its private key; "" = in cert_file (one PEM file with both)
   bool verify_peer = true;
   bool verify_hostname = true;
 };

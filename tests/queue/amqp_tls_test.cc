@@ -2,10 +2,13 @@
 // "localhost" only, and a client certificate required (rabbitmq-broker.sh --tls).
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include "supervisor/queue/amqp.h"
 #include "tests/support/broker_fixture.h"
+#include "tests/support/scratch_dir.h"
 
 namespace packvisor::queue {
 namespace {
@@ -83,17 +86,34 @@ TEST(AmqpTlsTest, TheBrokerRefusesAConnectionWithoutAClientCertificate) {
   auto connection = AmqpConnection::Open(url, options);
   EXPECT_FALSE(connection.ok());
 
-  options.tls.cert_file = SharedBrokerTlsFile("client.pem");
-  auto half = AmqpConnection::Open(url, options);
-  ASSERT_FALSE(half.ok());
-  EXPECT_NE(half.error().message().find("both cert_file and key_file"), std::string::npos)
-      << half.error().message();
+  options.tls.key_file = SharedBrokerTlsFile("client.key");
+  auto key_alone = AmqpConnection::Open(url, options);
+  ASSERT_FALSE(key_alone.ok());
+  EXPECT_NE(key_alone.error().message().find("without a cert_file"), std::string::npos)
+      << key_alone.error().message();
 
+  options.tls.cert_file = SharedBrokerTlsFile("client.pem");
   options.tls.key_file = SharedBrokerTlsFile("missing.key");
   auto missing = AmqpConnection::Open(url, options);
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.error().message().find("missing.key"), std::string::npos)
       << missing.error().message();
+}
+
+// worker.cert_file is one PEM file with the certificate and its key.
+TEST(AmqpTlsTest, TheClientKeyMayBeInTheCertificateFile) {
+  BrokerUrl url = ParseFixtureUrl(TakeTlsVhostUrl());
+  packvisor::testing::ScratchDir scratch;
+  std::string combined;
+  for (const char* name : {"client.pem", "client.key"}) {
+    std::ifstream in(SharedBrokerTlsFile(name));
+    combined.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  ConnectOptions options = Trusting();
+  options.tls.cert_file = scratch.Write("client-with-key.pem", combined);
+  options.tls.key_file = "";
+  auto connection = AmqpConnection::Open(url, options);
+  EXPECT_TRUE(connection.ok()) << connection.error().message();
 }
 
 }  // namespace
