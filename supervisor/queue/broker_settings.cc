@@ -79,8 +79,7 @@ Result<BrokerSettings> BrokerSettingsFromConfig(const Config& config,
   settings.options.tls.ca_file = worker.ca_file;
   settings.options.tls.cert_file = worker.cert_file;
   // worker.key_file is the sealing key: a client certificate's key is in the same PEM file as
-  // the certificate (docs/worker.md).
-  settings.options.tls.key_file = worker.cert_file;
+  // the certificate (tls.key_file "" says so).
   settings.options.heartbeat = std::chrono::seconds(worker.heartbeat_seconds);
   settings.options.connection_name = connection_name;
   return settings;
