@@ -265,7 +265,13 @@ Result<std::string> SealSecrets(const nlohmann::json& secrets, const PublicKey& 
   PV_TRY(InitSodium());
   if (!secrets.is_object())
     return Failure("", "", "seal secrets: the secrets are not a JSON object");
-  std::string plaintext = secrets.dump(-1, ' ', false, nlohmann::json::error_handler_t::strict);
+  std::string plaintext;
+  try {
+    // Strict: a secret that is not UTF-8 is refused rather than silently altered.
+    plaintext = secrets.dump(-1, ' ', false, nlohmann::json::error_handler_t::strict);
+  } catch (const nlohmann::json::exception&) {
+    return Failure("", "", "seal secrets: a secret is not valid UTF-8");
+  }
   WipedBuffer sealed(crypto_box_SEALBYTES + plaintext.size());
   int status =
       crypto_box_seal(sealed.data(), reinterpret_cast<const unsigned char*>(plaintext.data()),

@@ -102,6 +102,9 @@ TEST_F(SealedSecretsTest, OnlyObjectsAreSealed) {
   auto sealed = SealSecrets(json::array({kSecret}), *public_key);
   ASSERT_FALSE(sealed.ok());
   EXPECT_EQ(sealed.error().message(), "seal secrets: the secrets are not a JSON object");
+  auto not_utf8 = SealSecrets(json{{"password", "caf\xe9"}}, *public_key);
+  ASSERT_FALSE(not_utf8.ok());
+  EXPECT_EQ(not_utf8.error().message(), "seal secrets: a secret is not valid UTF-8");
 }
 
 TEST_F(SealedSecretsTest, RefusalsNeverHoldPlaintext) {
