@@ -56,14 +56,6 @@ amqp_bytes_t ToBytes(const std::string& text) {
   return bytes;
 }
 
-// The broker without its password, for errors. Deliberately not the URL: the password never
-// reaches this text, whatever the URL's spelling.
-std::string BrokerName(const BrokerUrl& url) {
-  std::string vhost = url.vhost == "/" ? "%2F" : url.vhost;
-  return std::string(url.tls ? "amqps://" : "amqp://") + url.user + ":***@" + url.host + ":" +
-         std::to_string(url.port) + "/" + vhost;
-}
-
 std::optional<int64_t> IntegerValue(const amqp_field_value_t& value) {
   switch (value.kind) {
     case AMQP_FIELD_KIND_I8:
@@ -186,7 +178,7 @@ int ErrnoOfReplyCode(uint16_t code) {
 
 struct AmqpConnection::State {
   BrokerUrl url;
-  std::string broker;  // BrokerName(url)
+  std::string broker;  // RedactedBrokerUrl(url): errors name the broker, never the password
   amqp_connection_state_t connection = nullptr;
   bool logged_in = false;       // connection.close is owed at destruction
   bool broken = false;          // an Error happened: no more traffic, only the socket's close
@@ -372,7 +364,7 @@ Result<std::unique_ptr<AmqpConnection>> AmqpConnection::Open(const BrokerUrl& ur
                                                              const ConnectOptions& options) {
   auto state = std::make_unique<State>();
   state->url = url;
-  state->broker = BrokerName(url);
+  state->broker = RedactedBrokerUrl(url);
   state->connection = amqp_new_connection();
   if (state->connection == nullptr) return state->Fail("connect", "out of memory", ENOMEM);
 

@@ -256,24 +256,9 @@ std::optional<int64_t> QueueMessageCount(const std::string& broker_dir, const st
 }
 
 queue::BrokerUrl ParseFixtureUrl(const std::string& url) {
-  queue::BrokerUrl parsed;
-  parsed.tls = url.rfind("amqps://", 0) == 0;
-  const std::string scheme = parsed.tls ? "amqps://" : "amqp://";
-  size_t at = url.find('@');
-  size_t colon = url.find(':', scheme.size());
-  if (url.rfind(scheme, 0) != 0 || at == std::string::npos || colon > at) {
-    throw std::runtime_error("not a fixture URL: " + url);
-  }
-  parsed.user = url.substr(scheme.size(), colon - scheme.size());
-  parsed.password = url.substr(colon + 1, at - colon - 1);
-  size_t port_colon = url.find(':', at);
-  size_t slash = url.find('/', at);
-  if (port_colon == std::string::npos) throw std::runtime_error("no port in " + url);
-  parsed.host = url.substr(at + 1, port_colon - at - 1);
-  parsed.port = std::stoi(url.substr(
-      port_colon + 1, slash == std::string::npos ? std::string::npos : slash - port_colon - 1));
-  parsed.vhost = slash == std::string::npos ? "/" : url.substr(slash + 1);
-  return parsed;
+  Result<queue::BrokerUrl> parsed = queue::ParseBrokerUrl(url);
+  if (!parsed.ok()) throw std::runtime_error(parsed.error().message());
+  return *parsed;
 }
 
 std::optional<queue::Delivery> GetMessage(const std::string& url, const std::string& queue_name,

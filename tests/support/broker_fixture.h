@@ -93,8 +93,7 @@ ToolResult Rabbitmqctl(const std::string& broker_dir, const std::vector<std::str
 std::optional<int64_t> QueueMessageCount(const std::string& broker_dir, const std::string& vhost,
                                          const std::string& queue);
 
-// The parts of a fixture URL amqp[s]://user:password@host:port[/vhost] (the fixture's own URLs
-// only; the product parses with queue::ParseBrokerUrl).
+// queue::ParseBrokerUrl, throwing on a bad URL.
 queue::BrokerUrl ParseFixtureUrl(const std::string& url);
 
 // basic.get of one message from `queue` on a connection of its own (rabbitmq-c directly, not
