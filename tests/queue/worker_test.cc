@@ -165,6 +165,11 @@ TEST_F(WorkerTest, AnswersEveryRequestOnceAndRefusesBadInputWithResults) {
   EXPECT_EQ(queued.stdout_text, run.stdout_text);
   EXPECT_THAT(queued.stderr_text, HasSubstr("err\n"));
   EXPECT_THAT(queued.stderr_text, HasSubstr("wq.fail: failed (exit 3)"));
+  // --stream: the output comes from the output events, printed once, before the summary.
+  CommandResult streamed = world_.Cli({"submit", "--wait", "--stream", "wq.fail"});
+  EXPECT_EQ(streamed.exit_code, 3) << streamed.stderr_text;
+  EXPECT_EQ(streamed.stdout_text, run.stdout_text);
+  EXPECT_EQ(Lines(streamed.stderr_text).front(), "err") << streamed.stderr_text;
   CommandResult missing = world_.Cli({"submit", "--wait", "wq.missing"});
   EXPECT_EQ(missing.exit_code, 127) << missing.stderr_text;
 
