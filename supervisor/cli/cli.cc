@@ -52,7 +52,8 @@ int PrintHelp(const CLI::App& app, const std::vector<std::string>& topic) {
 
 }  // namespace
 
-int RunCli(int argc, char** argv, const BuildInfo& build, ServeEntry serve_entry) {
+int RunCli(int argc, char** argv, const BuildInfo& build, ServeEntry serve_entry,
+           WorkerEntry worker_entry) {
   os::EnsureStandardFds();
   // Nothing in the sandbox (or any other unprivileged process) may ptrace or read our memory.
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -92,6 +93,11 @@ int RunCli(int argc, char** argv, const BuildInfo& build, ServeEntry serve_entry
     return serve_entry(
         {cli->config_path, cli->serve_socket, level_given ? cli->log_level : "info"});
   }
+  if (command("worker")->parsed()) {
+    if (worker_entry == nullptr) return kExitOwnError;
+    bool level_given = app.get_option("--log-level")->count() > 0;
+    return worker_entry({cli->config_path, level_given ? cli->log_level : "info"});
+  }
 
   SetUpLogging(cli->log_level, false);
   auto config = LoadConfig(cli->config_path);
@@ -116,6 +122,7 @@ int RunCli(int argc, char** argv, const BuildInfo& build, ServeEntry serve_entry
   if (command("exec")->parsed()) return RunExecCommand(*config, cli->exec);
   if (command("check")->parsed()) return RunCheckCommand(*config);
   if (command("run")->parsed()) return RunRunCommand(*config, cli->run);
+  if (command("submit")->parsed()) return RunSubmitCommand(*config, cli->submit);
   if (command("ps")->parsed()) return RunPsCommand(*config, cli->remote);
   if (command("logs")->parsed()) return RunLogsCommand(*config, cli->remote);
   if (command("cancel")->parsed()) return RunCancelCommand(*config, cli->remote);

@@ -29,7 +29,15 @@ struct ServeArguments {
 };
 using ServeEntry = int (*)(const ServeArguments& arguments);
 
-// `serve` runs `serve_entry` (125 when there is none).
-int RunCli(int argc, char** argv, const BuildInfo& build, ServeEntry serve_entry = nullptr);
+// `packvisor worker`'s arguments, handed to the queue worker (supervisor/worker/) the same way.
+struct WorkerArguments {
+  std::optional<std::string> config_path;  // --config
+  std::string log_level;                   // --log-level, "info" when not given
+};
+using WorkerEntry = int (*)(const WorkerArguments& arguments);
+
+// `serve` runs `serve_entry`, `worker` runs `worker_entry` (125 when there is none).
+int RunCli(int argc, char** argv, const BuildInfo& build, ServeEntry serve_entry = nullptr,
+           WorkerEntry worker_entry = nullptr);
 
 }  // namespace packvisor

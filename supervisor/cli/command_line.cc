@@ -119,6 +119,25 @@ std::unique_ptr<CommandLine> DefineCommandLine(const BuildInfo& build) {
   keygen_cmd->add_option("--public", cli->keygen.public_path,
                          "public key file (default: worker.public_key_file)");
 
+  SubmitOptions& submit = cli->submit;
+  CLI::App* submit_cmd =
+      app.add_subcommand("submit", "publish an execution request to the queue workers (RabbitMQ)");
+  submit_cmd->add_option("action", submit.action_ref, "PACK.ACTION")->required();
+  submit_cmd->add_option("--broker", submit.broker, "broker URL (default: worker.broker_url)");
+  submit_cmd->add_option("--param", submit.params, "KEY=VALUE (read by KEY's declared type)");
+  submit_cmd->add_option("--params-file", submit.params_file, "a JSON object of parameters");
+  submit_cmd->add_option("--secrets-file", submit.secrets_file,
+                         "a JSON object of secrets, sealed to worker.public_key_file");
+  submit_cmd->add_option("--runtime", submit.runtime,
+                         "route to this runtime's queue (for a pack not installed here)");
+  submit_cmd->add_option("--timeout", submit.timeout_seconds, "seconds (overrides the action's)");
+  submit_cmd->add_flag("--wait", submit.wait, "wait for the result and print it as run does");
+  submit_cmd->add_flag("--json", submit.json, "print JSON");
+  submit_cmd->add_flag("--stream", submit.stream, "with --wait: show the output as it is written");
+
+  app.add_subcommand("worker",
+                     "run a queue worker: executions from RabbitMQ (worker.* configuration keys)");
+
   CLI::App* help_cmd = app.add_subcommand("help", "print the help of packvisor or of a command");
   help_cmd->add_option("command", cli->help_topic, "a command, e.g. `pack list`");
 

@@ -33,6 +33,7 @@ struct CommandLine {
   ExecOptions exec;
   RunOptions run;
   RemoteOptions remote;  // ps, logs, cancel, result
+  SubmitOptions submit;
   bool pack_list_json = false;
   std::string validate_dir;
   std::string register_dir;

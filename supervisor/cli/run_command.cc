@@ -65,36 +65,6 @@ Result<nlohmann::json> ParseObject(std::string& text, const std::string& what) {
   return parsed;
 }
 
-Result<nlohmann::json> ReadObjectFile(const std::string& path, const std::string& what) {
-  auto text = os::ReadFile(path);
-  if (!text) return Error{text.error().err, "read " + what, path};
-  if (text->size() > kMaxInputFileBytes) {
-    explicit_bzero(text->data(), text->size());
-    return Failure("read " + what, path, "more than 8 MiB");
-  }
-  return ParseObject(*text, what + " " + path);
-}
-
-// The secrets file: opened once and its mode checked on the open descriptor, so the file that is
-// checked is the file that is read. Group or others may neither read nor write it.
-Result<nlohmann::json> ReadSecretsFile(const std::string& path) {
-  unique_fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
-  if (!fd) return ErrnoError("open secrets file", path);
-  struct stat st {};
-  if (fstat(fd.get(), &st) != 0) return ErrnoError("stat secrets file", path);
-  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    bool readable = (st.st_mode & (S_IRGRP | S_IROTH)) != 0;
-    return Failure("secrets file", path + " has mode " + mode,
-                   std::string("it must not be ") + (readable ? "readable" : "accessible") +
-                       " by group or others (chmod 600)");
-  }
-  auto text = ReadBounded(fd.get(), "secrets file " + path);
-  if (!text) return text.error();
-  return ParseObject(*text, "secrets file " + path);
-}
-
 // The parameters of --params-json into `request->parameters`, the texts of --param into
 // `request->parameter_texts` (read by their declared types once the action is known), and the
 // names that were on the command line itself (not read from a file) into
@@ -130,6 +100,36 @@ Result<void> CollectParameters(const RunOptions& options, RunRequest* request) {
 }
 
 }  // namespace
+
+Result<nlohmann::json> ReadObjectFile(const std::string& path, const std::string& what) {
+  auto text = os::ReadFile(path);
+  if (!text) return Error{text.error().err, "read " + what, path};
+  if (text->size() > kMaxInputFileBytes) {
+    explicit_bzero(text->data(), text->size());
+    return Failure("read " + what, path, "more than 8 MiB");
+  }
+  return ParseObject(*text, what + " " + path);
+}
+
+// The secrets file: opened once and its mode checked on the open descriptor, so the file that is
+// checked is the file that is read. Group or others may neither read nor write it.
+Result<nlohmann::json> ReadSecretsFile(const std::string& path) {
+  unique_fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  if (!fd) return ErrnoError("open secrets file", path);
+  struct stat st {};
+  if (fstat(fd.get(), &st) != 0) return ErrnoError("stat secrets file", path);
+  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    bool readable = (st.st_mode & (S_IRGRP | S_IROTH)) != 0;
+    return Failure("secrets file", path + " has mode " + mode,
+                   std::string("it must not be ") + (readable ? "readable" : "accessible") +
+                       " by group or others (chmod 600)");
+  }
+  auto text = ReadBounded(fd.get(), "secrets file " + path);
+  if (!text) return text.error();
+  return ParseObject(*text, "secrets file " + path);
+}
 
 void PrintRunResultHuman(const ExecutionResult& result) {
   if (!result.result.is_null()) {

@@ -1,10 +1,12 @@
 // `packvisor run`.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "sandbox/os/error.h"
 #include "supervisor/config/config.h"
 #include "supervisor/executions/execution_result.h"
 
@@ -23,6 +25,13 @@ struct RunOptions {
 };
 
 int RunRunCommand(const Config& config, const RunOptions& options);
+
+// A JSON object from the file at `path` (8 MiB at most); `what` names it in errors ("--params-json
+// file"). Errors never quote the content.
+Result<nlohmann::json> ReadObjectFile(const std::string& path, const std::string& what);
+// The secrets file of `run --secrets-file` (and `submit --secrets-file`): a JSON object, in a file
+// neither group nor others may access (checked on the open descriptor). Errors never quote it.
+Result<nlohmann::json> ReadSecretsFile(const std::string& path);
 
 // Human mode's end of a run, after the action's stdout and stderr were streamed: the parsed
 // result (jsonl: one compact line per item; else pretty JSON) on stdout, then the summary line on

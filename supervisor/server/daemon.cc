@@ -24,9 +24,9 @@
 #include "supervisor/executions/crash_cleanup.h"
 #include "supervisor/executions/exit_status.h"
 #include "supervisor/executions/logging.h"
+#include "supervisor/executions/notify.h"
 #include "supervisor/executions/warm_pools.h"
 #include "supervisor/server/http_api.h"
-#include "supervisor/server/notify.h"
 
 namespace packvisor {
 namespace {

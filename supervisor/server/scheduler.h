@@ -1,8 +1,9 @@
 // supervisor/server/: the daemon `packvisor serve` (docs/server.md): the composition of the
 // process (daemon.h: configuration, socket, signals, lifecycle), the HTTP API on its Unix socket
-// (http_api.h, libevent's evhttp; docs/api.md), the scheduler of accepted executions
-// (scheduler.h) and the systemd notifications (notify.h). It calls supervisor/executions/ (and
-// reads packs/ and config/) exactly as the CLI does; it never includes supervisor/cli/.
+// (http_api.h, libevent's evhttp; docs/api.md) and the scheduler of accepted executions
+// (scheduler.h); the systemd notifications are executions/notify.h. It calls
+// supervisor/executions/ (and reads packs/ and config/) exactly as the CLI does; it never includes
+// supervisor/cli/.
 //
 // This header: the executions the daemon accepted. A FIFO queue of at most `max_queued`, at most
 // `max_concurrent` running (each on a thread of its own), cancellation, the live output of running

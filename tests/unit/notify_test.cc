@@ -1,6 +1,6 @@
 // sd_notify and socket activation without libsystemd, against a real datagram socket and a real
 // inherited fd in a child process.
-#include "supervisor/server/notify.h"
+#include "supervisor/executions/notify.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
 // sd_notify and sd_listen_fds, as systemd documents them (see notify.h for why not libsystemd).
-#include "supervisor/server/notify.h"
+#include "supervisor/executions/notify.h"
 
 #include <fcntl.h>
 #include <sys/socket.h>

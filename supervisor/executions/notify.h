@@ -1,7 +1,8 @@
-// The daemon's side of systemd's service protocols, without libsystemd (Debian ships no
-// libsystemd.a and packvisor is linked statically; both protocols are a few documented lines):
-// readiness and status notification (sd_notify(3): one datagram to $NOTIFY_SOCKET) and socket
-// activation (sd_listen_fds(3): inherited fds from 3, named by $LISTEN_PID/$LISTEN_FDS).
+// systemd's service protocols for the long-lived adapters (the daemon, supervisor/server/, and the
+// queue worker, supervisor/worker/, which never include each other), without libsystemd (Debian
+// ships no libsystemd.a and packvisor is linked statically; both protocols are a few documented
+// lines): readiness and status notification (sd_notify(3): one datagram to $NOTIFY_SOCKET) and
+// socket activation (sd_listen_fds(3): inherited fds from 3, named by $LISTEN_PID/$LISTEN_FDS).
 #pragma once
 
 #include <string_view>

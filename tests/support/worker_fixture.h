@@ -1,0 +1,254 @@
+// A real `packvisor worker` for the queue tests: its own config (broker URL on the test's vhost,
+// its own state_dir, its own key pair, the test's cgroup parent) under a RunWorld, its stderr kept
+// in a file, ready when it sends READY=1 on NOTIFY_SOCKET (never a sleep), and SIGKILLed at
+// destruction even when the test failed. Plus a client of the test's own over AmqpConnection: it
+// publishes requests and cancels and reads results from an exclusive reply queue, so that a test
+// sees exactly the messages the protocol (docs/queue-protocol.md) says. Header-only.
+#pragma once
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "sandbox/os/unique_fd.h"
+#include "supervisor/queue/amqp.h"
+#include "supervisor/queue/protocol.h"
+#include "supervisor/queue/sealed_secrets.h"
+#include "tests/support/broker_fixture.h"
+#include "tests/support/harness.h"
+#include "tests/support/run_fixtures.h"
+
+namespace packvisor::testing {
+
+// The world's key pair ({root}/keys/worker.key, worker.pub), made once.
+inline void EnsureKeyPair(const RunWorld& world) {
+  std::string dir = world.Path("keys");
+  if (std::filesystem::exists(dir + "/worker.key")) return;
+  std::filesystem::create_directories(dir);
+  auto written = queue::WriteKeyPair(dir + "/worker.key", dir + "/worker.pub");
+  if (!written) throw std::runtime_error("keygen: " + written.error().message());
+}
+
+// The [worker] table of a test config: the broker, the world's keys, `extra` lines after.
+inline std::string WorkerToml(const RunWorld& world, const std::string& broker_url,
+                              const std::string& cgroup_parent, const std::string& extra = "") {
+  EnsureKeyPair(world);
+  return "[sandbox]\ncgroup_parent = \"" + cgroup_parent +
+         "\"\n[execution]\nkill_grace_seconds = 1\n" + "[worker]\nbroker_url = \"" + broker_url +
+         "\"\nkey_file = \"" + world.Path("keys/worker.key") + "\"\npublic_key_file = \"" +
+         world.Path("keys/worker.pub") +
+         "\"\nheartbeat_seconds = 5\nreconnect_max_seconds = 2\nname = \"test-worker\"\n" + extra;
+}
+
+class WorkerUnderTest {
+ public:
+  // Starts `packvisor --config CONFIG --log-level debug worker` with the config already written
+  // at `config_path`; waits for READY=1.
+  WorkerUnderTest(const RunWorld& world, std::string config_path, std::string name = "worker")
+      : world_(world),
+        config_path_(std::move(config_path)),
+        log_path_(world.Path(name + ".log")),
+        name_(std::move(name)) {
+    Start();
+  }
+  ~WorkerUnderTest() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  WorkerUnderTest(const WorkerUnderTest&) = delete;
+  WorkerUnderTest& operator=(const WorkerUnderTest&) = delete;
+
+  pid_t pid() const { return pid_; }
+  std::string Log() const { return ReadFileOrEmpty(log_path_); }
+  const std::string& log_path() const { return log_path_; }
+
+  bool Start() {
+    std::string notify_path = world_.Path(name_ + "-notify-" + std::to_string(++starts_) + ".sock");
+    unique_fd notify(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    struct sockaddr_un address {};
+    address.sun_family = AF_UNIX;
+    std::memcpy(address.sun_path, notify_path.c_str(), notify_path.size() + 1);
+    if (!notify || bind(notify.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address))) {
+      ADD_FAILURE() << "notify socket " << notify_path << ": " << std::strerror(errno);
+      return false;
+    }
+    std::vector<std::string> args = {PackvisorBinary(), "--config", config_path_,
+                                     "--log-level",     "debug",    "worker"};
+    std::string notify_env = "NOTIFY_SOCKET=" + notify_path;
+    pid_ = fork();
+    if (pid_ == 0) {
+      int log = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+      int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+      dup2(null, 0);
+      dup2(log, 1);
+      dup2(log, 2);
+      std::vector<char*> argv;
+      for (std::string& arg : args) argv.push_back(arg.data());
+      argv.push_back(nullptr);
+      // A clean environment: what the worker's environ holds is checked by tests.
+      char* envp[] = {notify_env.data(), const_cast<char*>("PATH=/usr/sbin:/usr/bin:/sbin:/bin"),
+                      nullptr};
+      execve(argv[0], argv.data(), envp);
+      _exit(127);
+    }
+    if (pid_ < 0) {
+      ADD_FAILURE() << "fork: " << std::strerror(errno);
+      return false;
+    }
+    for (int waited_ms = 0; waited_ms < 60000; waited_ms += 100) {
+      struct pollfd pfd {
+        notify.get(), POLLIN, 0
+      };
+      if (poll(&pfd, 1, 100) == 1) {
+        char message[512] = {};
+        ssize_t n = recv(notify.get(), message, sizeof(message) - 1, 0);
+        if (n > 0 &&
+            std::string(message, static_cast<size_t>(n)).find("READY=1") != std::string::npos) {
+          unlink(notify_path.c_str());
+          return true;
+        }
+        continue;
+      }
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        ADD_FAILURE() << "the worker exited before it was ready; its log:\n" << Log();
+        unlink(notify_path.c_str());
+        return false;
+      }
+    }
+    ADD_FAILURE() << "the worker was not ready within 60 s; its log:\n" << Log();
+    unlink(notify_path.c_str());
+    return false;
+  }
+
+  // Sends `signal` and waits for the exit; the exit status (128+N when killed by N).
+  int Stop(int signal = SIGTERM) {
+    if (pid_ <= 0) return -1;
+    kill(pid_, signal);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+ private:
+  const RunWorld& world_;
+  std::string config_path_;
+  std::string log_path_;
+  std::string name_;
+  pid_t pid_ = -1;
+  int starts_ = 0;
+};
+
+// A client of the queue protocol on its own connections: one publishes (confirms on), one
+// consumes an exclusive reply queue (and, when asked, a queue bound to packvisor.events).
+class QueueClient {
+ public:
+  explicit QueueClient(const std::string& url) : url_(url) {
+    publish_ = Open("test client (publish)");
+    if (auto confirms = publish_->EnableConfirms(); !confirms) Throw(confirms.error());
+    consume_ = Open("test client (consume)");
+    queue::QueueOptions own;
+    own.durable = false;
+    own.exclusive = true;
+    own.auto_delete = true;
+    auto reply = consume_->DeclareQueue("", own);
+    if (!reply) Throw(reply.error());
+    reply_queue_ = *reply;
+    if (auto tag = consume_->Consume(reply_queue_); !tag) Throw(tag.error());
+  }
+
+  const std::string& reply_queue() const { return reply_queue_; }
+
+  // Publishes `body` to packvisor.executions with run.<runtime>, reply_to this client, the
+  // correlation id `correlation` (the execution id when empty). Mandatory: fails when no queue
+  // takes it.
+  void Publish(const std::string& runtime, const std::string& body,
+               const std::string& correlation = "x", bool with_reply = true) {
+    queue::Message message;
+    message.body = body;
+    message.correlation_id = correlation;
+    if (with_reply) message.reply_to = reply_queue_;
+    auto published = publish_->Publish(queue::kExecutionsExchange, queue::RunRoutingKey(runtime),
+                                       message, /*mandatory=*/true);
+    if (!published) Throw(published.error());
+  }
+
+  void PublishRequest(const std::string& runtime, const queue::QueueRequest& request) {
+    Publish(runtime, queue::RequestBody(request), request.execution_id);
+  }
+
+  void Cancel(const std::string& execution_id) {
+    queue::Message message;
+    message.body = queue::CancelBody(execution_id);
+    auto published = publish_->Publish(queue::kCancelExchange, "", message);
+    if (!published) Throw(published.error());
+  }
+
+  // The next result on the reply queue (its body parsed, with correlation_id), or nullopt after
+  // `timeout_ms`.
+  std::optional<nlohmann::json> NextResult(int timeout_ms = 60000) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (std::chrono::steady_clock::now() < until) {
+      auto delivery = consume_->NextDelivery(std::chrono::milliseconds(200));
+      if (!delivery) Throw(delivery.error());
+      if (!*delivery) continue;
+      auto acked = consume_->Ack((*delivery)->delivery_tag);
+      if (!acked) Throw(acked.error());
+      nlohmann::json body = nlohmann::json::parse((*delivery)->message.body, nullptr, false);
+      if (body.is_discarded()) throw std::runtime_error("a result that is not JSON");
+      body["__correlation_id"] = (*delivery)->message.correlation_id;
+      return body;
+    }
+    return std::nullopt;
+  }
+
+ private:
+  std::unique_ptr<queue::AmqpConnection> Open(const std::string& name) {
+    queue::ConnectOptions options;
+    options.connection_name = name;
+    options.heartbeat = std::chrono::seconds(0);
+    auto connection = queue::AmqpConnection::Open(ParseFixtureUrl(url_), options);
+    if (!connection) Throw(connection.error());
+    return std::move(*connection);
+  }
+  [[noreturn]] static void Throw(const Error& error) {
+    throw std::runtime_error("test client: " + error.message());
+  }
+
+  std::string url_;
+  std::unique_ptr<queue::AmqpConnection> publish_;
+  std::unique_ptr<queue::AmqpConnection> consume_;
+  std::string reply_queue_;
+};
+
+// A request of version 1 for `action_ref` with a fresh execution id.
+inline queue::QueueRequest NewRequest(const std::string& action_ref,
+                                      nlohmann::json parameters = nlohmann::json::object()) {
+  queue::QueueRequest request;
+  request.execution_id = UniqueMarker("ex");
+  request.action_ref = action_ref;
+  request.parameters = std::move(parameters);
+  request.submitted_at = "2026-12-07T00:00:00Z";
+  return request;
+}
+
+}  // namespace packvisor::testing
