@@ -18,9 +18,7 @@
 #include <vector>
 
 #include "envs/pack_disk.h"
-// The one header of queue/ the configuration uses: the pure URL grammar, so that a bad
-// worker.broker_url fails when the file is loaded (ParseBrokerUrl does no I/O).
-#include "supervisor/queue/amqp.h"
+#include "supervisor/config/broker_url.h"
 
 namespace packvisor {
 namespace {
@@ -776,7 +774,7 @@ const std::vector<Field>& WorkerFields() {
          if (!text) return text.error();
          // The detail never holds the password, and neither does this message: the URL itself
          // is not quoted.
-         auto url = queue::ParseBrokerUrl(*text);
+         auto url = ParseBrokerUrl(*text);
          if (!url) return l.Bad(n, key, url.error().message());
          l.config().worker.broker_url = *text;
          return Ok{};

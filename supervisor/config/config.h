@@ -95,7 +95,7 @@ std::string HostName();
 
 // The queue worker (`packvisor worker`, docs/worker.md) and the `submit`/`keygen` commands.
 struct WorkerConfig {
-  // amqp:// or amqps:// (checked with queue::ParseBrokerUrl when the file is loaded).
+  // amqp:// or amqps:// (checked with ParseBrokerUrl when the file is loaded).
   std::string broker_url = "amqp://guest:guest@127.0.0.1:5672/%2F";
   std::string ca_file;    // PEM bundle for amqps; "" = the system's default
   std::string cert_file;  // client certificate and its private key in one PEM file; "" = none

@@ -19,26 +19,14 @@
 #include <string_view>
 
 #include "sandbox/os/error.h"
+#include "supervisor/config/broker_url.h"
 
 namespace packvisor::queue {
 
-// amqp://user:password@host:port/vhost or amqps://... (RabbitMQ's URI spec: the vhost is
-// percent-decoded, "/" is "%2F"; the default port is 5672, 5671 for amqps; user and password
-// default to guest).
-struct BrokerUrl {
-  bool tls = false;
-  std::string host;
-  int port = 5672;
-  std::string vhost = "/";
-  std::string user = "guest";
-  std::string password = "guest";
-};
-
-// One-line error naming what is wrong; never contains the password.
-Result<BrokerUrl> ParseBrokerUrl(std::string_view url);
-
-// The URL with the password replaced by "***", for logs and errors.
-std::string RedactedBrokerUrl(const BrokerUrl& url);
+// The broker URL grammar lives below the configuration (config/broker_url.h).
+using packvisor::BrokerUrl;
+using packvisor::ParseBrokerUrl;
+using packvisor::RedactedBrokerUrl;
 
 struct TlsOptions {
   std::string ca_file;    // PEM bundle to verify the broker with; "" = the system's default

@@ -1,13 +1,13 @@
 // worker.broker_url: RabbitMQ's AMQP URI spec (https://www.rabbitmq.com/docs/uri-spec), strictly.
-// Pure text work, so that the configuration can check the key when the file is loaded. No error
-// ever contains the userinfo part (it holds the password).
+// No error ever contains the userinfo part (it holds the password).
+#include "supervisor/config/broker_url.h"
+
 #include <charconv>
 #include <string>
 #include <string_view>
 
-#include "supervisor/queue/amqp.h"
 
-namespace packvisor::queue {
+namespace packvisor {
 namespace {
 
 constexpr char kPrefix[] = "invalid broker URL: ";
@@ -153,4 +153,4 @@ std::string RedactedBrokerUrl(const BrokerUrl& url) {
          ":" + std::to_string(url.port) + "/" + PercentEncode(url.vhost);
 }
 
-}  // namespace packvisor::queue
+}  // namespace packvisor
