@@ -102,4 +102,10 @@ fi
 denied=$(grep -cE 'errno=(1|38|97)$|^exit status' "$work/probes.container" || true)
 echo "test-image: ok: $((${#cases[@]} + ${#killers[@]})) probes give the same results in the container as on the host" \
   "($denied denied by the sandbox's policy)"
+# The cgroup limits hold inside the container: 700 MiB against the default memory_max_mb (512).
+out=$("${run[@]}" exec --json -- /usr/bin/python3 -c 'x = bytearray(700 << 20); print("allocated")' \
+  2>/dev/null || true)
+grep -q 'out of memory (limit 512 MiB)' <<<"$out" ||
+  fail "the execution's memory limit did not hold in the container: $out"
+echo "test-image: ok: an execution allocating 700 MiB is killed at its 512 MiB cgroup limit"
 echo "test-image: done in $((SECONDS - started)) s"
