@@ -247,6 +247,16 @@ Result<FileLock> LockPackDisk(const PackDiskSettings& settings, const std::strin
 
 }  // namespace
 
+Result<void> ProbeFreeLoopDevice() {
+  unique_fd control(open("/dev/loop-control", O_RDWR | O_CLOEXEC));
+  if (!control) return ErrnoError("open", "/dev/loop-control");
+  int number = ioctl(control.get(), LOOP_CTL_GET_FREE);
+  if (number < 0) return ErrnoError("LOOP_CTL_GET_FREE", "/dev/loop-control");
+  auto device = OpenLoopDevice(number, O_RDONLY);
+  if (!device) return device.error();
+  return Ok{};
+}
+
 const char* FindMkfsExt4() {
   for (const char* candidate : {"/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"}) {
     if (access(candidate, X_OK) == 0) return candidate;

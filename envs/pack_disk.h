@@ -38,6 +38,11 @@ Result<void> EnsurePackDisk(const PackDiskSettings& settings, const std::string&
 // does anything not empty; neither is an error.
 Result<void> ReleasePackDisk(const PackDiskSettings& settings, const std::string& pack_ref);
 
+// For `packvisor check`: asks /dev/loop-control for a free loop device and opens it read-only,
+// making its node first where /dev has none (a container's tmpfs), as attaching a disk would.
+// Binds nothing. The error names the step that failed ("mknod /dev/loopN", "open /dev/loopN").
+Result<void> ProbeFreeLoopDevice();
+
 // The mkfs.ext4 binary (/usr/sbin or /sbin), or nullptr when e2fsprogs is missing.
 const char* FindMkfsExt4();
 

@@ -94,6 +94,7 @@ std::vector<MountInfoEntry> ParseMountInfo(std::string_view text) {
     MountInfoEntry entry;
     entry.root = UnescapeMountField(fields[3]);
     entry.mount_point = UnescapeMountField(fields[4]);
+    entry.mount_options = UnescapeMountField(fields[5]);
     entry.fs_type = UnescapeMountField(separator[1]);
     entry.source = UnescapeMountField(separator[2]);
     if (after >= 3) entry.super_options = UnescapeMountField(separator[3]);
@@ -118,6 +119,37 @@ CgroupMounts FindCgroupMounts(const std::vector<MountInfoEntry>& mounts) {
           continue;
         }
         found.v1_controllers.emplace(std::string(option), mount.mount_point);
+      }
+    }
+  }
+  return found;
+}
+
+std::vector<std::string> ProcOvermounts(const std::vector<MountInfoEntry>& mounts) {
+  std::vector<std::string> found;
+  for (const MountInfoEntry& mount : mounts) {
+    if (mount.mount_point.rfind("/proc/", 0) != 0) continue;
+    if (mount.mount_point == "/proc/sys/fs/binfmt_misc") continue;
+    found.push_back(mount.mount_point);
+  }
+  return found;
+}
+
+std::vector<std::string> ReadOnlyMounts(const std::vector<MountInfoEntry>& mounts,
+                                        const std::vector<std::string>& mount_points) {
+  std::vector<std::string> found;
+  for (const std::string& point : mount_points) {
+    for (const MountInfoEntry& mount : mounts) {
+      if (mount.mount_point != point) continue;
+      // The last mount at a point is the visible one.
+      bool read_only = false;
+      for (std::string_view option : SplitOn(mount.mount_options, ',')) {
+        if (option == "ro") read_only = true;
+      }
+      if (read_only && std::find(found.begin(), found.end(), point) == found.end()) {
+        found.push_back(point);
+      } else if (!read_only) {
+        found.erase(std::remove(found.begin(), found.end(), point), found.end());
       }
     }
   }
@@ -645,6 +677,52 @@ void ProbeCgroups(std::vector<CheckRow>& rows) {
   rows.push_back(std::move(v1));
 }
 
+// What a container runtime hides or freezes by default and the sandbox needs: the whole of /proc
+// (for the sandbox's own proc mount) and write access to the cgroup hierarchies. Each row names
+// the paths and the runtime flag that gives them back (docs/containers.md).
+void ProbeContainerMounts(const Config& config, std::vector<CheckRow>& rows) {
+  auto mountinfo = os::ReadFile("/proc/self/mountinfo");
+  if (!mountinfo) return;  // ProbeCgroups already said so
+  std::vector<MountInfoEntry> mounts = ParseMountInfo(*mountinfo);
+
+  CheckRow proc{"/proc fully visible", CheckStatus::kOk, "", true};
+  std::vector<std::string> covered = ProcOvermounts(mounts);
+  if (covered.empty()) {
+    proc.meaning = "no mount covers part of /proc: the sandbox may mount a proc of its own";
+  } else {
+    proc.status = CheckStatus::kMissing;
+    proc.meaning = "masked or read-only paths cover /proc (" + JoinNames(covered) +
+                   "): the kernel refuses a new proc mount in a user namespace while any is "
+                   "there, so no sandbox can start. In a container: podman --security-opt "
+                   "unmask=/proc/*, docker --security-opt systempaths=unconfined, Kubernetes "
+                   "securityContext.procMount: Unmasked";
+  }
+  rows.push_back(std::move(proc));
+
+  CgroupMounts cgroups = FindCgroupMounts(mounts);
+  std::vector<std::string> points;
+  for (const char* name : kLimitControllers) {
+    auto it = cgroups.v1_controllers.find(name);
+    if (it != cgroups.v1_controllers.end() &&
+        std::find(points.begin(), points.end(), it->second) == points.end()) {
+      points.push_back(it->second);
+    }
+  }
+  if (cgroups.v2_mount_point) points.push_back(*cgroups.v2_mount_point);
+  std::vector<std::string> read_only = ReadOnlyMounts(mounts, points);
+  if (!read_only.empty()) {
+    rows.push_back(
+        {"cgroup write access", CheckStatus::kMissing,
+         "mounted read-only: " + JoinNames(read_only) +
+             " (a container's default): executions cannot get cgroups of their own" +
+             (config.sandbox.allow_rlimits_only
+                  ? "; sandbox.allow_rlimits_only = true: they run bounded by rlimits only"
+                  : "; in a container: -v /sys/fs/cgroup:/sys/fs/cgroup:rw --cgroupns=host "
+                    "(or sandbox.allow_rlimits_only = true: no per-execution limits)"),
+         !config.sandbox.allow_rlimits_only});
+  }
+}
+
 struct SysctlProbe {
   const char* name;
   const char* path;
@@ -826,6 +904,7 @@ int RunCheckCommand(const Config& config) {
   ProbeCloseRange(rows);
   ProbeOpenat2(rows);
   ProbeCgroups(rows);
+  ProbeContainerMounts(config, rows);
   ProbePackDisks(config, caps, rows);
   ProbeSysctls(rows);
   ProbeSandboxTrial(config, caps, rows);

@@ -24,6 +24,7 @@ int RunCheckCommand(const Config& config);
 struct MountInfoEntry {
   std::string root;           // field 4: the root of the mount within its filesystem
   std::string mount_point;    // field 5
+  std::string mount_options;  // field 6: per-mount options, e.g. "ro,nosuid,nodev"
   std::string fs_type;        // first field after the " - " separator
   std::string source;         // second field after the separator
   std::string super_options;  // third field after the separator, e.g. "rw,memory"
@@ -43,6 +44,17 @@ struct CgroupMounts {
 
 // Finds the cgroup v2 mount and the controllers of the cgroup v1 mounts.
 CgroupMounts FindCgroupMounts(const std::vector<MountInfoEntry>& mounts);
+
+// Mounts covering part of /proc (a container runtime's masked and read-only paths: /proc/kcore,
+// /proc/sys, ...), in mountinfo order. binfmt_misc at /proc/sys/fs/binfmt_misc is not counted: it
+// sits on an empty directory, which the kernel accepts. With any of the others the kernel refuses
+// a fresh proc mount in a user namespace (fs/namespace.c, mount_too_revealing), which every
+// sandbox needs.
+std::vector<std::string> ProcOvermounts(const std::vector<MountInfoEntry>& mounts);
+
+// The cgroup mounts among `mount_points` that are mounted read-only.
+std::vector<std::string> ReadOnlyMounts(const std::vector<MountInfoEntry>& mounts,
+                                        const std::vector<std::string>& mount_points);
 
 // Parses a cgroup.controllers (or cgroup.subtree_control) file: names separated by whitespace.
 std::vector<std::string> ParseCgroupControllers(std::string_view text);

@@ -284,6 +284,22 @@ void ProbePackDisks(const Config& config, const CapabilitySets& caps, std::vecto
   } else if (!mkfs) {
     row.status = CheckStatus::kMissing;
     row.meaning = "mkfs.ext4 not found (install e2fsprogs; or set envs.pack_disk_mb = 0)";
+  } else if (auto loop = envs::ProbeFreeLoopDevice(); !loop) {
+    // A container: /dev has no loop nodes (packvisor makes them) and the device cgroup allows
+    // only the devices the runtime added.
+    row.status = CheckStatus::kMissing;
+    const Error& error = loop.error();
+    if (error.operation == "mknod" && error.err == EPERM) {
+      row.meaning = error.message() +
+                    ": packvisor lacks CAP_MKNOD, which making a loop device node needs where /dev "
+                    "has none (a container: --cap-add MKNOD; or set envs.pack_disk_mb = 0)";
+    } else if (error.operation == "open" && error.err == EPERM) {
+      row.meaning = error.message() +
+                    ": the device cgroup denies loop devices (a container: --device-cgroup-rule "
+                    "'b 7:* rwm'; or set envs.pack_disk_mb = 0)";
+    } else {
+      row.meaning = error.message() + " (or set envs.pack_disk_mb = 0)";
+    }
   } else {
     row.meaning = std::to_string(config.envs.pack_disk_mb) +
                   " MiB ext4 per pack (loop device): /env and builds stop at it";

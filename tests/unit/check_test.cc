@@ -172,5 +172,46 @@ TEST(CheckStatusName, Names) {
   EXPECT_THAT(FormatCheckTable({}), HasSubstr("what it means"));
 }
 
+// /proc/self/mountinfo of `packvisor check` in a podman container with its default masks (cgroup
+// v1, read-only hierarchies), shortened.
+constexpr char kContainerMountInfo[] =
+    "540 470 0:60 / / rw,relatime master:200 - overlay overlay rw,lowerdir=/l,upperdir=/u\n"
+    "541 540 0:63 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw\n"
+    "546 540 0:66 / /sys ro,nosuid,nodev,noexec,relatime - sysfs sysfs ro\n"
+    "547 546 0:67 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime - tmpfs tmpfs rw,mode=755\n"
+    "550 547 0:33 /libpod_parent/libpod-1 /sys/fs/cgroup/memory ro,nosuid,nodev,noexec,relatime "
+    "master:15 - cgroup cgroup rw,memory\n"
+    "551 547 0:34 /libpod_parent/libpod-1 /sys/fs/cgroup/pids ro,nosuid,nodev,noexec,relatime - "
+    "cgroup cgroup rw,pids\n"
+    "552 547 0:35 /libpod_parent/libpod-1 /sys/fs/cgroup/cpu,cpuacct ro,nosuid,nodev,noexec "
+    "- cgroup cgroup rw,cpu,cpuacct\n"
+    "480 541 0:5 /null /proc/kcore rw,nosuid - devtmpfs udev rw\n"
+    "481 541 0:70 / /proc/acpi ro,relatime - tmpfs tmpfs ro\n"
+    "482 541 0:63 /sys /proc/sys ro,nosuid,nodev,noexec,relatime - proc proc rw\n";
+
+TEST(ProcOvermounts, NamesEveryMaskedOrReadOnlyPathButBinfmtMisc) {
+  EXPECT_THAT(ProcOvermounts(ParseMountInfo(kContainerMountInfo)),
+              ::testing::ElementsAre("/proc/kcore", "/proc/acpi", "/proc/sys"));
+  EXPECT_THAT(ProcOvermounts(ParseMountInfo(
+                  "30 25 0:28 / /proc/sys/fs/binfmt_misc rw,relatime - autofs systemd-1 rw\n"
+                  "31 30 0:29 / /proc/sys/fs/binfmt_misc rw,relatime - binfmt_misc binfmt_misc "
+                  "rw\n")),
+              ::testing::IsEmpty());
+}
+
+TEST(ReadOnlyMounts, NamesTheReadOnlyHierarchiesTheLastMountWins) {
+  auto mounts = ParseMountInfo(kContainerMountInfo);
+  EXPECT_THAT(ReadOnlyMounts(mounts, {"/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids"}),
+              ::testing::ElementsAre("/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids"));
+  // -v /sys/fs/cgroup:/sys/fs/cgroup:rw mounts the host's hierarchies over the read-only ones.
+  std::string bound = std::string(kContainerMountInfo) +
+                      "600 547 0:33 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime - "
+                      "cgroup cgroup rw,memory\n";
+  EXPECT_THAT(ReadOnlyMounts(ParseMountInfo(bound), {"/sys/fs/cgroup/memory"}),
+              ::testing::IsEmpty());
+  EXPECT_EQ(ParseMountInfo(kContainerMountInfo)[4].mount_options,
+            "ro,nosuid,nodev,noexec,relatime");
+}
+
 }  // namespace
 }  // namespace packvisor
