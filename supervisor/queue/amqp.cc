@@ -102,8 +102,9 @@ Message ToMessage(const amqp_message_t& message, std::optional<int64_t>* deliver
       std::string key = ToString(entry.key);
       if (entry.value.kind == AMQP_FIELD_KIND_UTF8 || entry.value.kind == AMQP_FIELD_KIND_BYTES) {
         out.headers[key] = ToString(entry.value.value.bytes);
-      } else if (key == "x-delivery-count" && delivery_count != nullptr) {
-        *delivery_count = IntegerValue(entry.value);
+      } else if (std::optional<int64_t> number = IntegerValue(entry.value)) {
+        out.headers[key] = std::to_string(*number);
+        if (key == "x-delivery-count" && delivery_count != nullptr) *delivery_count = *number;
       }
     }
   }
@@ -539,6 +540,27 @@ Result<std::optional<Delivery>> AmqpConnection::NextDelivery(std::chrono::millis
     if (status != AMQP_STATUS_OK) return state_->FailStatus(step, status);
     PV_TRY(state_->HandleAsyncFrame(step, frame));
   }
+}
+
+Result<std::optional<Delivery>> AmqpConnection::Get(const std::string& queue, bool ack) {
+  PV_TRY(state_->Usable("basic.get"));
+  amqp_rpc_reply_t reply =
+      amqp_basic_get(state_->connection, 1, amqp_cstring_bytes(queue.c_str()), /*no_ack=*/0);
+  if (reply.reply_type != AMQP_RESPONSE_NORMAL) return state_->FailReply("basic.get", reply);
+  if (reply.reply.id == AMQP_BASIC_GET_EMPTY_METHOD) return std::optional<Delivery>();
+  const auto* get_ok = static_cast<const amqp_basic_get_ok_t*>(reply.reply.decoded);
+  Delivery delivery;
+  delivery.delivery_tag = get_ok->delivery_tag;
+  delivery.redelivered = get_ok->redelivered != 0;
+  delivery.exchange = ToString(get_ok->exchange);
+  delivery.routing_key = ToString(get_ok->routing_key);
+  amqp_message_t message;
+  amqp_rpc_reply_t read = amqp_read_message(state_->connection, 1, &message, 0);
+  if (read.reply_type != AMQP_RESPONSE_NORMAL) return state_->FailReply("read message", read);
+  MessageGuard guard{&message};
+  delivery.message = ToMessage(message, &delivery.delivery_count);
+  if (ack) PV_TRY(Ack(delivery.delivery_tag));
+  return std::optional<Delivery>(std::move(delivery));
 }
 
 Result<void> AmqpConnection::Ack(uint64_t delivery_tag) {

@@ -50,8 +50,9 @@ struct Message {
   std::string correlation_id;
   std::string reply_to;
   std::string message_id;
-  bool persistent = true;                      // delivery_mode 2
-  std::map<std::string, std::string> headers;  // string-valued headers only
+  bool persistent = true;  // delivery_mode 2
+  // Written as string headers; read: string and integer headers (integers in decimal).
+  std::map<std::string, std::string> headers;
 };
 
 struct Delivery {
@@ -62,7 +63,8 @@ struct Delivery {
   bool redelivered = false;
   // The quorum queue's x-delivery-count header (absent on a first delivery).
   std::optional<int64_t> delivery_count;
-  // x-first-death-reason / x-first-death-queue etc. are in message.headers when string-valued.
+  // x-first-death-reason / x-first-death-queue etc. are in message.headers; integer headers are
+  // there in decimal.
   Message message;
 };
 
@@ -98,6 +100,10 @@ class AmqpConnection {
   // Waits up to `timeout` for the next delivery of any consumer on this connection; nullopt on
   // timeout. Services heartbeats meanwhile. An Error means the connection is gone.
   Result<std::optional<Delivery>> NextDelivery(std::chrono::milliseconds timeout);
+  // basic.get of one message from `queue` (nullopt when it is empty), acked when `ack`, else
+  // left unacked (requeued when the connection closes). For a connection without consumers
+  // (inspection, tests).
+  Result<std::optional<Delivery>> Get(const std::string& queue, bool ack);
   Result<void> Ack(uint64_t delivery_tag);
   // basic.reject; requeue=false dead-letters through the queue's x-dead-letter-exchange.
   Result<void> Reject(uint64_t delivery_tag, bool requeue);

@@ -47,31 +47,6 @@ bool IsSubmittedAt(std::string_view text) {
   return std::all_of(text.begin(), text.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
 }
 
-// The deepest nesting of arrays and objects in `body`, counted without parsing (strings skipped,
-// with their escapes), stopping as soon as it passes `limit`. nlohmann's parser recurses, so a
-// deep body must be refused before it gets there.
-bool DeeperThan(std::string_view body, int limit) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < body.size(); ++i) {
-    char c = body[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > limit) return true;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return false;
-}
-
 // A field name for a reason: printable, bounded, quoted.
 std::string QuoteName(std::string_view name) {
   std::string out = "\"";
@@ -114,7 +89,7 @@ std::variant<json, std::string> ParseObject(std::string_view body) {
   if (body.size() > kMaxBodyBytes) {
     return "body: larger than 1 MiB (" + std::to_string(body.size()) + " bytes)";
   }
-  if (DeeperThan(body, kMaxDepth)) {
+  if (JsonNestsDeeperThan(body, kMaxDepth)) {
     return "body: JSON nested deeper than " + std::to_string(kMaxDepth) + " levels";
   }
   json value = json::parse(body, nullptr, /*allow_exceptions=*/false);
@@ -124,6 +99,31 @@ std::variant<json, std::string> ParseObject(std::string_view body) {
 }
 
 }  // namespace
+
+// The deepest nesting of arrays and objects in `body`, counted without parsing (strings skipped,
+// with their escapes), stopping as soon as it passes `limit`. nlohmann's parser recurses, so a
+// deep body must be refused before it gets there.
+bool JsonNestsDeeperThan(std::string_view body, int limit) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < body.size(); ++i) {
+    char c = body[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
 
 std::string RunRoutingKey(std::string_view runtime) { return "run." + std::string(runtime); }
 
@@ -290,7 +290,7 @@ std::string CancelBody(std::string_view execution_id) {
 }
 
 std::optional<std::string> ParseCancelBody(std::string_view body) {
-  if (body.size() > kMaxCancelBodyBytes || DeeperThan(body, 2)) return std::nullopt;
+  if (body.size() > kMaxCancelBodyBytes || JsonNestsDeeperThan(body, 2)) return std::nullopt;
   json value = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (value.is_discarded() || !value.is_object() || value.size() != 1) return std::nullopt;
   auto id = value.find("execution_id");

@@ -17,6 +17,7 @@
 
 #include "sandbox/os/syscalls.h"
 #include "sandbox/os/unique_fd.h"
+#include "supervisor/queue/protocol.h"
 
 namespace packvisor::queue {
 namespace {
@@ -101,30 +102,6 @@ Result<void> DecodeKeyLine(const std::string& operation, const std::string& path
   }
   std::copy(decoded.data(), decoded.data() + kKeyBytes, key);
   return Ok{};
-}
-
-// True if arrays/objects in `text` nest deeper than `limit` (strings skipped): refused before
-// nlohmann parses, as request bodies are (protocol.cc).
-bool DeeperThan(std::string_view text, int limit) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > limit) return true;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return false;
 }
 
 std::string ModeText(mode_t mode) {
@@ -295,7 +272,7 @@ Result<nlohmann::json> OpenSealedSecrets(std::string_view sealed_base64, const P
                            key.public_key().data(), key.data()) != 0) {
     return Failure("", "", "sealed_secrets: cannot be opened with this worker's key");
   }
-  if (DeeperThan(std::string_view(plaintext.chars(), plaintext.size()), 64)) {
+  if (JsonNestsDeeperThan(std::string_view(plaintext.chars(), plaintext.size()), 64)) {
     return Failure("", "", "sealed_secrets: not a JSON object (nested deeper than 64 levels)");
   }
   // nlohmann copies the strings it parses; `plaintext` itself is wiped when it goes.

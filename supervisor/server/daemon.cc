@@ -280,20 +280,9 @@ void RemoveBoundSocket(const BoundSocket& bound, const std::string& path) {
 }
 
 int RunServe(const ServeOptions& options) {
-  os::EnsureStandardFds();
-  // Nothing in a sandbox (or any other unprivileged process) may ptrace or read our memory.
-  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-  SetUpLogging(options.log_level, true);
-
-  // Signals are read from a signalfd in the loop: blocked before any thread starts, so that every
-  // thread inherits the mask (sandbox children reset theirs before exec).
+  // Signals are read from a signalfd in the loop (sandbox children reset the mask before exec).
   sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);  // a client gone away is a failed write, not a dead daemon
+  StartLongLivedProcess(options.log_level, {SIGTERM, SIGINT, SIGHUP}, &signals);
 
   Daemon daemon;
   daemon.options = options;

@@ -641,20 +641,9 @@ int Fail(const std::string& message) {
 }  // namespace
 
 int RunWorker(const WorkerOptions& options) {
-  os::EnsureStandardFds();
-  // Nothing in a sandbox (or any other unprivileged process) may ptrace or read our memory: it
-  // holds the private key.
-  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-  SetUpLogging(options.log_level, true);
-
-  // Blocked before any thread starts, so that every thread inherits the mask; read from a
-  // signalfd by the broker thread.
+  // Signals are read from a signalfd by the broker thread.
   sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);  // a broker gone away is a failed write, not a dead worker
+  StartLongLivedProcess(options.log_level, {SIGTERM, SIGINT}, &signals);
 
   WorkerSetup setup;
   setup.signal_fd.reset(signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));

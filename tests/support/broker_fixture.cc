@@ -1,7 +1,5 @@
 #include "tests/support/broker_fixture.h"
 
-#include <amqp.h>
-#include <amqp_tcp_socket.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,61 +66,6 @@ std::string MakeBrokerDir() {
     throw std::runtime_error("mkdtemp: " + std::string(strerror(errno)));
   }
   return pattern;
-}
-
-std::string BytesToString(amqp_bytes_t bytes) {
-  return std::string(static_cast<const char*>(bytes.bytes), bytes.len);
-}
-
-std::optional<int64_t> IntegerValue(const amqp_field_value_t& value) {
-  switch (value.kind) {
-    case AMQP_FIELD_KIND_I8:
-      return value.value.i8;
-    case AMQP_FIELD_KIND_U8:
-      return value.value.u8;
-    case AMQP_FIELD_KIND_I16:
-      return value.value.i16;
-    case AMQP_FIELD_KIND_U16:
-      return value.value.u16;
-    case AMQP_FIELD_KIND_I32:
-      return value.value.i32;
-    case AMQP_FIELD_KIND_U32:
-      return value.value.u32;
-    case AMQP_FIELD_KIND_I64:
-      return value.value.i64;
-    case AMQP_FIELD_KIND_U64:
-      return static_cast<int64_t>(value.value.u64);
-    default:
-      return std::nullopt;
-  }
-}
-
-// A closed connection on destruction.
-struct RawConnection {
-  amqp_connection_state_t state = amqp_new_connection();
-  bool channel_open = false;
-  ~RawConnection() {
-    if (channel_open) amqp_channel_close(state, 1, AMQP_REPLY_SUCCESS);
-    amqp_connection_close(state, AMQP_REPLY_SUCCESS);
-    amqp_destroy_connection(state);
-  }
-};
-
-void CheckReply(amqp_rpc_reply_t reply, const std::string& step) {
-  if (reply.reply_type == AMQP_RESPONSE_NORMAL) return;
-  std::string detail;
-  if (reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
-    detail = amqp_error_string2(reply.library_error);
-  } else if (reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
-             reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-    detail = BytesToString(static_cast<amqp_channel_close_t*>(reply.reply.decoded)->reply_text);
-  } else if (reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
-             reply.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
-    detail = BytesToString(static_cast<amqp_connection_close_t*>(reply.reply.decoded)->reply_text);
-  } else {
-    detail = "reply type " + std::to_string(reply.reply_type);
-  }
-  throw std::runtime_error("GetMessage: " + step + ": " + detail);
 }
 
 // The private broker of a process run without ctest's fixture (like the fixture's, with TLS);
@@ -263,73 +206,11 @@ queue::BrokerUrl ParseFixtureUrl(const std::string& url) {
 
 std::optional<queue::Delivery> GetMessage(const std::string& url, const std::string& queue_name,
                                           bool ack) {
-  queue::BrokerUrl broker = ParseFixtureUrl(url);
-  RawConnection connection;
-  amqp_socket_t* socket = amqp_tcp_socket_new(connection.state);
-  if (socket == nullptr) throw std::runtime_error("GetMessage: amqp_tcp_socket_new failed");
-  int status = amqp_socket_open(socket, broker.host.c_str(), broker.port);
-  if (status != AMQP_STATUS_OK) {
-    throw std::runtime_error("GetMessage: connect to " + broker.host + ":" +
-                             std::to_string(broker.port) + ": " + amqp_error_string2(status));
-  }
-  CheckReply(amqp_login(connection.state, broker.vhost.c_str(), 0, 131072, 0,
-                        AMQP_SASL_METHOD_PLAIN, broker.user.c_str(), broker.password.c_str()),
-             "login");
-  amqp_channel_open(connection.state, 1);
-  CheckReply(amqp_get_rpc_reply(connection.state), "channel.open");
-  connection.channel_open = true;
-
-  amqp_rpc_reply_t reply =
-      amqp_basic_get(connection.state, 1, amqp_cstring_bytes(queue_name.c_str()), /*no_ack=*/0);
-  CheckReply(reply, "basic.get " + queue_name);
-  if (reply.reply.id == AMQP_BASIC_GET_EMPTY_METHOD) return std::nullopt;
-  auto* get_ok = static_cast<amqp_basic_get_ok_t*>(reply.reply.decoded);
-  queue::Delivery delivery;
-  delivery.delivery_tag = get_ok->delivery_tag;
-  delivery.redelivered = get_ok->redelivered != 0;
-  delivery.exchange = BytesToString(get_ok->exchange);
-  delivery.routing_key = BytesToString(get_ok->routing_key);
-
-  amqp_message_t message;
-  CheckReply(amqp_read_message(connection.state, 1, &message, 0), "read message");
-  std::unique_ptr<amqp_message_t, void (*)(amqp_message_t*)> message_owner(
-      &message, [](amqp_message_t* m) { amqp_destroy_message(m); });
-  const amqp_basic_properties_t& properties = message.properties;
-  queue::Message& out = delivery.message;
-  out.body = BytesToString(message.body);
-  out.content_type = properties._flags & AMQP_BASIC_CONTENT_TYPE_FLAG
-                         ? BytesToString(properties.content_type)
-                         : "";
-  if (properties._flags & AMQP_BASIC_CORRELATION_ID_FLAG) {
-    out.correlation_id = BytesToString(properties.correlation_id);
-  }
-  if (properties._flags & AMQP_BASIC_REPLY_TO_FLAG)
-    out.reply_to = BytesToString(properties.reply_to);
-  if (properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) {
-    out.message_id = BytesToString(properties.message_id);
-  }
-  out.persistent =
-      (properties._flags & AMQP_BASIC_DELIVERY_MODE_FLAG) && properties.delivery_mode == 2;
-  if (properties._flags & AMQP_BASIC_HEADERS_FLAG) {
-    for (int i = 0; i < properties.headers.num_entries; ++i) {
-      const amqp_table_entry_t& entry = properties.headers.entries[i];
-      std::string key = BytesToString(entry.key);
-      if (entry.value.kind == AMQP_FIELD_KIND_UTF8 || entry.value.kind == AMQP_FIELD_KIND_BYTES) {
-        out.headers[key] = BytesToString(entry.value.value.bytes);
-      } else if (std::optional<int64_t> number = IntegerValue(entry.value)) {
-        out.headers[key] = std::to_string(*number);
-        if (key == "x-delivery-count") delivery.delivery_count = *number;
-      }
-    }
-  }
-  if (ack) {
-    int ack_status = amqp_basic_ack(connection.state, 1, delivery.delivery_tag, 0);
-    if (ack_status != AMQP_STATUS_OK) {
-      throw std::runtime_error(std::string("GetMessage: basic.ack: ") +
-                               amqp_error_string2(ack_status));
-    }
-  }
-  return delivery;
+  auto connection = queue::AmqpConnection::Open(ParseFixtureUrl(url), {});
+  if (!connection.ok()) throw std::runtime_error("GetMessage: " + connection.error().message());
+  auto got = (*connection)->Get(queue_name, ack);
+  if (!got.ok()) throw std::runtime_error("GetMessage: " + got.error().message());
+  return std::move(*got);
 }
 
 }  // namespace packvisor::testing

@@ -96,10 +96,9 @@ std::optional<int64_t> QueueMessageCount(const std::string& broker_dir, const st
 // queue::ParseBrokerUrl, throwing on a bad URL.
 queue::BrokerUrl ParseFixtureUrl(const std::string& url);
 
-// basic.get of one message from `queue` on a connection of its own (rabbitmq-c directly, not
-// AmqpConnection); acks it when `ack`, else it is requeued when the connection closes. nullopt
-// when the queue is empty. Every header is in message.headers (integers in decimal), and
-// x-delivery-count also in delivery_count.
+// basic.get of one message from `queue` on a connection of its own (AmqpConnection::Get); acks it
+// when `ack`, else it is requeued when the connection closes. nullopt when the queue is empty.
+// Throws on a broker error.
 std::optional<queue::Delivery> GetMessage(const std::string& url, const std::string& queue,
                                           bool ack = true);
 

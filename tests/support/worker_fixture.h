@@ -31,6 +31,7 @@
 #include "supervisor/queue/sealed_secrets.h"
 #include "tests/support/broker_fixture.h"
 #include "tests/support/harness.h"
+#include "tests/support/notified_process.h"
 #include "tests/support/run_fixtures.h"
 
 namespace packvisor::testing {
@@ -81,62 +82,10 @@ class WorkerUnderTest {
 
   bool Start() {
     std::string notify_path = world_.Path(name_ + "-notify-" + std::to_string(++starts_) + ".sock");
-    unique_fd notify(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    struct sockaddr_un address {};
-    address.sun_family = AF_UNIX;
-    std::memcpy(address.sun_path, notify_path.c_str(), notify_path.size() + 1);
-    if (!notify || bind(notify.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address))) {
-      ADD_FAILURE() << "notify socket " << notify_path << ": " << std::strerror(errno);
-      return false;
-    }
     std::vector<std::string> args = {PackvisorBinary(), "--config", config_path_,
                                      "--log-level",     "debug",    "worker"};
-    std::string notify_env = "NOTIFY_SOCKET=" + notify_path;
-    pid_ = fork();
-    if (pid_ == 0) {
-      int log = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-      int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-      dup2(null, 0);
-      dup2(log, 1);
-      dup2(log, 2);
-      std::vector<char*> argv;
-      for (std::string& arg : args) argv.push_back(arg.data());
-      argv.push_back(nullptr);
-      // A clean environment: what the worker's environ holds is checked by tests.
-      char* envp[] = {notify_env.data(), const_cast<char*>("PATH=/usr/sbin:/usr/bin:/sbin:/bin"),
-                      nullptr};
-      execve(argv[0], argv.data(), envp);
-      _exit(127);
-    }
-    if (pid_ < 0) {
-      ADD_FAILURE() << "fork: " << std::strerror(errno);
-      return false;
-    }
-    for (int waited_ms = 0; waited_ms < 60000; waited_ms += 100) {
-      struct pollfd pfd {
-        notify.get(), POLLIN, 0
-      };
-      if (poll(&pfd, 1, 100) == 1) {
-        char message[512] = {};
-        ssize_t n = recv(notify.get(), message, sizeof(message) - 1, 0);
-        if (n > 0 &&
-            std::string(message, static_cast<size_t>(n)).find("READY=1") != std::string::npos) {
-          unlink(notify_path.c_str());
-          return true;
-        }
-        continue;
-      }
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        ADD_FAILURE() << "the worker exited before it was ready; its log:\n" << Log();
-        unlink(notify_path.c_str());
-        return false;
-      }
-    }
-    ADD_FAILURE() << "the worker was not ready within 60 s; its log:\n" << Log();
-    unlink(notify_path.c_str());
-    return false;
+    return StartUntilReady(std::move(args), notify_path, log_path_, "worker", &pid_,
+                           [this] { return Log(); });
   }
 
   // Sends `signal` and waits for the exit; the exit status (128+N when killed by N).
