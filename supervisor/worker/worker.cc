@@ -382,8 +382,8 @@ class Worker {
   // pid runs is never touched (RemoveStaleCgroups).
   void RemoveDeadPeersCgroups() {
     std::vector<sandbox::StaleCgroup> cgroups;
-    sandbox::RemoveStaleCgroups(sandbox::CgroupLayout::Probe(),
-                                setup_.config.sandbox.cgroup_parent, &cgroups);
+    sandbox::RemoveStaleCgroups(sandbox::CgroupLayout::Probe(), setup_.config.sandbox.cgroup_parent,
+                                &cgroups);
     for (const sandbox::StaleCgroup& cgroup : cgroups) {
       if (cgroup.removed) {
         spdlog::info("removed execution cgroup {} of a dead supervisor ({} processes killed)",
@@ -608,9 +608,8 @@ class Worker {
     std::string what = Describe(event.execution_id, running.action_ref);
     spdlog::info("{}: {} (attempt {})", what, event.result.value("status", "failed"),
                  running.attempt);
-    if (running.attempt > 1 ||
-        std::any_of(running.replies.begin(), running.replies.end(),
-                    [](const Reply& reply) { return reply.redelivered; })) {
+    if (running.attempt > 1 || std::any_of(running.replies.begin(), running.replies.end(),
+                                           [](const Reply& reply) { return reply.redelivered; })) {
       RemoveDeadPeersCgroups();
     }
     for (const Reply& reply : running.replies) {

@@ -268,8 +268,7 @@ TEST(WorkerBrokerRestartDuringRunTest, TheRunningExecutionIsAnsweredOnceAndNothi
   EXPECT_FALSE(client.NextResult(3000)) << "more results than requests\n" << worker.Log();
   ASSERT_EQ(results.count(tree.execution_id), 1u) << worker.Log();
   ASSERT_EQ(results.count(after.execution_id), 1u) << worker.Log();
-  EXPECT_EQ(results[tree.execution_id]["status"], "succeeded")
-      << results[tree.execution_id].dump();
+  EXPECT_EQ(results[tree.execution_id]["status"], "succeeded") << results[tree.execution_id].dump();
   EXPECT_EQ(results[tree.execution_id]["stdout"], "started\nfinished\n");
   EXPECT_EQ(results[after.execution_id]["stdout"], "shell 43\n");
   EXPECT_EQ(StartCount(worker.Log(), tree.execution_id), 1) << worker.Log();
