@@ -374,6 +374,26 @@ class Worker {
 
   // ---- deliveries ----
 
+  // A redelivery means that a consumer died or lost its connection, maybe a peer worker on this
+  // host and cgroup parent: its sandboxes died with it (PDEATHSIG), their cgroup directories did
+  // not, and only a worker's start-up cleans up. So a redelivery, and the end of a redelivered
+  // execution (by then the dead peer has surely been reaped: a zombie still counts as running),
+  // sweep the execution cgroups whose supervisor is gone. Safe beside live peers: a cgroup whose
+  // pid runs is never touched (RemoveStaleCgroups).
+  void RemoveDeadPeersCgroups() {
+    std::vector<sandbox::StaleCgroup> cgroups;
+    sandbox::RemoveStaleCgroups(sandbox::CgroupLayout::Probe(), setup_.config.sandbox.cgroup_parent,
+                                &cgroups);
+    for (const sandbox::StaleCgroup& cgroup : cgroups) {
+      if (cgroup.removed) {
+        spdlog::info("removed execution cgroup {} of a dead supervisor ({} processes killed)",
+                     cgroup.path, cgroup.processes_killed);
+      } else {
+        spdlog::warn("could not remove execution cgroup {} of a dead supervisor", cgroup.path);
+      }
+    }
+  }
+
   void HandleDelivery(queue::Delivery delivery) {
     if (!cancel_tag_.empty() && delivery.consumer_tag == cancel_tag_) {
       HandleCancel(delivery);
@@ -385,6 +405,7 @@ class Worker {
     reply.correlation_id = delivery.message.correlation_id;
     reply.attempt = delivery.delivery_count ? static_cast<int>(*delivery.delivery_count) + 1 : 1;
     reply.redelivered = delivery.redelivered || reply.attempt > 1;
+    if (reply.redelivered) RemoveDeadPeersCgroups();
     auto parsed = queue::ParseQueueRequest(delivery.message.body);
     if (auto* refusal = std::get_if<queue::RequestRefusal>(&parsed)) {
       Refuse(delivery, reply, *refusal);
@@ -587,6 +608,10 @@ class Worker {
     std::string what = Describe(event.execution_id, running.action_ref);
     spdlog::info("{}: {} (attempt {})", what, event.result.value("status", "failed"),
                  running.attempt);
+    if (running.attempt > 1 || std::any_of(running.replies.begin(), running.replies.end(),
+                                           [](const Reply& reply) { return reply.redelivered; })) {
+      RemoveDeadPeersCgroups();
+    }
     for (const Reply& reply : running.replies) {
       if (!Answer(reply, event.result, what)) return;
     }

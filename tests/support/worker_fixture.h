@@ -109,17 +109,20 @@ class WorkerUnderTest {
 
 // A client of the queue protocol on its own connections: one publishes (confirms on), one
 // consumes an exclusive reply queue (and, when asked, a queue bound to packvisor.events).
+// With `durable_reply_queue`, the reply queue is that durable classic queue instead: it survives
+// a broker restart, and a client made after the restart reads what was answered meanwhile.
 class QueueClient {
  public:
-  explicit QueueClient(const std::string& url) : url_(url) {
+  explicit QueueClient(const std::string& url, const std::string& durable_reply_queue = "")
+      : url_(url) {
     publish_ = Open("test client (publish)");
     if (auto confirms = publish_->EnableConfirms(); !confirms) Throw(confirms.error());
     consume_ = Open("test client (consume)");
     queue::QueueOptions own;
-    own.durable = false;
-    own.exclusive = true;
-    own.auto_delete = true;
-    auto reply = consume_->DeclareQueue("", own);
+    own.durable = !durable_reply_queue.empty();
+    own.exclusive = durable_reply_queue.empty();
+    own.auto_delete = durable_reply_queue.empty();
+    auto reply = consume_->DeclareQueue(durable_reply_queue, own);
     if (!reply) Throw(reply.error());
     reply_queue_ = *reply;
     if (auto tag = consume_->Consume(reply_queue_); !tag) Throw(tag.error());
