@@ -20,6 +20,7 @@
 
 #include "tests/support/cgroup_fixtures.h"
 #include "tests/support/daemon_fixture.h"
+#include "tests/support/tree_action.h"
 
 namespace packvisor::testing {
 namespace {
@@ -28,24 +29,10 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
 
-// Waits for /pack/gate-GATE (see daemon_api_test.cc); MARKER names a background child (a tree to
-// kill) that also waits.
-constexpr char kTreeScript[] =
-    "doc=$(cat)\n"
-    "field() { printf '%s' \"$doc\" | sed -n \"s/.*\\\"$1\\\": *\\\"\\([^\\\"]*\\)\\\".*/\\1/p\"; "
-    "}\n"
-    "gate=/pack/gate-$(field gate); marker=$(field marker)\n"
-    "sh -c \"while [ ! -e $gate ]; do sleep 0.02; done; : $marker\" &\n"
-    "echo started\n"
-    "while [ ! -e \"$gate\" ]; do sleep 0.02; done\n"
-    "echo finished\n";
-
 class DaemonLifecycleTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    world_.WriteSimpleAction("life", "tree", "shell", "tree.sh", kTreeScript,
-                             "parameters:\n  gate: {type: string, required: true}\n"
-                             "  marker: {type: string, required: true}\n");
+    world_.WriteSimpleAction("life", "tree", "shell", "tree.sh", kTreeScript, kTreeParameters);
     world_.WriteSimpleAction("life", "hello", "shell", "hello.sh", "echo hello\n");
   }
   // No warm pool here: its prepared sandboxes hold cgroups under the test's parent, which the
@@ -78,13 +65,6 @@ class DaemonLifecycleTest : public ::testing::Test {
     HttpResponse r = HttpGet(daemon.socket(), "/v1/executions/" + id);
     return r.status == 200 ? r.Json().value("status", "") : "HTTP " + std::to_string(r.status);
   }
-  void ExpectNothingLeft(const std::string& marker) {
-    std::vector<pid_t> left = WaitForNoProcessesWithMarker(marker, 10000);
-    EXPECT_THAT(left, IsEmpty()) << "processes of the sandbox survived";
-    for (pid_t pid : left) kill(pid, SIGKILL);
-    EXPECT_TRUE(WaitUntil([&] { return cgroup_.Children().empty(); }, 10000))
-        << "cgroups left: " << JoinLines(cgroup_.Children());
-  }
   RunWorld world_;
   ScopedCgroupParent cgroup_;
 };
@@ -99,7 +79,7 @@ TEST_F(DaemonLifecycleTest, CancelKillsTheTreeAndLeavesNoProcessOrCgroup) {
   ASSERT_EQ(cancelled.status, 200) << cancelled.body;
   EXPECT_EQ(cancelled.Json()["status"], "cancelled") << cancelled.body;
   EXPECT_EQ(cancelled.Json()["stdout"], "started\n");
-  ExpectNothingLeft(marker);
+  ExpectNoProcessOrCgroupLeft(marker, cgroup_);
   EXPECT_EQ(Status(daemon, id), "cancelled");
   HttpResponse again = HttpDelete(daemon.socket(), "/v1/executions/" + id);
   EXPECT_EQ(again.status, 409);
@@ -120,7 +100,7 @@ TEST_F(DaemonLifecycleTest, CancelOfAQueuedExecutionRemovesItFromTheQueue) {
   EXPECT_EQ(HttpGet(daemon.socket(), "/v1/health").Json()["queued"], 0);
   OpenGate("q");
   EXPECT_EQ(Result(daemon, running)["status"], "succeeded");
-  ExpectNothingLeft(marker);
+  ExpectNoProcessOrCgroupLeft(marker, cgroup_);
   EXPECT_EQ(Status(daemon, id), "cancelled");
 }
 
@@ -140,7 +120,7 @@ TEST_F(DaemonLifecycleTest, SigtermRefusesNewWorkWaitsForRunningAndExitsZero) {
   EXPECT_EQ(Status(daemon, id), "running") << "draining waits for running executions";
   OpenGate("drain");
   EXPECT_EQ(daemon.Wait(), 0) << daemon.Log();
-  ExpectNothingLeft(marker);
+  ExpectNoProcessOrCgroupLeft(marker, cgroup_);
   // The result was kept: a new daemon answers for it.
   ASSERT_TRUE(daemon.Start());
   EXPECT_EQ(Status(daemon, id), "succeeded");
@@ -152,7 +132,7 @@ TEST_F(DaemonLifecycleTest, SigtermCancelsWhatOutlivesDrainSeconds) {
   std::string id = StartTree(daemon, "never", marker);
   ASSERT_FALSE(id.empty());
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.Log();
-  ExpectNothingLeft(marker);
+  ExpectNoProcessOrCgroupLeft(marker, cgroup_);
   ASSERT_TRUE(daemon.Start());
   EXPECT_EQ(Status(daemon, id), "cancelled");
 }
@@ -203,7 +183,7 @@ TEST_F(DaemonLifecycleTest, SigkillThenRestartReportsAbandonedAndLeavesNothing) 
     EXPECT_EQ(r.Json()["status"], "abandoned") << r.body;
     EXPECT_THAT(r.Json()["error"].get<std::string>(), HasSubstr("restarted")) << r.body;
   }
-  ExpectNothingLeft(marker);
+  ExpectNoProcessOrCgroupLeft(marker, cgroup_);
   EXPECT_EQ(HostMountsOutsideTestScratch(), mounts_before);
   EXPECT_THAT(EntriesContaining(world_.EnvsDir(), ".staging"), IsEmpty());
   EXPECT_THAT(daemon.Log(), HasSubstr(running));
@@ -248,7 +228,7 @@ TEST_F(DaemonLifecycleTest, SecretsAppearInNoLogStateFileGetBodyOrEnviron) {
   EXPECT_FALSE(environ.empty());
   EXPECT_THAT(environ, Not(HasSubstr(secret)));
   OpenGate("secret");
-  ExpectNothingLeft(marker);
+  ExpectNoProcessOrCgroupLeft(marker, cgroup_);
   EXPECT_EQ(daemon.Stop(SIGTERM), 0);
   EXPECT_THAT(daemon.Log(), Not(HasSubstr(secret)));
   EXPECT_THAT(RecentFilesContaining(world_.StateDir(), secret, since), IsEmpty());

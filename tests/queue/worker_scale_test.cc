@@ -14,6 +14,7 @@
 #include "tests/support/cgroup_fixtures.h"
 #include "tests/support/harness.h"
 #include "tests/support/run_fixtures.h"
+#include "tests/support/tree_action.h"
 #include "tests/support/worker_fixture.h"
 
 namespace packvisor::testing {
@@ -35,20 +36,6 @@ constexpr char kNodeScript[] =
     "process.stdin.on('end', () => { console.log('node ' + (JSON.parse(text).n * 7 + 1)); });\n";
 constexpr char kNParameter[] = "parameters:\n  n: {type: integer, required: true}\n";
 
-// Waits for /pack/gate-GATE; MARKER names a background child (a tree to kill) that also waits.
-constexpr char kTreeScript[] =
-    "doc=$(cat)\n"
-    "field() { printf '%s' \"$doc\" | sed -n \"s/.*\\\"$1\\\": *\\\"\\([^\\\"]*\\)\\\".*/\\1/p\"; "
-    "}\n"
-    "gate=/pack/gate-$(field gate); marker=$(field marker)\n"
-    "sh -c \"while [ ! -e $gate ]; do sleep 0.02; done; : $marker\" &\n"
-    "echo started\n"
-    "while [ ! -e \"$gate\" ]; do sleep 0.02; done\n"
-    "echo finished\n";
-constexpr char kTreeParameters[] =
-    "parameters:\n  gate: {type: string, required: true}\n"
-    "  marker: {type: string, required: true}\n";
-
 // The execution ids this worker's log says it started.
 std::set<std::string> Started(const std::string& log, const std::set<std::string>& ids) {
   std::set<std::string> started;
@@ -59,18 +46,6 @@ std::set<std::string> Started(const std::string& log, const std::set<std::string
     }
   }
   return started;
-}
-
-// Lines of the log that say `id` started.
-int StartCount(const std::string& log, const std::string& id) {
-  int count = 0;
-  for (const std::string& line : Lines(log)) {
-    if (line.find("execution " + id + " ") != std::string::npos &&
-        line.find(": started") != std::string::npos) {
-      ++count;
-    }
-  }
-  return count;
 }
 
 class WorkerScaleTest : public ::testing::Test {
@@ -96,13 +71,6 @@ class WorkerScaleTest : public ::testing::Test {
   }
   void OpenGate(const std::string& gate) const { world_.WriteFile("packs/ws/gate-" + gate, ""); }
   // The processes of `marker` are gone, and so is every cgroup below the test's parent.
-  void ExpectNothingLeft(const std::string& marker) {
-    std::vector<pid_t> left = WaitForNoProcessesWithMarker(marker, 10000);
-    EXPECT_THAT(left, IsEmpty()) << "processes of a sandbox survived";
-    for (pid_t pid : left) kill(pid, SIGKILL);
-    EXPECT_TRUE(WaitUntil([&] { return cgroup_.Children().empty(); }, 10000))
-        << "cgroups left: " << JoinLines(cgroup_.Children());
-  }
 
   RunWorld world_;
   ScopedCgroupParent cgroup_;
@@ -219,7 +187,7 @@ TEST_F(WorkerScaleTest, ASigkilledWorkersExecutionsAreAllCompletedByItsPeer) {
   }
   EXPECT_EQ(Started(survivor.Log(), killed), killed) << "the survivor did not run them";
   EXPECT_EQ(survivor.Stop(SIGTERM), 0) << survivor.Log();
-  for (const auto& [id, marker] : markers) ExpectNothingLeft(marker);
+  for (const auto& [id, marker] : markers) ExpectNoProcessOrCgroupLeft(marker, cgroup_);
 }
 
 // The broker restarts while an execution runs: the worker reconnects, the execution's result
@@ -271,7 +239,7 @@ TEST(WorkerBrokerRestartDuringRunTest, TheRunningExecutionIsAnsweredOnceAndNothi
   EXPECT_EQ(results[tree.execution_id]["status"], "succeeded") << results[tree.execution_id].dump();
   EXPECT_EQ(results[tree.execution_id]["stdout"], "started\nfinished\n");
   EXPECT_EQ(results[after.execution_id]["stdout"], "shell 43\n");
-  EXPECT_EQ(StartCount(worker.Log(), tree.execution_id), 1) << worker.Log();
+  EXPECT_EQ(StartsInLog(worker.Log(), tree.execution_id), 1) << worker.Log();
   EXPECT_EQ(worker.Stop(SIGTERM), 0) << worker.Log();
   EXPECT_THAT(WaitForNoProcessesWithMarker(marker, 10000), IsEmpty());
   EXPECT_TRUE(WaitUntil([&] { return cgroup.Children().empty(); }, 10000))

@@ -17,6 +17,7 @@
 #include "tests/support/cgroup_fixtures.h"
 #include "tests/support/harness.h"
 #include "tests/support/run_fixtures.h"
+#include "tests/support/tree_action.h"
 #include "tests/support/worker_fixture.h"
 
 namespace packvisor::testing {
@@ -25,21 +26,6 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
-
-// Waits for /pack/gate-GATE; MARKER names a background child (a tree to kill) that also waits.
-constexpr char kTreeScript[] =
-    "doc=$(cat)\n"
-    "field() { printf '%s' \"$doc\" | sed -n \"s/.*\\\"$1\\\": *\\\"\\([^\\\"]*\\)\\\".*/\\1/p\"; "
-    "}\n"
-    "gate=/pack/gate-$(field gate); marker=$(field marker)\n"
-    "sh -c \"while [ ! -e $gate ]; do sleep 0.02; done; : $marker\" &\n"
-    "echo started\n"
-    "while [ ! -e \"$gate\" ]; do sleep 0.02; done\n"
-    "echo finished\n";
-
-constexpr char kTreeParameters[] =
-    "parameters:\n  gate: {type: string, required: true}\n"
-    "  marker: {type: string, required: true}\n";
 
 // Prints the SHA-256 of the secret `token` (never the token itself).
 constexpr char kHashScript[] =
@@ -80,18 +66,6 @@ std::optional<int64_t> MessagesInQueue(const std::string& vhost, const std::stri
   return std::nullopt;
 }
 
-// Lines of the worker's log that say an execution started.
-int StartsOf(const std::string& log, const std::string& execution_id) {
-  int count = 0;
-  for (const std::string& line : Lines(log)) {
-    if (line.find("execution " + execution_id + " ") != std::string::npos &&
-        line.find(": started") != std::string::npos) {
-      ++count;
-    }
-  }
-  return count;
-}
-
 class WorkerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -117,13 +91,6 @@ class WorkerTest : public ::testing::Test {
   }
   queue::QueueRequest Tree(const std::string& gate, const std::string& marker) const {
     return NewRequest("wq.tree", {{"gate", gate}, {"marker", marker}});
-  }
-  void ExpectNothingLeft(const std::string& marker) {
-    std::vector<pid_t> left = WaitForNoProcessesWithMarker(marker, 10000);
-    EXPECT_THAT(left, IsEmpty()) << "processes of the sandbox survived";
-    for (pid_t pid : left) kill(pid, SIGKILL);
-    EXPECT_TRUE(WaitUntil([&] { return cgroup_.Children().empty(); }, 10000))
-        << "cgroups left: " << JoinLines(cgroup_.Children());
   }
 
   RunWorld world_;
@@ -206,7 +173,7 @@ TEST_F(WorkerTest, AnswersEveryRequestOnceAndRefusesBadInputWithResults) {
   EXPECT_EQ((*first)["redelivered"].get<bool>() + (*second)["redelivered"].get<bool>(), 1)
       << first->dump() << "\n"
       << second->dump();
-  EXPECT_EQ(StartsOf(worker.Log(), uuid.execution_id), 1) << worker.Log();
+  EXPECT_EQ(StartsInLog(worker.Log(), uuid.execution_id), 1) << worker.Log();
 
   // Everything was acked.
   EXPECT_TRUE(WaitUntil([&] { return MessagesInQueue(vhost_, "packvisor.run.shell") == 0; }, 20000))
@@ -264,7 +231,7 @@ TEST_F(WorkerTest, SealedSecretsReachTheActionAndNowhereElse) {
   EXPECT_THAT(dead->message.body, Not(HasSubstr(plain)));
   EXPECT_THAT(dead->message.body, HasSubstr("token"));
   EXPECT_TRUE(dead->message.headers.count(queue::kDeadLetterReasonHeader)) << dead->message.body;
-  EXPECT_EQ(StartsOf(worker.Log(), plain_id), 0) << worker.Log();
+  EXPECT_EQ(StartsInLog(worker.Log(), plain_id), 0) << worker.Log();
   auto record =
       std::filesystem::exists(world_.StateDir() + "/worker/executions/" + plain_id + ".json");
   EXPECT_FALSE(record) << "a refused request has no record";
@@ -299,7 +266,7 @@ TEST_F(WorkerTest, CancelKillsARunningExecutionAndARememberedOneNeverRuns) {
   ASSERT_TRUE(result) << worker.Log();
   EXPECT_EQ((*result)["status"], "cancelled") << result->dump();
   EXPECT_EQ((*result)["stdout"], "started\n");
-  ExpectNothingLeft(marker);
+  ExpectNoProcessOrCgroupLeft(marker, cgroup_);
 
   // A cancel that comes first is remembered; the request is then answered without running.
   queue::QueueRequest early = NewRequest("wq.uuid");
@@ -316,7 +283,7 @@ TEST_F(WorkerTest, CancelKillsARunningExecutionAndARememberedOneNeverRuns) {
   ASSERT_TRUE(cancelled) << worker.Log();
   EXPECT_EQ((*cancelled)["execution_id"], early.execution_id);
   EXPECT_EQ((*cancelled)["status"], "cancelled") << cancelled->dump();
-  EXPECT_EQ(StartsOf(worker.Log(), early.execution_id), 0) << worker.Log();
+  EXPECT_EQ(StartsInLog(worker.Log(), early.execution_id), 0) << worker.Log();
 }
 
 TEST_F(WorkerTest, AKilledWorkersExecutionIsRunByTheNextWorkerAndNothingIsLeft) {
@@ -345,7 +312,7 @@ TEST_F(WorkerTest, AKilledWorkersExecutionIsRunByTheNextWorkerAndNothingIsLeft) 
   EXPECT_EQ((*result)["stdout"], "started\nfinished\n");
   EXPECT_EQ((*result)["redelivered"], true);
   EXPECT_EQ((*result)["attempt"], 2);
-  ExpectNothingLeft(marker);
+  ExpectNoProcessOrCgroupLeft(marker, cgroup_);
 }
 
 TEST_F(WorkerTest, AMessageThatKillsEveryWorkerEndsInTheDeadQueue) {

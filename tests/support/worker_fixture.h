@@ -203,4 +203,16 @@ inline queue::QueueRequest NewRequest(const std::string& action_ref,
   return request;
 }
 
+// How many lines of a worker's log say that execution `id` started (an execution run once: 1).
+inline int StartsInLog(const std::string& log, const std::string& id) {
+  int count = 0;
+  for (const std::string& line : Lines(log)) {
+    if (line.find("execution " + id + " ") != std::string::npos &&
+        line.find(": started") != std::string::npos) {
+      ++count;
+    }
+  }
+  return count;
+}
+
 }  // namespace packvisor::testing
