@@ -211,14 +211,7 @@ TEST(WorkerBrokerRestartDuringRunTest, TheRunningExecutionIsAnsweredOnceAndNothi
         << worker.Log();
     broker.Restart();
   }
-  ASSERT_TRUE(WaitUntil(
-      [&] {
-        std::string log = worker.Log();
-        size_t lost = log.find("broker connection lost");
-        return lost != std::string::npos && log.find("consuming", lost) != std::string::npos;
-      },
-      60000))
-      << worker.Log();
+  ASSERT_TRUE(WaitUntilReconnected(worker)) << worker.Log();
   EXPECT_FALSE(ProcessesWithMarker(marker).empty()) << "the execution did not outlive the restart";
   QueueClient client(url, replies);
   queue::QueueRequest after = NewRequest("ws.sh", {{"n", 6}});

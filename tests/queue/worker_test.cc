@@ -369,14 +369,7 @@ TEST(WorkerBrokerRestartTest, TheWorkerReconnectsAndRunsWhatIsPublishedAfterTheR
   std::string url = broker.VhostUrl("t1");
   WorkerUnderTest worker(world, world.WriteConfig(WorkerToml(world, url, cgroup.name())));
   broker.Restart();
-  ASSERT_TRUE(WaitUntil(
-      [&] {
-        std::string log = worker.Log();
-        size_t lost = log.find("broker connection lost");
-        return lost != std::string::npos && log.find("consuming", lost) != std::string::npos;
-      },
-      60000))
-      << worker.Log();
+  ASSERT_TRUE(WaitUntilReconnected(worker)) << worker.Log();
   QueueClient client(url);
   queue::QueueRequest request = NewRequest("wq.uuid");
   client.PublishRequest("shell", request);

@@ -215,4 +215,15 @@ inline int StartsInLog(const std::string& log, const std::string& id) {
   return count;
 }
 
+// Whether `worker`'s log says it lost the broker and then consumes again (within 60 s).
+inline bool WaitUntilReconnected(const WorkerUnderTest& worker) {
+  return WaitUntil(
+      [&] {
+        std::string log = worker.Log();
+        size_t lost = log.find("broker connection lost");
+        return lost != std::string::npos && log.find("consuming", lost) != std::string::npos;
+      },
+      60000);
+}
+
 }  // namespace packvisor::testing
