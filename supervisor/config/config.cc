@@ -378,8 +378,10 @@ Result<void> Loader::ReadTable(const toml::table& table, const std::string& pref
   });
   for (const auto& [name, node] : entries) {
     std::string key = Join(prefix, name->str());
+    // Not captured as a structured binding: clang 14 (the fuzz build) refuses that in a lambda.
+    const std::string_view name_text = name->str();
     auto field = std::find_if(fields.begin(), fields.end(),
-                              [&](const Field& f) { return f.name == name->str(); });
+                              [&](const Field& f) { return f.name == name_text; });
     if (field == fields.end()) {
       uint32_t line = name->source().begin.line;
       if (line == 0) line = node->source().begin.line;

@@ -8,6 +8,7 @@
 #include <string>
 #include <utility>
 
+#include "envs/document_limits.h"
 #include "supervisor/packs/packs.h"
 
 namespace packvisor::queue {
@@ -99,31 +100,6 @@ std::variant<json, std::string> ParseObject(std::string_view body) {
 }
 
 }  // namespace
-
-// The deepest nesting of arrays and objects in `body`, counted without parsing (strings skipped,
-// with their escapes), stopping as soon as it passes `limit`. nlohmann's parser recurses, so a
-// deep body must be refused before it gets there.
-bool JsonNestsDeeperThan(std::string_view body, int limit) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < body.size(); ++i) {
-    char c = body[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > limit) return true;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return false;
-}
 
 std::string RunRoutingKey(std::string_view runtime) { return "run." + std::string(runtime); }
 

@@ -30,11 +30,6 @@ std::string RunQueueName(std::string_view runtime);
 // The events routing key of an execution: "execution.<id>".
 std::string EventRoutingKey(std::string_view execution_id);
 
-// Whether arrays and objects in the JSON text `body` nest deeper than `limit`, counted without
-// parsing (strings skipped, with their escapes). nlohmann's parser recurses: a deep document is
-// refused with this before it gets there.
-bool JsonNestsDeeperThan(std::string_view body, int limit);
-
 // A request as it arrives (the body of a message on a run queue). reply_to and correlation_id
 // are AMQP properties, not part of the body.
 struct QueueRequest {

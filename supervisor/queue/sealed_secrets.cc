@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "envs/document_limits.h"
 #include "sandbox/os/syscalls.h"
 #include "sandbox/os/unique_fd.h"
 #include "supervisor/queue/protocol.h"

@@ -1,0 +1,69 @@
+// Invariants the fuzz targets assert on what a parser returns, beyond "no crash": an error is one
+// clean line, nothing throws past the API, a secret given in the input never comes back in an
+// error text. A broken invariant prints what and aborts, which libFuzzer reports as a crash with
+// the input saved.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <string>
+#include <string_view>
+
+namespace packvisor::fuzz {
+
+// Errors longer than this are not "one line" in any useful sense (Quote() cuts values at 200).
+inline constexpr size_t kMaxMessageBytes = 2048;
+
+[[noreturn]] inline void Fail(std::string_view invariant, std::string_view detail) {
+  std::fprintf(stderr, "fuzz invariant broken: %.*s\n  detail: %.*s\n",
+               static_cast<int>(invariant.size()), invariant.data(),
+               static_cast<int>(detail.size() > 4000 ? 4000 : detail.size()), detail.data());
+  std::abort();
+}
+
+#define PV_FUZZ_CHECK(condition, detail)                             \
+  do {                                                               \
+    if (!(condition)) ::packvisor::fuzz::Fail(#condition, (detail)); \
+  } while (0)
+
+inline std::string_view AsText(const uint8_t* data, size_t size) {
+  return {reinterpret_cast<const char*>(data), size};
+}
+
+// A user-facing error: non-empty, one line, no control characters, bounded.
+inline void CheckOneLineMessage(std::string_view message) {
+  PV_FUZZ_CHECK(!message.empty(), "empty error message");
+  PV_FUZZ_CHECK(message.size() <= kMaxMessageBytes, message.substr(0, 300));
+  for (char c : message) {
+    auto byte = static_cast<unsigned char>(c);
+    PV_FUZZ_CHECK(byte >= 0x20 && byte != 0x7f,
+                  std::string("control character in: ") + std::string(message.substr(0, 300)));
+  }
+}
+
+// `secret` (a value the input marked secret) does not occur in `text`. Secrets shorter than 4
+// bytes are skipped: they occur in any text by chance ("a", "ok").
+inline void CheckSecretAbsent(std::string_view text, std::string_view secret) {
+  if (secret.size() < 4) return;
+  PV_FUZZ_CHECK(text.find(secret) == std::string_view::npos,
+                "secret " + std::string(secret.substr(0, 40)) +
+                    " appears in: " + std::string(text.substr(0, 300)));
+}
+
+// Runs `body`; an exception escaping the API under test is an invariant failure, not a crash
+// libFuzzer would attribute to std::terminate.
+template <typename Body>
+void NoThrow(std::string_view api, Body&& body) {
+  try {
+    body();
+  } catch (const std::exception& e) {
+    Fail(std::string(api) + " threw", e.what());
+  } catch (...) {
+    Fail(std::string(api) + " threw", "a non-std exception");
+  }
+}
+
+}  // namespace packvisor::fuzz
