@@ -7,7 +7,6 @@
 namespace {
 
 using packvisor::fuzz::CheckOneLineMessage;
-using packvisor::fuzz::CheckSecretAbsent;
 
 // The text between the first ':' of the userinfo and its last '@', as written in the input.
 std::string_view RawPassword(std::string_view url) {
@@ -22,6 +21,20 @@ std::string_view RawPassword(std::string_view url) {
   return colon == std::string_view::npos ? std::string_view{} : userinfo.substr(colon + 1);
 }
 
+// Another character of the same class (hex letter, other letter, digit), so that the URL takes
+// the same path through the parser; other characters stay.
+char SameShapeOther(char c) {
+  auto rotate = [](char c, char first, char last) {
+    return c == last ? first : static_cast<char>(c + 1);
+  };
+  if (c >= 'a' && c <= 'f') return rotate(c, 'a', 'f');
+  if (c >= 'A' && c <= 'F') return rotate(c, 'A', 'F');
+  if (c >= 'g' && c <= 'z') return rotate(c, 'g', 'z');
+  if (c >= 'G' && c <= 'Z') return rotate(c, 'G', 'Z');
+  if (c >= '0' && c <= '9') return rotate(c, '0', '9');
+  return c;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -32,17 +45,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!parsed) {
       std::string message = parsed.error().message();
       CheckOneLineMessage(message);
-      CheckSecretAbsent(message, password);
+      if (password.size() >= 4 && message.find(password) != std::string::npos) {
+        // Leaked, or part of the fixed text ("contains ..." holds " contai"): the same URL
+        // with another password of the same shape must then give a message holding it too.
+        std::string other(url);
+        size_t start = static_cast<size_t>(password.data() - url.data());
+        for (size_t i = start; i < start + password.size(); ++i) other[i] = SameShapeOther(url[i]);
+        auto refused = packvisor::ParseBrokerUrl(other);
+        PV_FUZZ_CHECK(
+            !refused.ok() && refused.error().message().find(password) != std::string::npos,
+            "the password appears in: " + message);
+      }
       return;
     }
     std::string redacted = packvisor::RedactedBrokerUrl(*parsed);
-    const std::string& secret = parsed->password;
-    bool secret_elsewhere =
-        parsed->user.find(secret) != std::string::npos ||
-        parsed->host.find(secret) != std::string::npos ||
-        parsed->vhost.find(secret) != std::string::npos ||
-        std::string("amqps://:***@[]/0123456789").find(secret) != std::string::npos;
-    if (!secret_elsewhere) CheckSecretAbsent(redacted, secret);
+    // The redacted form depends on everything but the password.
+    packvisor::BrokerUrl other_password = *parsed;
+    other_password.password += "x";
+    PV_FUZZ_CHECK(packvisor::RedactedBrokerUrl(other_password) == redacted,
+                  "the redacted URL depends on the password: " + redacted);
     auto again = packvisor::ParseBrokerUrl(redacted);
     PV_FUZZ_CHECK(again.ok(), "the redacted URL does not parse: " + redacted);
     PV_FUZZ_CHECK(again->tls == parsed->tls && again->host == parsed->host &&

@@ -9,6 +9,7 @@ packages=(
   libevent-dev librabbitmq-dev libssl-dev libsodium-dev rabbitmq-server
   python3 python3-venv python3-pip
   bubblewrap hyperfine iproute2 libcap2-bin util-linux procps e2fsprogs clang-format
+  clang libfuzzer-14-dev
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -56,6 +56,19 @@ std::string PercentEncode(std::string_view text) {
   return out;
 }
 
+// A DNS name or an IPv4 address; with `ipv6`, what goes between '[' and ']'. Anything else (a
+// decoded "%40" is an '@') would make the redacted URL in logs name another broker.
+bool IsHostText(std::string_view host, bool ipv6) {
+  for (char c : host) {
+    bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    bool ok = ipv6 ? hex || c == ':' || c == '.'
+                   : (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                         c == '-' || c == '.' || c == '_';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 // Failure("", "", ...) so that message() is exactly "invalid broker URL: DETAIL".
 Error Bad(const std::string& detail) { return Failure("", "", kPrefix + detail); }
 
@@ -123,6 +136,9 @@ Result<BrokerUrl> ParseBrokerUrl(std::string_view url) {
     }
     host = host.substr(1, close - 1);
     if (host.empty()) return Bad("the IPv6 host is empty");
+    if (!IsHostText(host, true)) {
+      return Bad("the IPv6 host may hold only hexadecimal digits, ':' and '.'");
+    }
     out.host = std::string(host);
   } else {
     size_t colon = host.find(':');
@@ -133,6 +149,11 @@ Result<BrokerUrl> ParseBrokerUrl(std::string_view url) {
     }
     if (host.empty()) return Bad("the host is empty");
     if (!PercentDecode(host, out.host)) return Bad("the host has a malformed %-escape");
+    if (!IsHostText(out.host, false)) {
+      return Bad(
+          "the host may hold only letters, digits, '-', '.' and '_' (a DNS name or an "
+          "IPv4 address)");
+    }
   }
   if (!port.empty()) {
     int value = 0;

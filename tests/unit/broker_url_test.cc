@@ -125,5 +125,23 @@ TEST(BrokerUrlTest, RedactedHidesThePasswordAndRoundTrips) {
   EXPECT_EQ(RedactedBrokerUrl(*local), "amqp://guest:***@[::1]:5672/%2F");
 }
 
+// Found by fuzz_broker_url: "amqps://)orker3acrm%40qp" was accepted with the host ")orker3acrm@qp",
+// and its redacted form "amqps://guest:***@)orker3acrm@qp:5671/%2F" named the host "qp".
+TEST(BrokerUrlTest, FuzzRedactedUrlNamesAnotherBrokerAHostOutsideDnsCharactersIsRefused) {
+  for (const char* url : {"amqps://)orker3acrm%40qp", "amqp://rab%2Fbit", "amqp://a:b@x%3Ay:1/v",
+                          "amqp://[::1%25eth0]", "amqp://[::g]"}) {
+    auto parsed = ParseBrokerUrl(url);
+    ASSERT_FALSE(parsed.ok()) << url;
+    EXPECT_NE(parsed.error().message().find("host"), std::string::npos) << url;
+  }
+  for (const char* url : {"amqp://rabbit-1.example_internal", "amqp://10.0.0.7", "amqp://[::1]"}) {
+    auto parsed = ParseBrokerUrl(url);
+    ASSERT_TRUE(parsed.ok()) << url;
+    auto back = ParseBrokerUrl(RedactedBrokerUrl(*parsed));
+    ASSERT_TRUE(back.ok()) << url;
+    EXPECT_EQ(back->host, parsed->host) << url;
+  }
+}
+
 }  // namespace
 }  // namespace packvisor::queue
