@@ -1,5 +1,6 @@
 #include "sandbox/seccomp_policy.h"
 
+#include <linux/audit.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
@@ -12,6 +13,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
+#include <iterator>
 #include <memory>
 
 #include "sandbox/os/unique_fd.h"
@@ -20,8 +23,14 @@
 #define TIOCLINUX 0x541C
 #endif
 
+#if !defined(__x86_64__)
+#error "the seccomp policy's syscall numbers (kHighestReviewedSyscall) are reviewed for x86_64 only"
+#endif
+
 namespace packvisor::sandbox {
 namespace {
+
+constexpr uint32_t kNativeAuditArch = AUDIT_ARCH_X86_64;
 
 // Calls that are denied whatever their arguments.
 constexpr const char* kDeniedAlways[] = {
@@ -38,8 +47,11 @@ constexpr const char* kDeniedAlways[] = {
     "open_tree",
     "move_mount",
     "mount_setattr",
-    // Namespaces (catalog 4, 5): setns always; unshare/clone with CLONE_NEW* below.
+    // Namespaces (catalog 4, 5): setns and unshare always (Docker's default profile blocks
+    // unshare whatever its flags: CLONE_FILES/CLONE_FS/CLONE_SYSVSEM alone buy an action
+    // nothing); clone with CLONE_NEW* below.
     "setns",
+    "unshare",
     // Kernel keyrings (catalog 17).
     "keyctl",
     "add_key",
@@ -87,12 +99,51 @@ constexpr const char* kDeniedAlways[] = {
     "query_module",
     "vm86",
     "vm86old",
+    // Blocked by Docker's default profile and needed by no runtime (catalog B73-B92,
+    // docs/threat-model.md "Against Docker's default profile"). LDT editing (amd64 Docker allows
+    // it; it has had its own kernel bugs), NUMA placement (host topology and cross-process page
+    // moves), memory protection keys, another process's memory advice, obsolete filesystem
+    // queries, and numbers that never had an implementation on x86_64.
+    "modify_ldt",
+    "mbind",
+    "set_mempolicy",
+    "get_mempolicy",
+    "migrate_pages",
+    "move_pages",
+    "set_mempolicy_home_node",
+    "pkey_mprotect",
+    "pkey_alloc",
+    "pkey_free",
+    "process_madvise",
+    "sysfs",
+    "ustat",
+    "getpmsg",
+    "putpmsg",
+    "afs_syscall",
+    "tuxcall",
+    "security",
+    "vserver",
 };
 constexpr const char* kIoUring[] = {"io_uring_setup", "io_uring_enter", "io_uring_register"};
 
-constexpr uint64_t kNamespaceFlags[] = {CLONE_NEWNS,  CLONE_NEWCGROUP, CLONE_NEWUTS,
-                                        CLONE_NEWIPC, CLONE_NEWUSER,   CLONE_NEWPID,
-                                        CLONE_NEWNET, CLONE_NEWTIME};
+// clone's namespace flags (CLONE_NEWTIME overlaps CSIGNAL there: clone cannot create a time
+// namespace; unshare is denied whatever its flags).
+constexpr uint64_t kCloneNamespaceFlags[] = {CLONE_NEWNS,  CLONE_NEWCGROUP, CLONE_NEWUTS,
+                                             CLONE_NEWIPC, CLONE_NEWUSER,   CLONE_NEWPID,
+                                             CLONE_NEWNET};
+
+// Runs before libseccomp's program (its jumps are relative, so they survive the prepend):
+// a native-ABI call numbered above kHighestReviewedSyscall fails with ENOSYS, as on a kernel
+// that lacks it, so that libc falls back to an older call. A foreign arch and the x32 range
+// (>= __X32_SYSCALL_BIT) go on to libseccomp's program, which kills them.
+constexpr sock_filter kUnreviewedPrefix[] = {
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kNativeAuditArch, 0, 4),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+    BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, 2, 0),
+    BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, kHighestReviewedSyscall, 0, 1),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
+};
 
 struct CtxDeleter {
   void operator()(void* ctx) const { seccomp_release(ctx); }
@@ -126,7 +177,6 @@ std::vector<DeniedSyscall> DeniedSyscalls(const SeccompOptions& options) {
   }
   denied.push_back({"clone3", ENOSYS, false});
   denied.push_back({"clone", EPERM, true});
-  denied.push_back({"unshare", EPERM, true});
   denied.push_back({"ioctl", EPERM, true});
   denied.push_back({"personality", EPERM, true});
   denied.push_back({"mknod", EPERM, true});
@@ -156,13 +206,9 @@ Result<SeccompProgram> CompileSeccompPolicy(const SeccompOptions& options) {
   // seccomp cannot read clone3's flags (they are in memory): ENOSYS makes libc fall back to
   // clone, whose flags it can check.
   PV_TRY(Deny(c, "clone3", ENOSYS));
-  for (uint64_t flag : kNamespaceFlags) {
-    // clone's flags and unshare's are compared on single bits, so high garbage bits cannot hide
-    // one.
-    if (flag != CLONE_NEWTIME) {  // CLONE_NEWTIME overlaps CSIGNAL for clone
-      PV_TRY(Deny(c, "clone", EPERM, {SCMP_A0(SCMP_CMP_MASKED_EQ, flag, flag)}));
-    }
-    PV_TRY(Deny(c, "unshare", EPERM, {SCMP_A0(SCMP_CMP_MASKED_EQ, flag, flag)}));
+  for (uint64_t flag : kCloneNamespaceFlags) {
+    // clone's flags are compared on single bits, so high garbage bits cannot hide one.
+    PV_TRY(Deny(c, "clone", EPERM, {SCMP_A0(SCMP_CMP_MASKED_EQ, flag, flag)}));
   }
   // Terminal injection, compared on the low 32 bits as the kernel does (CVE-2019-10063).
   for (uint64_t request : {uint64_t{TIOCSTI}, uint64_t{TIOCLINUX}}) {
@@ -201,6 +247,8 @@ Result<SeccompProgram> CompileSeccompPolicy(const SeccompOptions& options) {
   if (pread(memfd.get(), program.instructions.data(), static_cast<size_t>(size), 0) != size) {
     return ErrnoError("read", "exported seccomp filter");
   }
+  program.instructions.insert(program.instructions.begin(), std::begin(kUnreviewedPrefix),
+                              std::end(kUnreviewedPrefix));
   if (program.instructions.size() > BPF_MAXINSNS) {
     return Failure("seccomp export", "", "filter exceeds BPF_MAXINSNS");
   }

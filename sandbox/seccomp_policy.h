@@ -4,12 +4,20 @@
 
 #include <linux/filter.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "sandbox/os/error.h"
 
 namespace packvisor::sandbox {
+
+// The highest x86_64 syscall number whose call was reviewed for the policy (450,
+// set_mempolicy_home_node: the newest call in Docker's default profile's era; libseccomp 2.5.4's
+// table ends at 456). Every native call numbered above it fails with ENOSYS, so a call added by a
+// newer kernel (cachestat, fchmodat2, map_shadow_stack, futex_wake, mseal, ...) is refused until
+// someone reviews it and raises this number; libc falls back on ENOSYS as on an older kernel.
+constexpr uint32_t kHighestReviewedSyscall = 450;
 
 struct SeccompOptions {
   bool allow_io_uring = false;  // a runtime may opt in
@@ -36,7 +44,8 @@ struct SeccompProgram {
 };
 
 // Builds the filter for the native architecture only (any other arch kills the process; on
-// x86_64 the x32 ABI counts as another arch) and exports it to BPF.
+// x86_64 the x32 ABI counts as another arch) and exports it to BPF, preceded by the ENOSYS rule
+// for calls numbered above kHighestReviewedSyscall.
 Result<SeccompProgram> CompileSeccompPolicy(const SeccompOptions& options);
 
 // The same programs, compiled at build time (sandbox/seccomp_gen.cc) and embedded: what a launch

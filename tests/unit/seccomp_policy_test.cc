@@ -332,8 +332,10 @@ TEST(ConditionalDenials, UnshareWithAnyNamespaceFlagIsDenied) {
   }
 }
 
-TEST(ConditionalDenials, UnshareWithoutNamespaceFlagsIsAllowed) {
-  EXPECT_EQ(PolicyErrno(SYS_unshare, {CLONE_FILES | CLONE_FS, 0, 0, 0, 0, 0}), kAllowedByPolicy);
+// Docker's default profile blocks unshare whatever its flags; so does the policy (issue 15).
+TEST(ConditionalDenials, UnshareWithoutNamespaceFlagsIsDeniedToo) {
+  EXPECT_EQ(PolicyErrno(SYS_unshare, {CLONE_FILES | CLONE_FS, 0, 0, 0, 0, 0}), EPERM);
+  EXPECT_EQ(PolicyErrno(SYS_unshare, {0, 0, 0, 0, 0, 0}), EPERM);
 }
 
 TEST(ConditionalDenials, CloneNewUserIsDenied) {
