@@ -2,7 +2,7 @@
 """Syscalls made under packvisor's seccomp filter, from
 `strace -f -ff -qq --pidns-translation -o PREFIX packvisor ...` traces (one file per pid).
 Prints "name count" per syscall over every PREFIX given. The measurement behind
-docs/threat-model.md, "Allow-list mode: measured, not shipped".
+docs/threat-model.md, "Allow-list mode".
 
   scripts/seccomp-filtered-syscalls.py /tmp/traces/run1 /tmp/traces/run2 ...
 

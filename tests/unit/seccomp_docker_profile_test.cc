@@ -11,11 +11,16 @@
 #include <gtest/gtest.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
+#include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
+#include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -285,6 +290,84 @@ TEST(UnreviewedSyscalls, EveryReviewedNumberLibseccompKnowsIsBelowTheLimit) {
       EXPECT_LE(static_cast<uint32_t>(nr), kHighestReviewedSyscall) << denied.name;
     }
   }
+}
+
+// ---- SeccompMode::kAllow: the allow list in front of the deny list. ----
+
+const std::vector<sock_filter>& AllowModeProgram() {
+  return BuiltinSeccompProgram(SeccompOptions{.mode = SeccompMode::kAllow}).instructions;
+}
+
+uint32_t Nr(const char* name) {
+  int nr = seccomp_syscall_resolve_name_arch(SCMP_ARCH_X86_64, name);
+  EXPECT_GE(nr, 0) << name;
+  return static_cast<uint32_t>(nr);
+}
+
+uint32_t AllowMode(const char* name, uint64_t arg0 = 0, uint64_t arg1 = 0) {
+  seccomp_data data = NativeCall(Nr(name), arg0);
+  data.args[1] = arg1;
+  BpfVerdict verdict = RunSeccompBpf(AllowModeProgram(), data);
+  EXPECT_TRUE(verdict.valid) << name << ": " << verdict.error;
+  return verdict.ret;
+}
+
+TEST(AllowMode, ListedCallsPassUnlessTheDenyListRefusesThem) {
+  for (const std::string& name : AllowListSyscalls()) {
+    uint32_t nr = Nr(name.c_str());
+    BpfVerdict deny = RunSeccompBpf(PolicyProgram(), NativeCall(nr));
+    BpfVerdict allow = RunSeccompBpf(AllowModeProgram(), NativeCall(nr));
+    ASSERT_TRUE(deny.valid && allow.valid) << name;
+    EXPECT_EQ(allow.ret, deny.ret)
+        << name << ": allow mode " << Action(allow.ret) << ", deny mode " << Action(deny.ret);
+  }
+  EXPECT_EQ(AllowMode("getpid"), SECCOMP_RET_ALLOW);
+  EXPECT_EQ(AllowMode("pkey_alloc"), SECCOMP_RET_ERRNO | EPERM);  // listed, but denied
+  EXPECT_EQ(AllowMode("clone3"), SECCOMP_RET_ERRNO | ENOSYS);     // listed, libc falls back
+}
+
+TEST(AllowMode, EveryOtherCallFailsWithEperm) {
+  std::set<std::string> listed;
+  for (const std::string& name : AllowListSyscalls()) listed.insert(name);
+  int refused = 0;
+  for (uint32_t nr = 0; nr <= kHighestReviewedSyscall; ++nr) {
+    char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_X86_64, static_cast<int>(nr));
+    if (name == nullptr) continue;
+    std::string call = name;
+    std::free(name);
+    if (listed.count(call)) continue;
+    BpfVerdict verdict = RunSeccompBpf(AllowModeProgram(), NativeCall(nr, 0x11));
+    ASSERT_TRUE(verdict.valid) << call;
+    // The deny list's own answer where it has one (ENOSYS for clone3, EAFNOSUPPORT...) never
+    // reaches an unlisted call: the allow list answers first.
+    EXPECT_EQ(verdict.ret, SECCOMP_RET_ERRNO | EPERM) << call << ": " << Action(verdict.ret);
+    EXPECT_FALSE(verdict.read_args) << call;
+    ++refused;
+  }
+  EXPECT_GT(refused, 250);
+}
+
+TEST(AllowMode, TheDenyListStillAppliesToListedCalls) {
+  EXPECT_EQ(AllowMode("ioctl", 0, TIOCSTI), SECCOMP_RET_ERRNO | EPERM);
+  EXPECT_EQ(AllowMode("ioctl", 0, FIONREAD), SECCOMP_RET_ALLOW);
+  EXPECT_EQ(AllowMode("socket", AF_PACKET), SECCOMP_RET_ERRNO | EAFNOSUPPORT);
+  EXPECT_EQ(AllowMode("socket", AF_INET), SECCOMP_RET_ALLOW);
+  EXPECT_EQ(AllowMode("clone", CLONE_NEWUSER | SIGCHLD), SECCOMP_RET_ERRNO | EPERM);
+  EXPECT_EQ(AllowMode("clone", SIGCHLD), SECCOMP_RET_ALLOW);
+  EXPECT_EQ(AllowMode("unshare", CLONE_FILES), SECCOMP_RET_ERRNO | EPERM);
+  EXPECT_EQ(AllowMode("ptrace"), SECCOMP_RET_ERRNO | EPERM);
+}
+
+TEST(AllowMode, UnreviewedNumbersAndForeignAbisAreHandledAsInDenyMode) {
+  for (uint32_t nr : {kHighestReviewedSyscall + 1, 452u, 1000u}) {
+    EXPECT_EQ(RunSeccompBpf(AllowModeProgram(), NativeCall(nr)).ret, SECCOMP_RET_ERRNO | ENOSYS)
+        << nr;
+  }
+  EXPECT_EQ(RunSeccompBpf(AllowModeProgram(), NativeCall(0x40000000u | 39u)).ret,
+            SECCOMP_RET_KILL_PROCESS);
+  seccomp_data i386 = NativeCall(20);
+  i386.arch = AUDIT_ARCH_I386;
+  EXPECT_EQ(RunSeccompBpf(AllowModeProgram(), i386).ret, SECCOMP_RET_KILL_PROCESS);
 }
 
 // ---- The interpreter against the kernel: the same program, loaded for real. ----
