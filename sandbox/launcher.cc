@@ -444,7 +444,7 @@ Result<SandboxResult> RunFresh(const SandboxSpec& spec, LaunchIo& io) {
   auto caps = CapabilityPlan::Create();
   if (!caps) return caps.error();
   RlimitPlan rlimits = BuildRlimitPlan(spec.limits);
-  const SeccompProgram& seccomp = BuiltinSeccompProgram(SeccompOptions{});
+  const SeccompProgram& seccomp = BuiltinSeccompProgram(SeccompOptions{.mode = spec.seccomp_mode});
   std::vector<std::string> candidates = ExecCandidates(spec.argv[0], SandboxPath(spec.env));
   std::vector<const char*> argv = CStrings(spec.argv);
   std::vector<const char*> envp = CStrings(spec.env);

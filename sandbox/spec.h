@@ -12,6 +12,7 @@
 
 #include "sandbox/cgroup.h"
 #include "sandbox/os/error.h"
+#include "sandbox/seccomp_policy.h"
 
 namespace packvisor::sandbox {
 
@@ -63,6 +64,8 @@ struct SandboxSpec {
   std::chrono::milliseconds kill_grace{std::chrono::seconds(5)};
   std::string hostname = "packvisor";
   std::string working_dir = kPackMountPoint;  // falls back to "/" when there is no pack
+  // sandbox.seccomp_mode for actions and `exec`; environment builds always get kDeny.
+  SeccompMode seccomp_mode = SeccompMode::kDeny;
 
   // Checks every field (paths absolute, normalized and existing directories; ids in range and never
   // 0 on the host; argv non-empty; env entries well formed) and returns the first problem.

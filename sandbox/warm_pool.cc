@@ -47,8 +47,10 @@ constexpr size_t kMaxCommand = 64 << 10;
 // descriptors (v2: the directory for CLONE_INTO_CGROUP; v1: the `tasks` files to join).
 struct PrepareCommand {
   uint32_t inside_uid, inside_gid, host_uid, host_gid;
-  uint32_t network;       // NetworkMode
-  uint32_t cgroup_v2_fd;  // 1: the single descriptor is a v2 directory
+  uint32_t network;        // NetworkMode
+  uint32_t cgroup_v2_fd;   // 1: the single descriptor is a v2 directory
+  uint32_t seccomp_allow;  // 1: SeccompMode::kAllow
+  uint32_t padding;
   uint64_t tmp_size_bytes;
   uint32_t hostname_size;
   uint32_t bind_count;  // then `bind_count` times: uint32 size, bytes
@@ -151,6 +153,7 @@ Result<ZygoteRequest> ParseCommand(const std::string& message, std::vector<uniqu
   ZygoteRequest request;
   request.spec.ids = {command.inside_uid, command.inside_gid, command.host_uid, command.host_gid};
   request.spec.network = command.network == 1 ? NetworkMode::kHost : NetworkMode::kNone;
+  request.spec.seccomp_mode = command.seccomp_allow == 1 ? SeccompMode::kAllow : SeccompMode::kDeny;
   request.spec.limits.tmp_size_bytes = command.tmp_size_bytes;
   if (!take(command.hostname_size, &request.spec.hostname)) {
     return Failure("zygote", "command", "truncated hostname");
@@ -184,7 +187,7 @@ Result<pid_t> ZygotePrepare(const ZygoteRequest& request, int lifeline, unique_f
   MountPlan mounts = BuildMountPlan(spec, *host);
   auto caps = CapabilityPlan::Create();
   if (!caps) return caps.error();
-  const SeccompProgram& seccomp = BuiltinSeccompProgram(SeccompOptions{});
+  const SeccompProgram& seccomp = BuiltinSeccompProgram(SeccompOptions{.mode = spec.seccomp_mode});
 
   int pair[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
@@ -321,6 +324,7 @@ std::string WarmPool::KeyOf(const SandboxSpec& spec) {
   key += spec.network == NetworkMode::kHost ? "|host" : "|none";
   key += "|" + spec.hostname + "|" + std::to_string(spec.limits.tmp_size_bytes);
   key += spec.cgroup ? "|cgroup:" + spec.cgroup_parent : "|no-cgroup";
+  key += spec.seccomp_mode == SeccompMode::kAllow ? "|seccomp:allow" : "|seccomp:deny";
   for (const std::string& bind : spec.extra_ro_binds) key += "|" + bind;
   return key;
 }
@@ -553,6 +557,7 @@ Result<std::unique_ptr<PreparedSandbox>> WarmPool::Prepare(const SandboxSpec& sp
   header.host_gid = spec.ids.host_gid;
   header.network = spec.network == NetworkMode::kHost ? 1 : 0;
   header.cgroup_v2_fd = v2 ? 1 : 0;
+  header.seccomp_allow = spec.seccomp_mode == SeccompMode::kAllow ? 1 : 0;
   header.tmp_size_bytes = spec.limits.tmp_size_bytes;
   header.hostname_size = static_cast<uint32_t>(spec.hostname.size());
   header.bind_count = static_cast<uint32_t>(spec.extra_ro_binds.size());

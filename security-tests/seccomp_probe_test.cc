@@ -27,6 +27,7 @@
 
 #include "sandbox/os/unique_fd.h"
 #include "sandbox/seccomp_policy.h"
+#include "security-tests/probe_suite.h"
 #include "tests/support/harness.h"
 #include "tests/support/host_abi.h"
 
@@ -146,6 +147,7 @@ void RequireRoot() {
 enum class Expect {
   kPolicyErrno,  // fails with the errno DeniedSyscalls() gives `policy_syscall`
   kSigsys,       // the process is killed by SIGSYS (bad architecture)
+  kUnreviewed,   // numbered above kHighestReviewedSyscall: fails with ENOSYS
 };
 
 struct ProbeRow {
@@ -191,6 +193,7 @@ const ProbeRow kA08Ptrace[] = {
     {"process_vm_writev", "process_vm_writev"},
     {"pidfd_getfd", "pidfd_getfd"},
     {"kcmp", "kcmp"},
+    {"ptrace_traceme", "ptrace"},
 };
 const ProbeRow kB13Tiocsti[] = {
     {"ioctl_tiocsti", "ioctl"},
@@ -250,6 +253,7 @@ const ProbeRow kB18PrivilegedSyscalls[] = {
     {"sethostname", "sethostname", Expect::kPolicyErrno, true},
     {"setdomainname", "setdomainname", Expect::kPolicyErrno, true},
     {"personality_linux32", "personality"},
+    {"personality_read_implies_exec", "personality"},
     {"mknod_chr", "mknod"},
     {"mknod_blk", "mknod"},
     {"mknodat_chr", "mknodat"},
@@ -264,6 +268,34 @@ const ProbeRow kB19SocketFamilies[] = {
     {"socket_packet_highbits", "socket"},
     {"socketpair_vsock", "socketpair"},
     {"socketpair_highbits", "socketpair"},
+};
+
+// Issue 15: Docker's default profile blocks these (security-tests/data/docker-default-blocked.txt)
+// and the policy used to allow them; catalog B73-B93 (docs/threat-model.md), one row each.
+const ProbeRow kB73DockerBlockedSet[] = {
+    {"modify_ldt", "modify_ldt"},                            // B73
+    {"mbind", "mbind"},                                      // B74
+    {"set_mempolicy", "set_mempolicy"},                      // B75
+    {"get_mempolicy", "get_mempolicy"},                      // B76
+    {"migrate_pages", "migrate_pages"},                      // B77
+    {"move_pages", "move_pages"},                            // B78
+    {"set_mempolicy_home_node", "set_mempolicy_home_node"},  // B79
+    {"pkey_mprotect", "pkey_mprotect"},                      // B80
+    {"pkey_alloc", "pkey_alloc"},                            // B81
+    {"pkey_free", "pkey_free"},                              // B82
+    {"process_madvise", "process_madvise"},                  // B83
+    {"sysfs", "sysfs"},                                      // B84
+    {"ustat", "ustat"},                                      // B85
+    {"getpmsg", "getpmsg"},                                  // B86
+    {"putpmsg", "putpmsg"},                                  // B87
+    {"afs_syscall", "afs_syscall"},                          // B88
+    {"tuxcall", "tuxcall"},                                  // B89
+    {"security", "security"},                                // B90
+    {"vserver", "vserver"},                                  // B91
+    {"unshare_files", "unshare"},                            // B92
+    {"cachestat", "", Expect::kUnreviewed},  // B93: numbers above kHighestReviewedSyscall
+    {"fchmodat2", "", Expect::kUnreviewed},
+    {"mseal", "", Expect::kUnreviewed},
 };
 
 class SandboxProbeTest : public ::testing::TestWithParam<ProbeRow> {
@@ -292,7 +324,8 @@ TEST_P(SandboxProbeTest, Blocked) {
     EXPECT_FALSE(outcome.ok || outcome.err) << "the call returned: " << Describe(outcome);
     return;
   }
-  std::optional<int> expected = PolicyErrno(row.policy_syscall);
+  std::optional<int> expected = row.expect == Expect::kUnreviewed ? std::optional<int>(ENOSYS)
+                                                                  : PolicyErrno(row.policy_syscall);
   ASSERT_TRUE(expected) << row.policy_syscall << " is no longer in DeniedSyscalls()";
   ASSERT_TRUE(outcome.err) << row.probe_case << " was not blocked: " << Describe(outcome)
                            << "; result: " << result.dump();
@@ -324,6 +357,51 @@ INSTANTIATE_TEST_SUITE_P(B18_privileged_syscalls, SandboxProbeTest,
                          ::testing::ValuesIn(kB18PrivilegedSyscalls), RowName);
 INSTANTIATE_TEST_SUITE_P(B19_socket_families, SandboxProbeTest,
                          ::testing::ValuesIn(kB19SocketFamilies), RowName);
+INSTANTIATE_TEST_SUITE_P(B73_docker_blocked_set, SandboxProbeTest,
+                         ::testing::ValuesIn(kB73DockerBlockedSet), RowName);
+
+// Defence off: the same cases in the same sandbox with only the seccomp step skipped (the
+// test-hooks binary, PACKVISOR_TEST_SKIP_STEP=seccomp with the verification that would catch it
+// switched off). Each call now reaches the kernel and gets a different answer than the
+// policy's (EINVAL/EFAULT/ESRCH/EBADF, ENOSYS for never-implemented numbers, or success), so
+// the rows above can fail and their errno is the filter's, not the kernel's.
+TEST(B73_docker_blocked_set, B73_defence_off_every_case_reaches_the_kernel) {
+  RequireRoot();
+  std::vector<const ProbeRow*> rows;
+  for (const ProbeRow& row : kB73DockerBlockedSet) rows.push_back(&row);
+  // Last: PTRACE_TRACEME makes init the probe's tracer for the rest of its life.
+  const ProbeRow kReadImpliesExec = {"personality_read_implies_exec", "personality"};
+  const ProbeRow kTraceme = {"ptrace_traceme", "ptrace"};
+  rows.push_back(&kReadImpliesExec);
+  rows.push_back(&kTraceme);
+  std::vector<std::string> cases;
+  for (const ProbeRow* row : rows) cases.push_back(row->probe_case);
+  ProbePack pack;
+  std::vector<std::string> args = {"exec", "--pack-dir", pack.path(), "--timeout",
+                                   "10",   "--json",     "--",        "/pack/probe"};
+  args.insert(args.end(), cases.begin(), cases.end());
+  probe_suite::Outcome run =
+      probe_suite::RunBinary(PACKVISOR_TEST_HOOKS_BINARY, args,
+                             {"PACKVISOR_TEST_SKIP_STEP=seccomp", "PACKVISOR_TEST_SKIP_VERIFY=1"});
+  ASSERT_FALSE(run.timed_out) << run.err;
+  nlohmann::json result = run.Json();
+  ASSERT_EQ(result.value("status", ""), "succeeded") << run.out << run.err;
+  std::string out = result.value("stdout", "");
+  for (const ProbeRow* row : rows) {
+    ProbeOutcome outcome = ParseProbe(out, row->probe_case);
+    ASSERT_TRUE(outcome.reached) << row->probe_case << ": " << out;
+    ASSERT_TRUE(outcome.ok || outcome.err) << row->probe_case << ": " << out;
+    int policy =
+        row->expect == Expect::kUnreviewed ? ENOSYS : PolicyErrno(row->policy_syscall).value_or(0);
+    EXPECT_TRUE(outcome.ok || *outcome.err != policy)
+        << row->probe_case << " gives the policy's " << ErrnoName(policy)
+        << " without the filter too: its sandbox row would prove nothing";
+  }
+  // The calls that succeed without the filter: the denial is what stops them.
+  for (const char* name : {"unshare_files", "personality_read_implies_exec", "ptrace_traceme"}) {
+    EXPECT_TRUE(ParseProbe(out, name).ok) << name << ": " << Describe(ParseProbe(out, name));
+  }
+}
 
 // Every syscall the policy denies (and that exists on this architecture) has a probe row, so a
 // new deny-list entry without an attack test fails here.
@@ -334,7 +412,7 @@ TEST(B18_privileged_syscalls, EveryDeniedSyscallHasAProbeRow) {
   };
   add(kA04NestedUserns), add(kA05Setns), add(kA06MountLayout), add(kA07Chroot), add(kA08Ptrace);
   add(kB13Tiocsti), add(kB15IoUring), add(kB16BpfUserfaultfdPerf), add(kB17Keyrings);
-  add(kB18PrivilegedSyscalls), add(kB19SocketFamilies);
+  add(kB18PrivilegedSyscalls), add(kB19SocketFamilies), add(kB73DockerBlockedSet);
   for (const auto& denied : sandbox::DeniedSyscalls(sandbox::SeccompOptions{})) {
     // Negative numbers are libseccomp's pseudo-syscalls: the call does not exist natively.
     if (seccomp_syscall_resolve_name(denied.name.c_str()) < 0) continue;

@@ -4,8 +4,9 @@
 //
 // For every case it prints "CASE reached" (flushed) before the attempt, then "CASE errno=N" or
 // "CASE ok". The arguments are chosen so that, when the kernel really runs the call, it fails early
-// with EBADF/EFAULT/EINVAL/ESRCH/ENOTTY (or succeeds harmlessly); a seccomp denial shows up as the
-// policy's errno (EPERM/ENOSYS/EAFNOSUPPORT) or as a SIGSYS death (int80_getpid, x32_getpid).
+// with EBADF/EFAULT/EINVAL/ESRCH/ENOTTY (or succeeds harmlessly, or ENOSYS for the numbers that
+// were never implemented); a seccomp denial shows up as the policy's errno
+// (EPERM/ENOSYS/EAFNOSUPPORT) or as a SIGSYS death (int80_getpid, x32_getpid).
 // A few informational cases (fds, cwd, root_inodes, proc_exe_write) print facts about the sandbox.
 //
 // Real attacks, with real payloads, for the tests that check their effect from outside:
@@ -149,6 +150,58 @@ static long c_setdomainname(void) { return syscall(SYS_setdomainname, BAD, 4096)
 static long c_io_uring_setup(void) { return syscall(SYS_io_uring_setup, 1, BAD); }
 static long c_io_uring_enter(void) { return syscall(SYS_io_uring_enter, -1, 0, 0, 0, BAD, 0); }
 static long c_io_uring_register(void) { return syscall(SYS_io_uring_register, -1, 0, BAD, 0); }
+
+// Docker's blocked set (issue 15, catalog B73-B93): each with arguments the kernel refuses early
+// (EINVAL/EFAULT/ESRCH/EBADF) or, for the numbers that never had an implementation, ENOSYS.
+// The kernel returns modify_ldt's result as an unsigned int (a 64-bit -EINVAL arrives as
+// 0xffffffea), so its errors are decoded here; seccomp's EPERM arrives as a normal -1/errno.
+static long c_modify_ldt(void) {
+  long ret = syscall(SYS_modify_ldt, 1 /* write */, BAD, 0UL);  // bytecount 0: EINVAL
+  if (ret > 0xfffff000L && ret <= 0xffffffffL) {
+    errno = (int)(0x100000000L - ret);
+    return -1;
+  }
+  return ret;
+}
+static long c_mbind(void) { return syscall(SYS_mbind, BAD, 4096UL, 0, 0UL, 0UL, 0xffffffffUL); }
+static long c_set_mempolicy(void) { return syscall(SYS_set_mempolicy, 0xffffUL, 0UL, 0UL); }
+static long c_get_mempolicy(void) {
+  return syscall(SYS_get_mempolicy, BAD, 0UL, 0UL, 0UL, 0xffffffffUL);
+}
+static long c_migrate_pages(void) { return syscall(SYS_migrate_pages, NOPID, 1UL, BAD, BAD); }
+static long c_move_pages(void) {
+  return syscall(SYS_move_pages, NOPID, 1UL, BAD, 0UL, BAD, 0xffffffffUL);
+}
+static long c_set_mempolicy_home_node(void) {
+  return syscall(SYS_set_mempolicy_home_node, 0UL, 0UL, 0UL, 0xffffUL);
+}
+static long c_pkey_mprotect(void) { return syscall(SYS_pkey_mprotect, BAD, 4096UL, 0UL, -1L); }
+static long c_pkey_alloc(void) { return syscall(SYS_pkey_alloc, 0xffffffffUL, 0UL); }
+static long c_pkey_free(void) { return syscall(SYS_pkey_free, -1L); }
+static long c_process_madvise(void) {
+  return syscall(SYS_process_madvise, -1, BAD, 1UL, 0, 0xffffUL);
+}
+static long c_sysfs(void) { return syscall(SYS_sysfs, 99, 0UL, 0UL); }
+static long c_ustat(void) { return syscall(SYS_ustat, 0UL, BAD); }
+static long c_getpmsg(void) { return syscall(SYS_getpmsg, -1, BAD, BAD, BAD, BAD); }
+static long c_putpmsg(void) { return syscall(SYS_putpmsg, -1, BAD, BAD, 0, 0); }
+static long c_afs_syscall(void) { return syscall(SYS_afs_syscall, 0, 0, 0, 0, 0); }
+static long c_tuxcall(void) { return syscall(SYS_tuxcall, 0, 0, 0); }
+static long c_security(void) { return syscall(SYS_security, 0, 0, 0); }
+static long c_vserver(void) { return syscall(SYS_vserver, 0, 0, 0); }
+// unshare without a namespace flag: harmless, and now denied like every unshare.
+static long c_unshare_files(void) { return syscall(SYS_unshare, CLONE_FILES); }
+// Makes the parent the tracer: harmless for the probe, which neither execs nor gets a signal.
+static long c_ptrace_traceme(void) { return syscall(SYS_ptrace, PTRACE_TRACEME, 0, 0, 0); }
+// Executable data: every later readable mapping would also be executable.
+static long c_personality_read_implies_exec(void) {
+  return syscall(SYS_personality, (unsigned long)READ_IMPLIES_EXEC);
+}
+// Calls numbered above the policy's highest reviewed one (kHighestReviewedSyscall, 450), by
+// number: the build's headers may predate them. The kernel runs them when unfiltered.
+static long c_cachestat(void) { return syscall(451, -1, BAD, BAD, 0); }
+static long c_fchmodat2(void) { return syscall(452, -1, BAD, 0, 0); }
+static long c_mseal(void) { return syscall(462, BAD, 4096UL, 0UL); }
 
 // The namespace cases can really create a process or namespace if the filter lets them through:
 // a child exits at once and the parent reaps it.
@@ -521,6 +574,31 @@ static const struct Case kCases[] = {
     {"io_uring_setup", c_io_uring_setup},
     {"io_uring_enter", c_io_uring_enter},
     {"io_uring_register", c_io_uring_register},
+    {"modify_ldt", c_modify_ldt},
+    {"mbind", c_mbind},
+    {"set_mempolicy", c_set_mempolicy},
+    {"get_mempolicy", c_get_mempolicy},
+    {"migrate_pages", c_migrate_pages},
+    {"move_pages", c_move_pages},
+    {"set_mempolicy_home_node", c_set_mempolicy_home_node},
+    {"pkey_mprotect", c_pkey_mprotect},
+    {"pkey_alloc", c_pkey_alloc},
+    {"pkey_free", c_pkey_free},
+    {"process_madvise", c_process_madvise},
+    {"sysfs", c_sysfs},
+    {"ustat", c_ustat},
+    {"getpmsg", c_getpmsg},
+    {"putpmsg", c_putpmsg},
+    {"afs_syscall", c_afs_syscall},
+    {"tuxcall", c_tuxcall},
+    {"security", c_security},
+    {"vserver", c_vserver},
+    {"unshare_files", c_unshare_files},
+    {"ptrace_traceme", c_ptrace_traceme},
+    {"personality_read_implies_exec", c_personality_read_implies_exec},
+    {"cachestat", c_cachestat},
+    {"fchmodat2", c_fchmodat2},
+    {"mseal", c_mseal},
     {"clone3_newuser", c_clone3_newuser},
     {"clone_newuser", c_clone_newuser},
     {"unshare_newuser", c_unshare_newuser},

@@ -609,6 +609,19 @@ const std::vector<Field>& SandboxFields() {
          l.config().sandbox.cgroup_parent = *value;
          return Ok{};
        }},
+      {"seccomp_mode",
+       [](Loader& l, const toml::node& n, const std::string& key) -> Result<void> {
+         auto value = l.String(n, key);
+         if (!value) return value.error();
+         if (*value == "deny") {
+           l.config().sandbox.seccomp_mode = sandbox::SeccompMode::kDeny;
+         } else if (*value == "allow") {
+           l.config().sandbox.seccomp_mode = sandbox::SeccompMode::kAllow;
+         } else {
+           return l.Expected(n, key, "\"deny\" or \"allow\"");
+         }
+         return Ok{};
+       }},
   };
   return fields;
 }

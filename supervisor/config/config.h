@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "sandbox/os/error.h"
+#include "sandbox/seccomp_policy.h"
 
 namespace packvisor {
 
@@ -54,6 +55,9 @@ struct SandboxConfig {
   bool allow_rlimits_only = false;
   // Execution cgroups live in {the supervisor's own cgroup}/{cgroup_parent}/ in each hierarchy.
   std::string cgroup_parent = "packvisor";
+  // "deny" (the deny list) or "allow" (the measured allow list on top of it) for actions and
+  // `exec`; environment builds always run with the deny list (docs/config.md).
+  sandbox::SeccompMode seccomp_mode = sandbox::SeccompMode::kDeny;
 };
 
 struct EnvsConfig {

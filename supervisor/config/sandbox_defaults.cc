@@ -19,6 +19,7 @@ sandbox::SandboxSpec BaseSandboxSpec(const Config& config) {
   spec.kill_grace = std::chrono::seconds(config.execution.kill_grace_seconds);
   spec.extra_ro_binds = config.sandbox.extra_ro_binds;
   spec.cgroup_parent = config.sandbox.cgroup_parent;
+  spec.seccomp_mode = config.sandbox.seccomp_mode;
   if (sandbox::CgroupLayout::Probe().backend != sandbox::CgroupBackend::kNone ||
       !config.sandbox.allow_rlimits_only) {
     // Without a back end the launch then fails closed, naming what is missing.

@@ -16,6 +16,9 @@ envs::EnvironmentSettings EnvironmentSettingsFrom(const Config& config) {
   settings.runtime_envs_dir = config.runtime_envs_dir;
   settings.state_dir = config.state_dir;
   settings.base_spec = BaseSandboxSpec(config);
+  // Builds (pip, npm, the runtime's install steps) need far more than the measured allow list
+  // (downloads, renames, ...): they keep the deny list whatever sandbox.seccomp_mode says.
+  settings.base_spec.seccomp_mode = sandbox::SeccompMode::kDeny;
   for (const std::string& entry : SandboxEnvironment(config, "", {})) {
     size_t eq = entry.find('=');
     std::string name = entry.substr(0, eq);

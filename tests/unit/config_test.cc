@@ -243,7 +243,7 @@ TEST_F(ConfigTest, ShippedExampleUncommentedGivesDefaults) {
       uncommented += line + "\n";
     }
   }
-  EXPECT_EQ(settings, 58);  // 55 keys, 2 install_env examples and 1 set_env example
+  EXPECT_EQ(settings, 59);  // 56 keys, 2 install_env examples and 1 set_env example
   auto config = LoadConfigFile(Write("uncommented.toml", uncommented));
   ASSERT_TRUE(config.ok()) << config.error().message();
   EXPECT_EQ(config->runtimes_dir, "/etc/packvisor/runtimes");
@@ -252,6 +252,23 @@ TEST_F(ConfigTest, ShippedExampleUncommentedGivesDefaults) {
   config->runtimes_dir.reset();
   config->sandbox.set_env.clear();
   ExpectDefaults(*config);
+}
+
+// sandbox.seccomp_mode names a profile compiled into the binary (issue 15).
+TEST_F(ConfigTest, SeccompModeDefaultsToDenyAndAcceptsAllow) {
+  auto defaults = LoadConfigFile(Write("default.toml", ""));
+  ASSERT_TRUE(defaults.ok()) << defaults.error().message();
+  EXPECT_EQ(defaults->sandbox.seccomp_mode, sandbox::SeccompMode::kDeny);
+  auto allow = LoadConfigFile(Write("allow.toml", "[sandbox]\nseccomp_mode = \"allow\"\n"));
+  ASSERT_TRUE(allow.ok()) << allow.error().message();
+  EXPECT_EQ(allow->sandbox.seccomp_mode, sandbox::SeccompMode::kAllow);
+}
+
+TEST_F(ConfigTest, SeccompModeRefusesAnythingElseNamingTheKey) {
+  EXPECT_EQ(ErrorOf("[sandbox]\nseccomp_mode = \"strict\"\n"),
+            "invalid configuration " + File() +
+                ":2: sandbox.seccomp_mode: expected \"deny\" or \"allow\", got \"strict\"");
+  EXPECT_THAT(ErrorOf("[sandbox]\nseccomp_mode = true\n"), HasSubstr("sandbox.seccomp_mode"));
 }
 
 TEST_F(ConfigTest, ShippedDevelopmentLoads) {

@@ -332,8 +332,10 @@ TEST(ConditionalDenials, UnshareWithAnyNamespaceFlagIsDenied) {
   }
 }
 
-TEST(ConditionalDenials, UnshareWithoutNamespaceFlagsIsAllowed) {
-  EXPECT_EQ(PolicyErrno(SYS_unshare, {CLONE_FILES | CLONE_FS, 0, 0, 0, 0, 0}), kAllowedByPolicy);
+// Docker's default profile blocks unshare whatever its flags; so does the policy (issue 15).
+TEST(ConditionalDenials, UnshareWithoutNamespaceFlagsIsDeniedToo) {
+  EXPECT_EQ(PolicyErrno(SYS_unshare, {CLONE_FILES | CLONE_FS, 0, 0, 0, 0, 0}), EPERM);
+  EXPECT_EQ(PolicyErrno(SYS_unshare, {0, 0, 0, 0, 0, 0}), EPERM);
 }
 
 TEST(ConditionalDenials, CloneNewUserIsDenied) {
@@ -560,8 +562,10 @@ namespace packvisor::sandbox {
 namespace {
 
 TEST(BuiltinSeccompProgram, EqualsAFreshCompilationOfThePolicy) {
-  for (bool io_uring : {false, true}) {
-    SeccompOptions options{.allow_io_uring = io_uring};
+  for (int variant : {0, 1, 2}) {
+    bool io_uring = variant == 1;
+    SeccompOptions options{.allow_io_uring = io_uring,
+                           .mode = variant == 2 ? SeccompMode::kAllow : SeccompMode::kDeny};
     auto fresh = CompileSeccompPolicy(options);
     ASSERT_TRUE(fresh.ok()) << fresh.error().message();
     const SeccompProgram& builtin = BuiltinSeccompProgram(options);
