@@ -14,3 +14,20 @@ namespace packvisor {
 bool JsonNestsDeeperThan(std::string_view body, int limit);
 
 }  // namespace packvisor
+
+namespace packvisor {
+
+// The deepest nesting any configuration or runtime-definition TOML file may have (tables and
+// arrays, counted as TomlNestsDeeperThan counts them): the files packvisor reads nest 3 deep.
+inline constexpr int kMaxTomlDepth = 64;
+
+// Whether the tables and arrays the TOML text `body` describes could nest deeper than `limit`,
+// counted without parsing (strings and comments skipped) and stopping as soon as the limit is
+// passed. toml++ caps inline arrays and tables (256), but not `a.b.c = 1` dotted keys or
+// `[a.b.c]` headers, and it frees nested tables recursively. The count is an upper bound of the
+// depth toml++ would build: a header's components count twice (each may be an array of tables
+// holding a table), and the components of a dotted key and the inline arrays and tables of its
+// value add to the header's.
+bool TomlNestsDeeperThan(std::string_view body, int limit);
+
+}  // namespace packvisor
