@@ -31,3 +31,16 @@ inline constexpr int kMaxTomlDepth = 64;
 bool TomlNestsDeeperThan(std::string_view body, int limit);
 
 }  // namespace packvisor
+
+namespace packvisor {
+
+// toml++ 3.3 (Debian's) reaches __builtin_unreachable() - undefined behaviour - when it asks
+// whether some non-ASCII characters are whitespace: U+00A1..U+0499, U+2D2E..U+3127 and
+// U+FBB6..U+FEFE (but U+3000). It asks outside strings and comments (where TOML allows no
+// non-ASCII character anyway), and in a """multi-line""" string for the character after a
+// backslash and the first one after a line-ending backslash's whitespace. Returns the 1-based line
+// of the first such character in such a place, or 0 when there is none: the caller refuses the text
+// before toml++ sees it.
+int TomlUnsafeCharacterLine(std::string_view body);
+
+}  // namespace packvisor

@@ -461,6 +461,12 @@ Result<RuntimeDefinition> ParseRuntimeDefinition(std::string_view toml_text,
                       "tables and arrays nested deeper than " + std::to_string(kMaxTomlDepth) +
                           " levels (refused before parsing)");
   }
+  if (int line = TomlUnsafeCharacterLine(toml_text)) {
+    return ctx.AtLine(static_cast<uint32_t>(line), "syntax",
+                      "a non-ASCII character outside a string or comment, or after a backslash in "
+                      "a multi-line string (refused before parsing: the TOML library mishandles "
+                      "it)");
+  }
   try {
     toml::table root = toml::parse(toml_text, source);
     return ParseTable(ctx, root);

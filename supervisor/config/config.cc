@@ -1129,6 +1129,11 @@ Result<Config> ParseConfigText(std::string_view text, const std::string& source)
                    "tables and arrays nested deeper than " + std::to_string(kMaxTomlDepth) +
                        " levels (refused before parsing)");
   }
+  if (int line = TomlUnsafeCharacterLine(text)) {
+    return Failure(kInvalid, source + ":" + std::to_string(line),
+                   "a non-ASCII character outside a string or comment, or after a backslash in a "
+                   "multi-line string (refused before parsing: the TOML library mishandles it)");
+  }
   try {
     toml::table root = toml::parse(text, source);
     return Loader(source, dir).Load(root);
