@@ -224,10 +224,20 @@ int TomlUnsafeCharacterLine(std::string_view body) {
           break;
         }
       }
+      if (j >= body.size()) {  // unterminated: refused by toml++ after it looked at it
+        for (size_t k = i + 3; k < body.size(); ++k) {
+          if (unsafe_at(k)) return line;
+        }
+      }
       i = j - 1;
     } else if (c == '"' || c == '\'') {
       size_t end = SkipTomlString(body, i);
-      for (size_t j = i; j < end; ++j) line += body[j] == '\n';
+      // An unterminated string is an error toml++ reports after looking at its characters.
+      bool closed = end >= i + 2 && body[end - 1] == c;
+      for (size_t j = i; j < end; ++j) {
+        if (!closed && unsafe_at(j)) return line;
+        line += body[j] == '\n';
+      }
       i = end - 1;
     } else if (unsafe_at(i)) {
       return line;

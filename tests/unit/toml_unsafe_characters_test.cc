@@ -28,6 +28,19 @@ TEST(TomlUnsafeCharacterLine, FindsTrappingCharactersOutsideStringsAndComments) 
   EXPECT_EQ(TomlUnsafeCharacterLine("a = \"\"\"x\\\n y\xc2\xa7\"\"\"\n b \xc2\xa7"), 3);
 }
 
+// The second finding: toml++ also looks at the characters of a string it refuses as unterminated.
+TEST(ConfigToml, NonAsciiCharacterInAnUnterminatedStringIsRefusedNotUndefinedBehaviour) {
+  EXPECT_EQ(TomlUnsafeCharacterLine("y = [[[1,2[\x1f an[=([[\"\xd1\x90\n"), 1);
+  EXPECT_EQ(TomlUnsafeCharacterLine("a = 1\nb = \"\"\"\n\xc2\xa7"), 2);
+  auto config = ParseConfigText("[[s1b]]\ny = [[\"\xd1\x90\n", "/etc/packvisor/packvisor.toml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.error().message().rfind("invalid configuration /etc/packvisor/packvisor.toml:2: "
+                                           "a non-ASCII character",
+                                           0),
+            0u)
+      << config.error().message();
+}
+
 TEST(ConfigToml, NonAsciiCharacterOutsideAStringIsRefusedNotUndefinedBehaviour) {
   auto config = ParseConfigText("\xc2\xa7 = 1\n", "/etc/packvisor/packvisor.toml");
   ASSERT_FALSE(config.ok());
