@@ -39,6 +39,50 @@ bool IsNpmBookkeeping(std::string_view line) {
   return false;
 }
 
+// The length of the UTF-8 character at the start of `text` (RFC 3629: no overlong forms, no
+// surrogates, at most U+10FFFF), or 0 when it does not start with one.
+size_t Utf8Length(std::string_view text) {
+  auto byte = [&](size_t i) { return static_cast<unsigned char>(text[i]); };
+  unsigned char lead = byte(0);
+  if (lead < 0x80) return 1;
+  size_t length = lead >= 0xc2 && lead <= 0xdf   ? 2
+                  : lead >= 0xe0 && lead <= 0xef ? 3
+                  : lead >= 0xf0 && lead <= 0xf4 ? 4
+                                                 : 0;
+  if (length == 0 || text.size() < length) return 0;
+  unsigned char low = 0x80, high = 0xbf;  // the range of the second byte
+  if (lead == 0xe0) low = 0xa0;
+  if (lead == 0xed) high = 0x9f;
+  if (lead == 0xf0) low = 0x90;
+  if (lead == 0xf4) high = 0x8f;
+  if (byte(1) < low || byte(1) > high) return 0;
+  for (size_t i = 2; i < length; ++i) {
+    if (byte(i) < 0x80 || byte(i) > 0xbf) return 0;
+  }
+  return length;
+}
+
+// One line of a build's output as it may appear in an error and a failure record: a tab becomes a
+// space, other control characters (terminal escapes included) and bytes that are not UTF-8 '?',
+// and the line is
+// cut after kMaxLineChars bytes without splitting a character.
+std::string CleanLine(std::string_view raw) {
+  std::string line;
+  for (size_t i = 0; i < raw.size() && line.size() < kMaxLineChars;) {
+    size_t length = Utf8Length(raw.substr(i));
+    unsigned char c = static_cast<unsigned char>(raw[i]);
+    if (length == 0 || (length == 1 && (c < 0x20 || c == 0x7f))) {
+      line += c == '\t' ? ' ' : '?';
+      ++i;
+      continue;
+    }
+    if (line.size() + length > kMaxLineChars) break;
+    line.append(raw.substr(i, length));
+    i += length;
+  }
+  return line;
+}
+
 bool ReadsAsError(std::string_view line) {
   std::string_view trimmed = line;
   while (!trimmed.empty() && trimmed.front() == ' ') trimmed.remove_prefix(1);
@@ -62,9 +106,9 @@ std::vector<std::string> OutputLines(std::string_view text) {
   while (start < text.size()) {
     size_t end = text.find('\n', start);
     if (end == std::string_view::npos) end = text.size();
-    std::string line(text.substr(start, end - start));
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-    if (!line.empty()) lines.push_back(line.substr(0, kMaxLineChars));
+    std::string_view raw = text.substr(start, end - start);
+    while (!raw.empty() && (raw.back() == '\r' || raw.back() == ' ')) raw.remove_suffix(1);
+    if (!raw.empty()) lines.push_back(CleanLine(raw));
     start = end + 1;
   }
   return lines;

@@ -23,7 +23,8 @@ class BuildOutputTail : public sandbox::OutputSink {
 };
 
 // The non-empty lines of `text`, trailing blanks and carriage returns removed, each cut to 200
-// characters.
+// bytes (never inside a UTF-8 character), tabs made spaces, other control characters and bytes
+// that are not UTF-8 '?': a line is printable text, fit for an error message and a JSON record.
 std::vector<std::string> OutputLines(std::string_view text);
 
 // The line of `lines` that says why the step failed: the last one that reads as an error

@@ -1,5 +1,10 @@
 #include "envs/document_limits.h"
 
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
 namespace packvisor {
 
 bool JsonNestsDeeperThan(std::string_view body, int limit) {
@@ -22,6 +27,223 @@ bool JsonNestsDeeperThan(std::string_view body, int limit) {
     }
   }
   return false;
+}
+
+}  // namespace packvisor
+
+namespace packvisor {
+namespace {
+
+// Skips the string starting at body[i] (a quote), returning the index just past it. Single-line
+// strings end at a newline too (toml++ stops there with an error). Multi-line strings may end
+// with up to two extra quotes ("""a"""" is `a"`), which belong to the string.
+size_t SkipTomlString(std::string_view body, size_t i) {
+  const char quote = body[i];
+  const bool escapes = quote == '"';
+  if (body.compare(i, 3, std::string(3, quote)) == 0) {
+    for (size_t j = i + 3; j < body.size(); ++j) {
+      if (escapes && body[j] == '\\') {
+        ++j;
+      } else if (body.compare(j, 3, std::string(3, quote)) == 0) {
+        j += 3;
+        for (int extra = 0; extra < 2 && j < body.size() && body[j] == quote; ++extra) ++j;
+        return j;
+      }
+    }
+    return body.size();
+  }
+  for (size_t j = i + 1; j < body.size(); ++j) {
+    if (escapes && body[j] == '\\') {
+      if (j + 1 < body.size() && body[j + 1] == '\n') return j + 1;
+      ++j;
+    } else if (body[j] == quote || body[j] == '\n') {
+      return body[j] == quote ? j + 1 : j;
+    }
+  }
+  return body.size();
+}
+
+}  // namespace
+
+bool TomlNestsDeeperThan(std::string_view body, int limit) {
+  // The containers open at this point: '[' (array) or '{' (inline table), with the depth of
+  // the values directly inside them.
+  struct Open {
+    char kind;
+    int depth;
+  };
+  std::vector<Open> open;
+  int header_depth = 0;  // of the tables the last [header] or [[header]] opened
+  bool in_key = true;    // reading a key (before '='), not a value
+  int key_parts = 1;     // components of the key read so far
+  int value_depth = 0;   // the depth of the value after '='
+  bool line_start = true;
+  auto base = [&] { return open.empty() ? header_depth : open.back().depth; };
+  for (size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    if (c == '"' || c == '\'') {
+      i = SkipTomlString(body, i) - 1;
+      line_start = false;
+      continue;
+    }
+    if (c == '#') {
+      while (i + 1 < body.size() && body[i + 1] != '\n') ++i;
+      continue;
+    }
+    if (c == '\n') {
+      if (open.empty()) {
+        in_key = true;
+        key_parts = 1;
+        line_start = true;
+      }
+      continue;
+    }
+    if (c == ' ' || c == '\t' || c == '\r') continue;
+    if (c == '[' && open.empty() && line_start) {
+      // A [table] or [[array of tables]] header: its components, until the closing ']'.
+      int parts = 1;
+      size_t j = i + 1;
+      for (; j < body.size() && body[j] != ']' && body[j] != '\n'; ++j) {
+        if (body[j] == '"' || body[j] == '\'') {
+          j = SkipTomlString(body, j) - 1;
+        } else if (body[j] == '.') {
+          ++parts;
+        }
+      }
+      if (parts > limit / 2) return true;
+      header_depth = 2 * parts;
+      while (j < body.size() && body[j] == ']') ++j;
+      i = j - 1;
+      line_start = false;
+      continue;
+    }
+    line_start = false;
+    if (in_key) {
+      if (c == '.') {
+        if (++key_parts > limit) return true;
+      } else if (c == '=') {
+        in_key = false;
+        value_depth = base() + key_parts;
+        if (value_depth > limit) return true;
+      }
+      continue;
+    }
+    if (c == '[' || c == '{') {
+      // Directly after '=' the container is the key's value; inside an array, an element.
+      int depth = !open.empty() && open.back().kind == '[' ? open.back().depth + 1 : value_depth;
+      if (depth > limit) return true;
+      open.push_back(Open{c, depth});
+      if (c == '{') {
+        in_key = true;
+        key_parts = 1;
+      } else {
+        value_depth = depth;
+      }
+    } else if (c == ']' || c == '}') {
+      if (!open.empty()) open.pop_back();
+      in_key = false;
+      value_depth = base();
+    } else if (c == ',' && !open.empty() && open.back().kind == '{') {
+      in_key = true;
+      key_parts = 1;
+    }
+  }
+  return false;
+}
+
+}  // namespace packvisor
+
+namespace packvisor {
+namespace {
+
+// The code point of the UTF-8 sequence at body[i] and its length; length 1 and code point 0xFFFD
+// for a byte that starts no valid sequence (toml++ refuses those itself).
+std::pair<char32_t, size_t> DecodeUtf8(std::string_view body, size_t i) {
+  unsigned char lead = static_cast<unsigned char>(body[i]);
+  size_t length = lead < 0x80         ? 1
+                  : (lead >> 5) == 6  ? 2
+                  : (lead >> 4) == 14 ? 3
+                  : (lead >> 3) == 30 ? 4
+                                      : 0;
+  if (length == 0 || i + length > body.size()) return {0xFFFD, 1};
+  char32_t code = length == 1 ? lead : lead & (0x7f >> length);
+  for (size_t j = 1; j < length; ++j) {
+    unsigned char next = static_cast<unsigned char>(body[i + j]);
+    if ((next >> 6) != 2) return {0xFFFD, 1};
+    code = (code << 6) | (next & 0x3f);
+  }
+  return {code, length};
+}
+
+// Whether toml++ 3.3's is_non_ascii_horizontal_whitespace(code) reaches its unreachable default.
+bool TrapsTomlWhitespaceCheck(char32_t code) {
+  if (code < 0xA0 || code > 0xFEFF) return false;
+  uint64_t child = (static_cast<uint64_t>(code) - 0xA0) / 0x3FA;
+  if ((1ull << child) & 0x7FFFFFFFFFFFF75Eull) return false;
+  if (code == 0xA0 || code == 0x3000 || code == 0xFEFF) return false;
+  return child != 5 && child != 7;
+}
+
+}  // namespace
+
+int TomlUnsafeCharacterLine(std::string_view body) {
+  int line = 1;
+  auto unsafe_at = [&](size_t i) {
+    return static_cast<unsigned char>(body[i]) >= 0x80 &&
+           TrapsTomlWhitespaceCheck(DecodeUtf8(body, i).first);
+  };
+  for (size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    if (c == '\n') {
+      ++line;
+    } else if (c == '#') {
+      while (i + 1 < body.size() && body[i + 1] != '\n') ++i;
+    } else if (c == '"' && body.compare(i, 3, "\"\"\"") == 0) {
+      // A multi-line basic string: after a line-ending backslash, toml++ skips whitespace and
+      // asks about the first other character.
+      size_t j = i + 3;
+      for (; j < body.size(); ++j) {
+        if (body[j] == '\n') ++line;
+        if (body[j] == '\\' && j + 1 < body.size()) {
+          size_t k = j + 1;
+          if (unsafe_at(k)) return line;  // toml++ asks whether the escaped character is one
+          if (body[k] == ' ' || body[k] == '\t' || body[k] == '\r' || body[k] == '\n') {
+            while (k < body.size() &&
+                   (body[k] == ' ' || body[k] == '\t' || body[k] == '\r' || body[k] == '\n')) {
+              if (body[k] == '\n') ++line;
+              ++k;
+            }
+            if (k < body.size() && unsafe_at(k)) return line;
+            j = k - 1;
+          } else {
+            ++j;
+          }
+        } else if (body.compare(j, 3, "\"\"\"") == 0) {
+          j += 3;
+          for (int extra = 0; extra < 2 && j < body.size() && body[j] == '"'; ++extra) ++j;
+          break;
+        }
+      }
+      if (j >= body.size()) {  // unterminated: refused by toml++ after it looked at it
+        for (size_t k = i + 3; k < body.size(); ++k) {
+          if (unsafe_at(k)) return line;
+        }
+      }
+      i = j - 1;
+    } else if (c == '"' || c == '\'') {
+      size_t end = SkipTomlString(body, i);
+      // An unterminated string is an error toml++ reports after looking at its characters.
+      bool closed = end >= i + 2 && body[end - 1] == c;
+      for (size_t j = i; j < end; ++j) {
+        if (!closed && unsafe_at(j)) return line;
+        line += body[j] == '\n';
+      }
+      i = end - 1;
+    } else if (unsafe_at(i)) {
+      return line;
+    }
+  }
+  return 0;
 }
 
 }  // namespace packvisor

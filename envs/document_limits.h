@@ -14,3 +14,33 @@ namespace packvisor {
 bool JsonNestsDeeperThan(std::string_view body, int limit);
 
 }  // namespace packvisor
+
+namespace packvisor {
+
+// The deepest nesting any configuration or runtime-definition TOML file may have (tables and
+// arrays, counted as TomlNestsDeeperThan counts them): the files packvisor reads nest 3 deep.
+inline constexpr int kMaxTomlDepth = 64;
+
+// Whether the tables and arrays the TOML text `body` describes could nest deeper than `limit`,
+// counted without parsing (strings and comments skipped) and stopping as soon as the limit is
+// passed. toml++ caps inline arrays and tables (256), but not `a.b.c = 1` dotted keys or
+// `[a.b.c]` headers, and it frees nested tables recursively. The count is an upper bound of the
+// depth toml++ would build: a header's components count twice (each may be an array of tables
+// holding a table), and the components of a dotted key and the inline arrays and tables of its
+// value add to the header's.
+bool TomlNestsDeeperThan(std::string_view body, int limit);
+
+}  // namespace packvisor
+
+namespace packvisor {
+
+// toml++ 3.3 (Debian's) reaches __builtin_unreachable() - undefined behaviour - when it asks
+// whether some non-ASCII characters are whitespace: U+00A1..U+0499, U+2D2E..U+3127 and
+// U+FBB6..U+FEFE (but U+3000). It asks outside strings and comments (where TOML allows no
+// non-ASCII character anyway), and in a """multi-line""" string for the character after a
+// backslash and the first one after a line-ending backslash's whitespace. Returns the 1-based line
+// of the first such character in such a place, or 0 when there is none: the caller refuses the text
+// before toml++ sees it.
+int TomlUnsafeCharacterLine(std::string_view body);
+
+}  // namespace packvisor

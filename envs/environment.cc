@@ -10,11 +10,11 @@
 #include <atomic>
 #include <climits>
 #include <cstdio>
-#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "envs/build_output.h"
 #include "envs/digest.h"
+#include "envs/environment_records.h"
 #include "envs/pack_disk.h"
 #include "envs/safe_fs.h"
 #include "sandbox/launcher.h"
@@ -54,22 +54,10 @@ std::string RuntimeOfFailedName(const std::string& name) {
 
 // The failed build recorded beside the environment, in the root-owned pack directory (the
 // sandbox never has it mounted), read without following a symlink.
-struct FailureRecord {
-  std::string digest;
-  std::string error;  // the failure's detail: "install failed (exit 1): ..."
-  int64_t failed_at = 0;
-};
-
 std::optional<FailureRecord> ReadFailureRecord(int pack_fd, const std::string& runtime) {
   auto text = ReadSmallFileAt(pack_fd, FailedName(runtime), kFailureRecordMaxBytes);
   if (!text) return std::nullopt;
-  auto json = nlohmann::json::parse(*text, nullptr, false);
-  if (!json.is_object() || !json.contains("digest") || !json["digest"].is_string() ||
-      !json.contains("error") || !json["error"].is_string()) {
-    return std::nullopt;
-  }
-  return FailureRecord{json["digest"].get<std::string>(), json["error"].get<std::string>(),
-                       json.value("failed_at", int64_t{0})};
+  return ParseFailureRecord(*text);
 }
 
 std::string UtcTime(int64_t unix_time) {
@@ -81,22 +69,12 @@ std::string UtcTime(int64_t unix_time) {
   return text;
 }
 
-struct Marker {
-  std::string digest;
-  uint64_t ino = 0;
-};
+using Marker = ReadyMarker;
 
 std::optional<Marker> ReadMarker(int pack_fd, const std::string& runtime) {
   auto text = ReadSmallFileAt(pack_fd, MarkerName(runtime), kMarkerMaxBytes);
   if (!text) return std::nullopt;
-  auto json = nlohmann::json::parse(*text, nullptr, false);
-  if (!json.is_object() || !json.contains("digest") || !json["digest"].is_string()) {
-    return std::nullopt;
-  }
-  Marker marker;
-  marker.digest = json["digest"].get<std::string>();
-  marker.ino = json.value("ino", uint64_t{0});
-  return marker;
+  return ParseReadyMarker(*text);
 }
 
 // The environment directory's identity, without following a symlink.
@@ -436,11 +414,9 @@ Result<void> EnvironmentManager::Build(int pack_fd, const std::string& pack_ref,
   // the same digest is not built again on every run. The record is best effort (a full pack disk
   // may refuse it); the build fails either way.
   auto fail = [&](const std::string& detail) -> Error {
-    nlohmann::json record = {{"digest", digest},
-                             {"error", detail},
-                             {"runtime", runtime.name},
-                             {"failed_at", static_cast<int64_t>(time(nullptr))}};
-    (void)WriteFileAtomicAt(pack_fd, FailedName(runtime.name), record.dump() + "\n");
+    std::string record =
+        FailureRecordText({digest, detail, static_cast<int64_t>(time(nullptr))}, runtime.name);
+    (void)WriteFileAtomicAt(pack_fd, FailedName(runtime.name), record);
     return Failure("environment build", label, detail);
   };
 
@@ -580,11 +556,9 @@ Result<void> EnvironmentManager::Build(int pack_fd, const std::string& pack_ref,
   }
   auto st = EnvStat(pack_fd, runtime.name);
   if (!st) return Failure("publish", label, "the published environment vanished");
-  nlohmann::json marker = {{"digest", digest},
-                           {"ino", static_cast<uint64_t>(st->st_ino)},
-                           {"runtime", runtime.name},
-                           {"built_at", static_cast<int64_t>(time(nullptr))}};
-  PV_TRY(WriteFileAtomicAt(pack_fd, MarkerName(runtime.name), marker.dump() + "\n"));
+  std::string marker = ReadyMarkerText({digest, static_cast<uint64_t>(st->st_ino)}, runtime.name,
+                                       static_cast<int64_t>(time(nullptr)));
+  PV_TRY(WriteFileAtomicAt(pack_fd, MarkerName(runtime.name), marker));
   cleanup.armed = false;
   (void)unlinkat(pack_fd, FailedName(runtime.name).c_str(), 0);  // a success ends a failure
   if (replaced) {

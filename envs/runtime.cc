@@ -11,6 +11,7 @@
 #include <functional>
 #include <set>
 
+#include "envs/document_limits.h"
 #include "envs/names.h"
 #include "sandbox/os/unique_fd.h"
 
@@ -55,7 +56,17 @@ Result<std::string> ReadSmallFile(const std::string& path, size_t limit) {
   return text;
 }
 
-// Builds errors of the form "file:line: key: detail".
+// `text` on one line: control characters (a quoted key or value may hold any) become '?'.
+std::string OneLine(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
+  return out;
+}
+
+// Builds errors of the form "file:line: key: detail", on one line whatever the key and the detail
+// quote.
 class Context {
  public:
   explicit Context(const std::string& source) : source_(source) {}
@@ -64,7 +75,8 @@ class Context {
     return AtLine(node.source().begin.line, key, detail);
   }
   Error AtLine(uint32_t line, const std::string& key, const std::string& detail) const {
-    return Failure("", source_ + ":" + std::to_string(line == 0 ? 1 : line), key + ": " + detail);
+    return Failure("", source_ + ":" + std::to_string(line == 0 ? 1 : line),
+                   OneLine((key.size() > 200 ? key.substr(0, 200) + "..." : key) + ": " + detail));
   }
   const std::string& source() const { return source_; }
 
@@ -443,6 +455,18 @@ bool RuntimeDefinition::MatchesExtension(std::string_view ext) const {
 Result<RuntimeDefinition> ParseRuntimeDefinition(std::string_view toml_text,
                                                  const std::string& source) {
   Context ctx(source);
+  // toml++ frees nested tables recursively: a deep definition is refused before it is parsed.
+  if (TomlNestsDeeperThan(toml_text, kMaxTomlDepth)) {
+    return ctx.AtLine(1, "syntax",
+                      "tables and arrays nested deeper than " + std::to_string(kMaxTomlDepth) +
+                          " levels (refused before parsing)");
+  }
+  if (int line = TomlUnsafeCharacterLine(toml_text)) {
+    return ctx.AtLine(static_cast<uint32_t>(line), "syntax",
+                      "a non-ASCII character outside a string or comment, or after a backslash in "
+                      "a multi-line string (refused before parsing: the TOML library mishandles "
+                      "it)");
+  }
   try {
     toml::table root = toml::parse(toml_text, source);
     return ParseTable(ctx, root);

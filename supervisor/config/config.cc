@@ -17,8 +17,10 @@
 #include <utility>
 #include <vector>
 
+#include "envs/document_limits.h"
 #include "envs/pack_disk.h"
 #include "supervisor/config/broker_url.h"
+#include "supervisor/config/config_text.h"
 
 namespace packvisor {
 namespace {
@@ -90,7 +92,8 @@ bool IsBareKey(std::string_view name) {
 }
 
 std::string KeyPart(std::string_view name) {
-  return IsBareKey(name) ? std::string(name) : Quote(name);
+  // Quote() cuts a long name: a key in a message stays short.
+  return IsBareKey(name) && name.size() <= 80 ? std::string(name) : Quote(name);
 }
 
 std::string Join(const std::string& prefix, std::string_view name) {
@@ -1038,9 +1041,17 @@ Result<std::string> ReadSmallFile(const std::string& path) {
   return content;
 }
 
+// A library's message on one line: line breaks and tabs become spaces, other control characters
+// '?'.
 std::string OneLine(std::string_view text) {
   std::string out;
-  for (char c : text) out += (c == '\n' || c == '\r' || c == '\t') ? ' ' : c;
+  for (char c : text) {
+    if (c == '\n' || c == '\r' || c == '\t') {
+      out += ' ';
+    } else {
+      out += static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? '?' : c;
+    }
+  }
   while (!out.empty() && out.back() == ' ') out.pop_back();
   return out;
 }
@@ -1119,24 +1130,41 @@ const std::vector<std::string>& ConfigKeyNames() {
   return keys;
 }
 
+Result<Config> ParseConfigText(std::string_view text, const std::string& source) {
+  std::string dir = source.substr(0, source.rfind('/'));
+  if (dir.empty()) dir = "/";
+  if (text.size() > static_cast<size_t>(kMaxConfigFileBytes)) {
+    return Failure(kInvalid, source, "larger than 1 MiB");
+  }
+  // toml++ frees nested tables recursively: a deep document is refused before it is parsed.
+  if (TomlNestsDeeperThan(text, kMaxTomlDepth)) {
+    return Failure(kInvalid, source,
+                   "tables and arrays nested deeper than " + std::to_string(kMaxTomlDepth) +
+                       " levels (refused before parsing)");
+  }
+  if (int line = TomlUnsafeCharacterLine(text)) {
+    return Failure(kInvalid, source + ":" + std::to_string(line),
+                   "a non-ASCII character outside a string or comment, or after a backslash in a "
+                   "multi-line string (refused before parsing: the TOML library mishandles it)");
+  }
+  try {
+    toml::table root = toml::parse(text, source);
+    return Loader(source, dir).Load(root);
+  } catch (const toml::parse_error& e) {
+    uint32_t line = e.source().begin.line;
+    return Failure(kInvalid, source + ":" + std::to_string(line ? line : 1),
+                   "TOML syntax error: " + OneLine(e.description()));
+  } catch (const std::exception& e) {
+    return Failure(kInvalid, source, OneLine(e.what()));
+  }
+}
+
 Result<Config> LoadConfigFile(const std::string& path) {
   auto absolute = AbsolutePath(path);
   if (!absolute) return absolute.error();
-  const std::string& file = *absolute;
-  auto content = ReadSmallFile(file);
+  auto content = ReadSmallFile(*absolute);
   if (!content) return content.error();
-  std::string dir = file.substr(0, file.rfind('/'));
-  if (dir.empty()) dir = "/";
-  try {
-    toml::table root = toml::parse(*content, file);
-    return Loader(file, dir).Load(root);
-  } catch (const toml::parse_error& e) {
-    uint32_t line = e.source().begin.line;
-    return Failure(kInvalid, file + ":" + std::to_string(line ? line : 1),
-                   "TOML syntax error: " + OneLine(e.description()));
-  } catch (const std::exception& e) {
-    return Failure(kInvalid, file, OneLine(e.what()));
-  }
+  return ParseConfigText(*content, *absolute);
 }
 
 Result<Config> LoadConfigFrom(const std::optional<std::string>& explicit_path,

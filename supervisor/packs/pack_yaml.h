@@ -25,10 +25,12 @@ namespace packvisor::detail {
 
 class Problems {
  public:
+  // The key and the detail are put on one line (a quoted YAML key, or a library's message, may
+  // hold any character): control characters become '?'. A key is cut after kMaxKeyChars.
   void Add(Severity severity, const std::string& file, int line, const std::string& key,
            const std::string& detail) {
     if (severity == Severity::kError) ++errors_;
-    diagnostics_.push_back(Diagnostic{severity, file, line, key, detail});
+    diagnostics_.push_back(Diagnostic{severity, file, line, Cut(OneLine(key)), OneLine(detail)});
   }
   // An error.
   void Add(const std::string& file, int line, const std::string& key, const std::string& detail) {
@@ -40,6 +42,18 @@ class Problems {
   std::vector<Diagnostic>& diagnostics() { return diagnostics_; }
 
  private:
+  static constexpr size_t kMaxKeyChars = 200;
+  static std::string Cut(std::string key) {
+    if (key.size() > kMaxKeyChars) key = key.substr(0, kMaxKeyChars) + "...";
+    return key;
+  }
+  static std::string OneLine(std::string text) {
+    for (char& c : text) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    }
+    return text;
+  }
+
   std::vector<Diagnostic> diagnostics_;
   size_t errors_ = 0;
 };
@@ -187,5 +201,13 @@ void ForEachKey(const FileContext& ctx, const YAML::Node& map, const std::string
                 const std::vector<std::string_view>& known, Visit visit) {
   ForEachKeyWith(UnknownKeys::kIgnore, ctx, map, prefix, known, visit);
 }
+
+// InspectPack (packs.h) on text already in memory, for tests and the pack_yaml fuzz target:
+// `pack_yaml` as `pack_dir`/pack.yaml and each (stem, text) of `actions` as
+// `pack_dir`/actions/<stem>.yaml, in that order. Nothing is read from disk and entry points are
+// not resolved; everything else is checked as InspectPack does.
+PackInspection InspectPackText(const std::string& pack_dir, const std::string& pack_yaml,
+                               const std::vector<std::pair<std::string, std::string>>& actions,
+                               const envs::RuntimeRegistry* runtimes = nullptr);
 
 }  // namespace packvisor::detail

@@ -207,12 +207,25 @@ const envs::RuntimeDefinition* ChooseRuntimeOrExplain(const Action& action,
   return nullptr;
 }
 
-// Parses pack.yaml into `pack` (which keeps its defaults where a field is broken).
-void ParseManifestUnguarded(const PackDir& dir, Pack* pack, Problems* problems) {
+// The text of a pack file: `given` when the caller has it (InspectPackText), else read from `path`.
+std::optional<std::string> YamlText(const std::string& path, const std::string* given,
+                                    Problems* problems) {
+  if (given == nullptr) return ReadYamlFile(path, problems);
+  if (given->size() > kMaxYamlBytes) {
+    problems->AddFile(path, "larger than " + std::to_string(kMaxYamlBytes) + " bytes (refused)");
+    return std::nullopt;
+  }
+  return *given;
+}
+
+// Parses pack.yaml (or `given`, its text) into `pack` (which keeps its defaults where a field is
+// broken).
+void ParseManifestUnguarded(const PackDir& dir, const std::string* given, Pack* pack,
+                            Problems* problems) {
   pack->dir = dir.real;
   pack->ref = dir.name;
   FileContext ctx{dir.real + "/pack.yaml", problems};
-  std::optional<std::string> text = ReadYamlFile(ctx.path, problems);
+  std::optional<std::string> text = YamlText(ctx.path, given, problems);
   if (!text) return;
   std::optional<YAML::Node> root = ParseYaml(ctx.path, *text, problems);
   if (!root) return;
@@ -252,14 +265,15 @@ void ParseManifestUnguarded(const PackDir& dir, Pack* pack, Problems* problems) 
   if (!have_ref) ctx.Add(LineOf(*root), "ref", "missing (required; the pack's name)");
 }
 
-// Parses one action file. Returns the action when the file has no problem.
+// Parses one action file (or `given`, its text). Returns the action when the file has no problem.
 std::optional<Action> ParseActionUnguarded(const Pack& pack, const PackDir& dir,
                                            const std::string& yaml_path, const std::string& stem,
+                                           const std::string* given,
                                            const envs::RuntimeRegistry* runtimes,
                                            Problems* problems) {
   size_t before = problems->errors();
   FileContext ctx{yaml_path, problems};
-  std::optional<std::string> text = ReadYamlFile(yaml_path, problems);
+  std::optional<std::string> text = YamlText(yaml_path, given, problems);
   if (!text) return std::nullopt;
   std::optional<YAML::Node> root = ParseYaml(yaml_path, *text, problems);
   if (!root) return std::nullopt;
@@ -392,9 +406,10 @@ std::optional<Action> ParseActionUnguarded(const Pack& pack, const PackDir& dir,
 
 // The two parsers above with a last line of defence: yaml-cpp reports some misuse by throwing,
 // and no exception may leave this file.
-void ParseManifest(const PackDir& dir, Pack* pack, Problems* problems) {
+void ParseManifest(const PackDir& dir, Pack* pack, Problems* problems,
+                   const std::string* given = nullptr) {
   try {
-    ParseManifestUnguarded(dir, pack, problems);
+    ParseManifestUnguarded(dir, given, pack, problems);
   } catch (const std::exception& e) {
     problems->AddFile(dir.real + "/pack.yaml", std::string("cannot load: ") + e.what());
   }
@@ -402,9 +417,10 @@ void ParseManifest(const PackDir& dir, Pack* pack, Problems* problems) {
 
 std::optional<Action> ParseAction(const Pack& pack, const PackDir& dir,
                                   const std::string& yaml_path, const std::string& stem,
-                                  const envs::RuntimeRegistry* runtimes, Problems* problems) {
+                                  const envs::RuntimeRegistry* runtimes, Problems* problems,
+                                  const std::string* given = nullptr) {
   try {
-    return ParseActionUnguarded(pack, dir, yaml_path, stem, runtimes, problems);
+    return ParseActionUnguarded(pack, dir, yaml_path, stem, given, runtimes, problems);
   } catch (const std::exception& e) {
     problems->AddFile(yaml_path, std::string("cannot load: ") + e.what());
     return std::nullopt;
@@ -482,6 +498,34 @@ size_t CountErrors(const std::vector<Diagnostic>& diagnostics) {
   return static_cast<size_t>(
       std::count_if(diagnostics.begin(), diagnostics.end(),
                     [](const Diagnostic& d) { return d.severity == Severity::kError; }));
+}
+
+PackInspection detail::InspectPackText(
+    const std::string& pack_dir, const std::string& pack_yaml,
+    const std::vector<std::pair<std::string, std::string>>& actions,
+    const envs::RuntimeRegistry* runtimes) {
+  PackInspection inspection;
+  Problems problems;
+  Pack pack;
+  PackDir dir;
+  dir.real = pack_dir;
+  dir.name = fs::path(pack_dir).filename().string();
+  // dir.actions_real stays empty: entry points are not resolved.
+  ParseManifest(dir, &pack, &problems, &pack_yaml);
+  bool pack_is_broken = problems.errors() > 0;
+  for (const auto& [stem, text] : actions) {
+    size_t first = problems.diagnostics().size();
+    std::string path = pack_dir + "/actions/" + stem + ".yaml";
+    if (std::optional<Action> action =
+            ParseAction(pack, dir, path, stem, runtimes, &problems, &text)) {
+      pack.actions.push_back(std::move(*action));
+    } else {
+      pack.bad_actions.push_back(BadAction{stem, path, FirstError(problems.diagnostics(), first)});
+    }
+  }
+  if (!pack_is_broken) inspection.pack = std::move(pack);
+  inspection.diagnostics = std::move(problems.diagnostics());
+  return inspection;
 }
 
 PackInspection InspectPack(const std::string& pack_dir, const envs::RuntimeRegistry* runtimes) {

@@ -1,0 +1,199 @@
+// pack.yaml and action YAML: InspectPackText on a pack.yaml and one action file, the whole path a
+// pack's files take (the YAML budget check, pack metadata, action metadata with its parameters,
+// their defaults and the runtime choice), then ValidateParameters on the loaded action.
+//
+// Input: the action YAML; or pack.yaml, a line "#action", then the action YAML.
+// Invariants: nothing throws; every diagnostic is one clean line about one of the two files, with
+// a line inside it; a `secret: true` parameter's default never appears in a diagnostic or in
+// ValidateParameters' error; the defaults ValidateParameters fills in validate again unchanged.
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fuzz/fuzz_support.h"
+#include "supervisor/packs/pack_yaml.h"
+#include "supervisor/packs/packs.h"
+
+namespace {
+
+using packvisor::Diagnostic;
+using packvisor::PackInspection;
+using packvisor::fuzz::CheckOneLineMessage;
+
+constexpr char kPackDir[] = "/fuzz/packs/fuzz";
+constexpr char kSeparator[] = "\n#action\n";
+
+const packvisor::envs::RuntimeRegistry* Runtimes() {
+  static const auto* registry = [] {
+    auto loaded = packvisor::envs::RuntimeRegistry::Load(
+        std::string(PACKVISOR_SOURCE_DIR) + "/config/runtimes", std::nullopt);
+    if (!loaded) packvisor::fuzz::Fail("the built-in runtimes load", loaded.error().message());
+    return new packvisor::envs::RuntimeRegistry(std::move(*loaded));
+  }();
+  return registry;
+}
+
+// The action's stem: its `name:` when the text has a plain one (so that most inputs name their
+// file), else "action".
+std::string StemOf(std::string_view action) {
+  size_t at = 0;
+  if (action.rfind("name:", 0) != 0) {
+    at = action.find("\nname:");
+    if (at == std::string_view::npos) return "action";
+    ++at;
+  }
+  size_t start = action.find(':', at) + 1;
+  size_t end = action.find('\n', start);
+  std::string_view name = action.substr(start, end == std::string_view::npos ? end : end - start);
+  while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
+  while (!name.empty() && (name.back() == ' ' || name.back() == '\r')) name.remove_suffix(1);
+  if (name.empty() || name.size() > 64) return "action";
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-';
+    if (!ok) return "action";
+  }
+  return std::string(name);
+}
+
+bool IsAlnum(const std::string& text) {
+  for (char c : text) {
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void CollectScalars(const YAML::Node& node, std::vector<std::string>* out) {
+  if (node.IsScalar()) {
+    out->push_back(node.Scalar());
+  } else if (node.IsSequence() || node.IsMap()) {
+    for (const auto& entry : node) {
+      if (node.IsMap()) {
+        CollectScalars(entry.second, out);
+      } else {
+        CollectScalars(entry, out);
+      }
+    }
+  }
+}
+
+// The scalars of the defaults of `secret: true` parameters, in either form of `parameters:`,
+// read from YAML that ParseYaml accepts (bounded depth and size). Only alphanumeric ones of 4
+// characters or more are kept: they can be replaced in the text to tell a leak from a chance
+// match.
+std::vector<std::string> SecretDefaults(const std::string& action_text) {
+  std::vector<std::string> out;
+  packvisor::detail::Problems problems;
+  std::optional<YAML::Node> root =
+      packvisor::detail::ParseYaml("/fuzz/secret-scan.yaml", action_text, &problems);
+  if (!root) return out;
+  try {
+    YAML::Node parameters = (*root)["parameters"];
+    if (!parameters || !parameters.IsMap()) return out;
+    if (parameters["properties"] && parameters["properties"].IsMap()) {
+      parameters = parameters["properties"];
+    }
+    for (const auto& entry : parameters) {
+      YAML::Node spec = entry.second;
+      if (!spec.IsMap() || !spec["secret"] || !spec["secret"].IsScalar()) continue;
+      std::optional<bool> secret = packvisor::detail::ParseLenientBool(spec["secret"].Scalar());
+      if (!secret || !*secret || !spec["default"]) continue;
+      std::vector<std::string> scalars;
+      CollectScalars(spec["default"], &scalars);
+      for (std::string& scalar : scalars) {
+        if (scalar.size() >= 4 && IsAlnum(scalar)) out.push_back(std::move(scalar));
+      }
+    }
+  } catch (const YAML::Exception&) {
+    // A shape this scan does not follow: no secret to look for.
+  }
+  return out;
+}
+
+// Everything the loader says about the files, and what ValidateParameters says about an empty
+// request to the action when it loaded.
+std::string AllText(const PackInspection& inspection, const std::string& stem) {
+  std::string text;
+  for (const Diagnostic& d : inspection.diagnostics) text += d.TextWithSeverity() + "\n";
+  if (!inspection.pack) return text;
+  for (const auto& bad : inspection.pack->bad_actions) text += bad.reason + "\n";
+  if (const packvisor::Action* action = inspection.pack->FindAction(stem)) {
+    auto filled = packvisor::ValidateParameters(*action, nlohmann::json::object());
+    if (!filled) text += filled.error().message() + "\n";
+  }
+  return text;
+}
+
+size_t Lines(std::string_view text) {
+  return static_cast<size_t>(std::count(text.begin(), text.end(), '\n')) + 1;
+}
+
+PackInspection Inspect(const std::string& pack_yaml, const std::string& stem,
+                       const std::string& action) {
+  return packvisor::detail::InspectPackText(kPackDir, pack_yaml, {{stem, action}}, Runtimes());
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view input = packvisor::fuzz::AsText(data, size);
+  std::string pack_yaml = "ref: fuzz\nversion: 1.0.0\n";
+  std::string action(input);
+  if (size_t at = input.find(kSeparator); at != std::string_view::npos) {
+    pack_yaml = std::string(input.substr(0, at));
+    action = std::string(input.substr(at + sizeof(kSeparator) - 1));
+  }
+  const std::string stem = StemOf(action);
+  const std::string pack_path = std::string(kPackDir) + "/pack.yaml";
+  const std::string action_path = std::string(kPackDir) + "/actions/" + stem + ".yaml";
+
+  packvisor::fuzz::NoThrow("InspectPackText", [&] {
+    PackInspection inspection = Inspect(pack_yaml, stem, action);
+    for (const Diagnostic& d : inspection.diagnostics) {
+      std::string text = d.TextWithSeverity();
+      CheckOneLineMessage(text);
+      PV_FUZZ_CHECK(d.file == pack_path || d.file == action_path, "about another file: " + text);
+      size_t lines = Lines(d.file == pack_path ? pack_yaml : action);
+      PV_FUZZ_CHECK(d.line >= 0 && static_cast<size_t>(d.line) <= lines,
+                    "a line outside the file: " + text);
+    }
+    if (inspection.pack) {
+      for (const auto& bad : inspection.pack->bad_actions) CheckOneLineMessage(bad.reason);
+    }
+
+    const std::vector<std::string> secrets = SecretDefaults(action);
+    std::string said = AllText(inspection, stem);
+    const packvisor::Action* loaded = inspection.pack ? inspection.pack->FindAction(stem) : nullptr;
+    if (loaded) {
+      auto filled = packvisor::ValidateParameters(*loaded, nlohmann::json::object());
+      if (!filled) {
+        CheckOneLineMessage(filled.error().message());
+      } else {
+        auto again = packvisor::ValidateParameters(*loaded, *filled);
+        PV_FUZZ_CHECK(again.ok() && *again == *filled,
+                      "the filled-in defaults do not validate as themselves: " + filled->dump());
+      }
+    }
+    for (const std::string& secret : secrets) {
+      if (said.find(secret) == std::string::npos) continue;
+      // A chance match stays when the secret is replaced by other letters of its length.
+      std::string other_action = action;
+      std::string other_pack = pack_yaml;
+      for (std::string* text : {&other_action, &other_pack}) {
+        for (size_t at = text->find(secret); at != std::string::npos;
+             at = text->find(secret, at + secret.size())) {
+          text->replace(at, secret.size(), std::string(secret.size(), 'Z'));
+        }
+      }
+      std::string other_said = AllText(Inspect(other_pack, stem, other_action), stem);
+      if (other_said.find(secret) != std::string::npos) continue;
+      packvisor::fuzz::CheckSecretAbsent(said, secret);
+    }
+  });
+  return 0;
+}
