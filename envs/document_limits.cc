@@ -154,94 +154,23 @@ bool TomlNestsDeeperThan(std::string_view body, int limit) {
 }  // namespace packvisor
 
 namespace packvisor {
-namespace {
-
-// The code point of the UTF-8 sequence at body[i] and its length; length 1 and code point 0xFFFD
-// for a byte that starts no valid sequence (toml++ refuses those itself).
-std::pair<char32_t, size_t> DecodeUtf8(std::string_view body, size_t i) {
-  unsigned char lead = static_cast<unsigned char>(body[i]);
-  size_t length = lead < 0x80         ? 1
-                  : (lead >> 5) == 6  ? 2
-                  : (lead >> 4) == 14 ? 3
-                  : (lead >> 3) == 30 ? 4
-                                      : 0;
-  if (length == 0 || i + length > body.size()) return {0xFFFD, 1};
-  char32_t code = length == 1 ? lead : lead & (0x7f >> length);
-  for (size_t j = 1; j < length; ++j) {
-    unsigned char next = static_cast<unsigned char>(body[i + j]);
-    if ((next >> 6) != 2) return {0xFFFD, 1};
-    code = (code << 6) | (next & 0x3f);
-  }
-  return {code, length};
-}
-
-// Whether toml++ 3.3's is_non_ascii_horizontal_whitespace(code) reaches its unreachable default.
-bool TrapsTomlWhitespaceCheck(char32_t code) {
-  if (code < 0xA0 || code > 0xFEFF) return false;
-  uint64_t child = (static_cast<uint64_t>(code) - 0xA0) / 0x3FA;
-  if ((1ull << child) & 0x7FFFFFFFFFFFF75Eull) return false;
-  if (code == 0xA0 || code == 0x3000 || code == 0xFEFF) return false;
-  return child != 5 && child != 7;
-}
-
-}  // namespace
 
 int TomlUnsafeCharacterLine(std::string_view body) {
   int line = 1;
-  auto unsafe_at = [&](size_t i) {
-    return static_cast<unsigned char>(body[i]) >= 0x80 &&
-           TrapsTomlWhitespaceCheck(DecodeUtf8(body, i).first);
-  };
-  for (size_t i = 0; i < body.size(); ++i) {
+  size_t i = body.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;  // a byte order mark
+  for (; i < body.size(); ++i) {
     const char c = body[i];
-    if (c == '\n') {
-      ++line;
-    } else if (c == '#') {
+    if (c == '#') {  // a comment, to the end of the line: anything goes
       while (i + 1 < body.size() && body[i + 1] != '\n') ++i;
-    } else if (c == '"' && body.compare(i, 3, "\"\"\"") == 0) {
-      // A multi-line basic string: after a line-ending backslash, toml++ skips whitespace and
-      // asks about the first other character.
-      size_t j = i + 3;
-      for (; j < body.size(); ++j) {
-        if (body[j] == '\n') ++line;
-        if (body[j] == '\\' && j + 1 < body.size()) {
-          size_t k = j + 1;
-          if (unsafe_at(k)) return line;  // toml++ asks whether the escaped character is one
-          if (body[k] == ' ' || body[k] == '\t' || body[k] == '\r' || body[k] == '\n') {
-            while (k < body.size() &&
-                   (body[k] == ' ' || body[k] == '\t' || body[k] == '\r' || body[k] == '\n')) {
-              if (body[k] == '\n') ++line;
-              ++k;
-            }
-            if (k < body.size() && unsafe_at(k)) return line;
-            j = k - 1;
-          } else {
-            ++j;
-          }
-        } else if (body.compare(j, 3, "\"\"\"") == 0) {
-          j += 3;
-          for (int extra = 0; extra < 2 && j < body.size() && body[j] == '"'; ++extra) ++j;
-          break;
-        }
-      }
-      if (j >= body.size()) {  // unterminated: refused by toml++ after it looked at it
-        for (size_t k = i + 3; k < body.size(); ++k) {
-          if (unsafe_at(k)) return line;
-        }
-      }
-      i = j - 1;
-    } else if (c == '"' || c == '\'') {
-      size_t end = SkipTomlString(body, i);
-      // An unterminated string is an error toml++ reports after looking at its characters.
-      bool closed = end >= i + 2 && body[end - 1] == c;
-      for (size_t j = i; j < end; ++j) {
-        if (!closed && unsafe_at(j)) return line;
-        line += body[j] == '\n';
-      }
-      i = end - 1;
-    } else if (unsafe_at(i)) {
-      return line;
+      continue;
     }
+    // Strings are scanned (a '#' in one is no comment), and hold no non-ASCII byte either.
+    size_t end = c == '"' || c == '\'' ? SkipTomlString(body, i) : i + 1;
+    for (size_t j = i; j < end; ++j) {
+      if (static_cast<unsigned char>(body[j]) >= 0x80) return line;
+      line += body[j] == '\n';
+    }
+    i = end - 1;
   }
   return 0;
 }

@@ -35,11 +35,12 @@ bool TomlNestsDeeperThan(std::string_view body, int limit);
 namespace packvisor {
 
 // toml++ 3.3 (Debian's) reaches __builtin_unreachable() - undefined behaviour - when it asks
-// whether some non-ASCII characters are whitespace: U+00A1..U+0499, U+2D2E..U+3127 and
-// U+FBB6..U+FEFE (but U+3000). It asks outside strings and comments (where TOML allows no
-// non-ASCII character anyway), and in a """multi-line""" string for the character after a
-// backslash and the first one after a line-ending backslash's whitespace. Returns the 1-based line
-// of the first such character in such a place, or 0 when there is none: the caller refuses the text
+// whether some non-ASCII characters are whitespace (U+00A1..U+0499 among others: Latin-1, Greek,
+// Cyrillic), outside strings, and inside strings on several paths, some only on the way to an
+// error. Rather than model those paths, packvisor's TOML files hold non-ASCII characters only in
+// comments (TOML's \uXXXX escapes write any character in a "basic string"); comments are safe,
+// toml++ only checks them for control characters. Returns the 1-based line of the first non-ASCII
+// byte outside a comment (a leading byte order mark aside), or 0: the caller refuses the text
 // before toml++ sees it.
 int TomlUnsafeCharacterLine(std::string_view body);
 

@@ -463,9 +463,9 @@ Result<RuntimeDefinition> ParseRuntimeDefinition(std::string_view toml_text,
   }
   if (int line = TomlUnsafeCharacterLine(toml_text)) {
     return ctx.AtLine(static_cast<uint32_t>(line), "syntax",
-                      "a non-ASCII character outside a string or comment, or after a backslash in "
-                      "a multi-line string (refused before parsing: the TOML library mishandles "
-                      "it)");
+                      "a non-ASCII character outside a comment (write it as a \\uXXXX escape in "
+                      "a \"basic string\"; refused before parsing: the TOML library mishandles "
+                      "some)");
   }
   try {
     toml::table root = toml::parse(toml_text, source);
