@@ -16,6 +16,7 @@
 
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -84,14 +85,15 @@ void CheckRefusal(const packvisor::Error& error, const std::vector<std::string>&
   std::string message = error.message();
   CheckOneLineMessage(message);
   PV_FUZZ_CHECK(message.rfind("sealed_secrets: ", 0) == 0, message);
-  // The refusals are fixed texts: a secret that is part of one is no leak.
-  for (const std::string& secret : secrets) {
-    if (std::string("sealed_secrets: cannot be opened with this worker's key not base64 a JSON "
-                    "object (nested deeper than 64 levels)")
-            .find(secret) == std::string::npos) {
-      CheckSecretAbsent(message, secret);
-    }
-  }
+  // OpenSealedSecrets' refusals are fixed texts, which hold no plaintext whatever it was (a short
+  // plaintext may occur in one by chance: "ts: no"); any other refusal must not hold a secret.
+  static const std::set<std::string> kFixed = {
+      "sealed_secrets: not base64", "sealed_secrets: cannot be opened with this worker's key",
+      "sealed_secrets: not a JSON object",
+      "sealed_secrets: not a JSON object (nested deeper than 64 levels)",
+      "sealed_secrets: no private key loaded"};
+  if (kFixed.count(message) != 0) return;
+  for (const std::string& secret : secrets) CheckSecretAbsent(message, secret);
 }
 
 void OpenText(std::string_view text) {
