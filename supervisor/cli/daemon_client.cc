@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cstring>
 
+#include "envs/document_limits.h"
 #include "sandbox/os/unique_fd.h"
 
 namespace packvisor {
@@ -107,6 +108,15 @@ ResponseParser::ResponseParser(BodyCallback on_body, size_t max_body_bytes)
     st->response.body.append(at, length);
     return 0;
   };
+  // A second message on the connection: http-parser would read it into the same response (its
+  // headers after ours, its body into the callback) when it came in the same read as the end of
+  // the first, and Feed() refused it when it came later. Refused here, however it arrives.
+  s.settings.on_message_begin = [](http_parser* p) {
+    State* st = State::Of(p);
+    if (!st->complete) return 0;
+    st->callback_error = Malformed("bytes after the end of the response");
+    return 1;
+  };
   s.settings.on_message_complete = [](http_parser* p) {
     State::Of(p)->complete = true;
     return 0;
@@ -117,10 +127,10 @@ ResponseParser::~ResponseParser() = default;
 
 Result<void> ResponseParser::Feed(std::string_view data) {
   State& s = *state_;
-  if (s.complete) {
-    if (data.empty()) return Ok{};
-    return Malformed("bytes after the end of the response");
-  }
+  // After the end, the parser still reads what comes (line ends between messages are allowed; the
+  // start of another message is refused by on_message_begin, anything else is malformed), so that
+  // the outcome does not depend on how the bytes were split into reads.
+  if (data.empty()) return Ok{};
   size_t parsed = http_parser_execute(&s.parser, &s.settings, data.data(), data.size());
   if (s.callback_error) return *s.callback_error;
   auto err = static_cast<http_errno>(s.parser.http_errno);
@@ -285,6 +295,66 @@ Result<HttpResponse> DaemonClient::Send(std::string_view method, std::string_vie
     }
   }
   return std::move(parser.response());
+}
+
+std::string DaemonErrorText(std::string_view body) {
+  std::string text;
+  if (!JsonNestsDeeperThan(body, kMaxAnswerDepth)) {
+    auto object = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+    if (auto error = object.is_object() ? object.find("error") : object.end();
+        object.is_object() && error != object.end() && error->is_string()) {
+      text = error->get<std::string>();
+    }
+  }
+  if (text.empty()) text = body.substr(0, body.find('\n'));
+  if (text.empty()) return "no error text";
+  constexpr size_t kMaxBytes = 1000;
+  bool cut = text.size() > kMaxBytes;
+  if (cut) text.resize(kMaxBytes);
+  for (char& c : text) {
+    auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f) c = '?';
+  }
+  return cut ? text + "..." : text;
+}
+
+Result<nlohmann::json> DaemonJsonObject(std::string_view body) {
+  if (JsonNestsDeeperThan(body, kMaxAnswerDepth)) {
+    return Malformed("JSON nested deeper than " + std::to_string(kMaxAnswerDepth) + " levels");
+  }
+  auto object = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!object.is_object()) return Malformed("not a JSON object");
+  return object;
+}
+
+Result<std::optional<OutputLine>> ParseOutputLine(std::string_view line) {
+  if (line.empty()) return std::optional<OutputLine>();
+  auto item = DaemonJsonObject(line);
+  if (!item) return Malformed("a line: " + item.error().message());
+  OutputLine out;
+  if (auto result = item->find("result"); result != item->end()) {
+    out.kind = OutputLine::Kind::kResult;
+    out.result = std::move(*result);
+    // Not part of the result object: how the local run prints a jsonl result (docs/api.md).
+    if (auto lines = item->find("result_is_lines"); lines != item->end() && lines->is_boolean()) {
+      out.result_is_lines = lines->get<bool>();
+    }
+    return std::optional<OutputLine>(std::move(out));
+  }
+  auto stream = item->find("stream");
+  auto data = item->find("data");
+  if (stream == item->end() || data == item->end() || !stream->is_string() || !data->is_string()) {
+    return Malformed("a line with neither stream/data nor result");
+  }
+  if (*stream == "stdout") {
+    out.kind = OutputLine::Kind::kStdout;
+  } else if (*stream == "stderr") {
+    out.kind = OutputLine::Kind::kStderr;
+  } else {
+    return Malformed("unknown stream (neither stdout nor stderr)");
+  }
+  out.data = std::move(data->get_ref<std::string&>());
+  return std::optional<OutputLine>(std::move(out));
 }
 
 std::string UrlEncode(std::string_view text) {

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -101,6 +102,30 @@ class DaemonClient {
  private:
   std::string socket_path_;
 };
+
+// What the client reads from an answer's body. The daemon's socket peer is trusted no more than
+// any other input (a confused or compromised peer): JSON deeper than kMaxAnswerDepth is refused
+// before nlohmann-json parses it, and text that reaches the terminal as an error is one line of
+// printable characters.
+inline constexpr int kMaxAnswerDepth = 64;
+
+// The daemon's one-line error (`{"error": ...}`), else the start of the body; control
+// characters as '?', cut after 1000 bytes.
+std::string DaemonErrorText(std::string_view body);
+// The body as a JSON object ("not a JSON object" otherwise).
+Result<nlohmann::json> DaemonJsonObject(std::string_view body);
+
+// One line of GET /v1/executions/{id}/output (docs/api.md): a chunk of a stream, or the result
+// (its object and the "result_is_lines" flag beside it).
+struct OutputLine {
+  enum class Kind { kStdout, kStderr, kResult };
+  Kind kind = Kind::kStdout;
+  std::string data;       // kStdout, kStderr
+  nlohmann::json result;  // kResult: the result object, not yet checked
+  bool result_is_lines = false;
+};
+// An empty line is nullopt (skipped). A refusal names what is wrong, never quoting the line.
+Result<std::optional<OutputLine>> ParseOutputLine(std::string_view line);
 
 // "a%20b": `text` percent-encoded for a query value (RFC 3986 unreserved characters kept).
 std::string UrlEncode(std::string_view text);

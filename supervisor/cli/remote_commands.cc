@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "sandbox/os/syscalls.h"
 #include "sandbox/os/unique_fd.h"
@@ -16,6 +17,7 @@
 #include "supervisor/cli/run_command.h"
 #include "supervisor/executions/execution_result.h"
 #include "supervisor/executions/exit_status.h"
+#include "supervisor/executions/request_body.h"
 
 namespace packvisor {
 namespace {
@@ -25,16 +27,7 @@ int Fail(const std::string& message) {
   return kExitOwnError;
 }
 
-// The daemon's one-line error (`{"error": ...}`), else the start of the body.
-std::string ErrorText(const HttpResponse& response) {
-  auto body = nlohmann::json::parse(response.body, nullptr, false);
-  if (body.is_object() && body.contains("error") && body["error"].is_string()) {
-    return body["error"].get<std::string>();
-  }
-  std::string text = response.body.substr(0, response.body.find('\n'));
-  if (text.size() > 200) text = text.substr(0, 200) + "...";
-  return text.empty() ? "no error text" : text;
-}
+std::string ErrorText(const HttpResponse& response) { return DaemonErrorText(response.body); }
 
 // "the daemon at S answered 503: draining" (+ Retry-After for 429).
 std::string AnswerText(const DaemonClient& client, const std::string& request,
@@ -46,10 +39,10 @@ std::string AnswerText(const DaemonClient& client, const std::string& request,
 }
 
 Result<nlohmann::json> JsonBody(const DaemonClient& client, const HttpResponse& response) {
-  auto body = nlohmann::json::parse(response.body, nullptr, false);
-  if (body.is_discarded() || !body.is_object()) {
+  auto body = DaemonJsonObject(response.body);
+  if (!body) {
     return Failure("read the answer of", "the daemon at " + client.socket_path(),
-                   "not a JSON object");
+                   body.error().message());
   }
   return body;
 }
@@ -97,35 +90,23 @@ Result<Followed> FollowOutput(const DaemonClient& client, const std::string& id,
   *http_status = 0;
   std::optional<Followed> followed;
   LineSplitter lines([&](std::string_view line) -> Result<void> {
-    if (line.empty()) return Ok{};
-    auto item = nlohmann::json::parse(line, nullptr, false);
-    if (!item.is_object()) return Failure("output stream of", id, "a line that is not JSON");
-    if (auto result = item.find("result"); result != item.end()) {
-      auto parsed = ExecutionResultFromJson(*result);
-      if (!parsed) return Failure("output stream of", id, parsed.error().message());
-      followed = Followed{std::move(*parsed), false};
-      // Not part of the result object: how the local run prints a jsonl result (docs/api.md).
-      if (auto lines = item.find("result_is_lines"); lines != item.end() && lines->is_boolean()) {
-        followed->result_is_lines = lines->get<bool>();
-        followed->result.result_is_lines = followed->result_is_lines;
-      }
+    auto parsed = ParseOutputLine(line);
+    if (!parsed) return Failure("output stream of", id, parsed.error().message());
+    if (!*parsed) return Ok{};
+    OutputLine& item = **parsed;
+    if (item.kind == OutputLine::Kind::kResult) {
+      auto result = ExecutionResultFromJson(item.result);
+      if (!result) return Failure("output stream of", id, result.error().message());
+      followed = Followed{std::move(*result), item.result_is_lines};
+      followed->result.result_is_lines = item.result_is_lines;
       return Ok{};
     }
-    auto stream = item.find("stream");
-    auto data = item.find("data");
-    if (stream == item.end() || data == item.end() || !stream->is_string() || !data->is_string()) {
-      return Failure("output stream of", id, "a line with neither stream/data nor result");
-    }
     if (!print_output) return Ok{};
-    const std::string& text = data->get_ref<const std::string&>();
-    if (*stream == "stdout") {
+    if (item.kind == OutputLine::Kind::kStdout) {
       std::cout.flush();
-      return os::WriteAll(STDOUT_FILENO, text.data(), text.size(), "standard output");
+      return os::WriteAll(STDOUT_FILENO, item.data.data(), item.data.size(), "standard output");
     }
-    if (*stream == "stderr") {
-      return os::WriteAll(STDERR_FILENO, text.data(), text.size(), "standard error");
-    }
-    return Failure("output stream of", id, "unknown stream " + stream->dump());
+    return os::WriteAll(STDERR_FILENO, item.data.data(), item.data.size(), "standard error");
   });
   RequestOptions options;
   options.idle_timeout = std::nullopt;  // the action may be silent for as long as it runs
@@ -252,21 +233,10 @@ std::string DaemonSocket(const Config& config, const std::optional<std::string>&
 
 int RunRemoteRun(const Config& config, const std::string& socket, RunRequest request, bool json) {
   DaemonClient client(socket);
-  nlohmann::json body = nlohmann::json::object();
-  body["action_ref"] = request.action_ref;
-  body["parameters"] = std::move(request.parameters);
-  body["secrets"] = std::move(request.secrets);  // moved, not copied: wiped below with `body`
-  if (request.timeout_seconds) body["timeout_seconds"] = *request.timeout_seconds;
   // The daemon reads each --param text by its declared type, as the local run does, and refuses
   // a parameter declared secret among those given on the command line (docs/api.md).
-  if (!request.parameter_texts.empty()) {
-    nlohmann::json texts = nlohmann::json::array();
-    for (const auto& [name, text] : request.parameter_texts) texts.push_back({name, text});
-    body["parameter_texts"] = std::move(texts);
-  }
-  if (!request.parameters_from_argv.empty()) {
-    body["parameters_from_argv"] = request.parameters_from_argv;
-  }
+  const std::string action_ref = request.action_ref;
+  nlohmann::json body = RunRequestBody(std::move(request));  // the secrets moved: wiped below
   std::string text = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   WipeJson(body);
 
@@ -279,12 +249,11 @@ int RunRemoteRun(const Config& config, const std::string& socket, RunRequest req
     // The checks of the local run, made by the daemon: printed as the local run prints them.
     // The daemon's error names the action ("demo.x: parameter ..."); a result carries it apart.
     std::string error = ErrorText(*response);
-    if (error.rfind(request.action_ref + ": ", 0) == 0) {
-      error.erase(0, request.action_ref.size() + 2);
+    if (error.rfind(action_ref + ": ", 0) == 0) {
+      error.erase(0, action_ref.size() + 2);
     }
-    ExecutionResult rejected =
-        RejectedResult(request.action_ref, std::move(error),
-                       response->status == 404 ? kExitNotFound : kExitOwnError);
+    ExecutionResult rejected = RejectedResult(
+        action_ref, std::move(error), response->status == 404 ? kExitNotFound : kExitOwnError);
     if (json) {
       std::cout << rejected.ToJsonLine() << std::endl;
     } else {
@@ -293,35 +262,38 @@ int RunRemoteRun(const Config& config, const std::string& socket, RunRequest req
     return rejected.ExitStatus();
   }
   if (response->status != 202) {
-    return Fail(AnswerText(client, "run " + request.action_ref, *response));
+    return Fail(AnswerText(client, "run " + action_ref, *response));
   }
   auto accepted = JsonBody(client, *response);
   if (!accepted) return Fail(accepted.error().message());
   std::string id = StringField(*accepted, "execution_id");
-  if (id.empty()) return Fail("run " + request.action_ref + ": the daemon gave no execution_id");
+  if (id.empty()) return Fail("run " + action_ref + ": the daemon gave no execution_id");
   return FollowAndPrint(config, client, id, json, &signals, PrintRunResultHuman);
 }
 
 int RunRemoteExec(const Config& config, const ExecOptions& options) {
   DaemonClient client(DaemonSocket(config, options.server));
-  nlohmann::json body = {{"argv", options.command}, {"network", options.network}};
+  RawExecRequest request;
+  request.command = options.command;
+  request.network = options.network;
   // Relative directories are the client's: the daemon has another working directory.
-  for (const auto& [key, dir] :
-       {std::pair<const char*, const std::string&>{"pack_dir", options.pack_dir},
-        {"env_dir", options.env_dir}}) {
+  for (const auto& [key, dir, out] : {std::tuple<const char*, const std::string&, std::string*>{
+                                          "pack_dir", options.pack_dir, &request.pack_dir},
+                                      {"env_dir", options.env_dir, &request.env_dir}}) {
     if (dir.empty()) continue;
     std::error_code ec;
     std::string absolute =
         dir[0] == '/' ? dir : std::filesystem::current_path(ec).string() + "/" + dir;
     if (ec)
       return Fail(std::string("--") + key + " " + dir + ": the working directory: " + ec.message());
-    body[key] = absolute;
+    *out = absolute;
   }
-  if (options.timeout_seconds) body["timeout_seconds"] = *options.timeout_seconds;
-  if (options.memory_mb) body["memory_mb"] = *options.memory_mb;
-  if (options.pids) body["pids"] = *options.pids;
-  if (options.cpu_percent) body["cpu_percent"] = *options.cpu_percent;
-  std::string text = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  request.timeout_seconds = options.timeout_seconds;
+  request.memory_mb = options.memory_mb;
+  request.pids = options.pids;
+  request.cpu_percent = options.cpu_percent;
+  std::string text =
+      ExecRequestBody(request).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 
   TerminationSignals signals;
   auto response = client.Send("POST", "/v1/exec", &text, {});

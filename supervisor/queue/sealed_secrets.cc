@@ -39,7 +39,11 @@ Result<void> InitSodium() {
 class WipedBuffer {
  public:
   explicit WipedBuffer(size_t size) : bytes_(size) {}
-  ~WipedBuffer() { sodium_memzero(bytes_.data(), bytes_.size()); }
+  // sodium_memzero and sodium_base642bin take nonnull pointers: an empty vector's data() may be
+  // null (fuzz_sealed_secrets, crash-empty-sealed-text).
+  ~WipedBuffer() {
+    if (!bytes_.empty()) sodium_memzero(bytes_.data(), bytes_.size());
+  }
   WipedBuffer(const WipedBuffer&) = delete;
   WipedBuffer& operator=(const WipedBuffer&) = delete;
   unsigned char* data() { return bytes_.data(); }
@@ -60,6 +64,7 @@ std::string Base64(const unsigned char* bytes, size_t size) {
 // Decodes exactly `text` (standard, padded base64, nothing else) into `out`; the decoded length,
 // or -1.
 ssize_t DecodeBase64(std::string_view text, unsigned char* out, size_t capacity) {
+  if (text.empty()) return 0;  // `out` may be null then, which sodium_base642bin must not get
   size_t length = 0;
   const char* end = nullptr;
   if (sodium_base642bin(out, capacity, text.data(), text.size(), nullptr, &length, &end, kBase64) !=

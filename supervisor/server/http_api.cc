@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
@@ -20,6 +19,7 @@
 
 #include "sandbox/warm_pool.h"
 #include "supervisor/executions/environments.h"
+#include "supervisor/executions/request_body.h"
 
 namespace packvisor {
 
@@ -126,138 +126,6 @@ std::optional<std::string> QueryValue(evhttp_request* req, const char* name) {
 bool WaitRequested(evhttp_request* req) {
   auto wait = QueryValue(req, "wait");
   return wait && (*wait == "true" || *wait == "1");
-}
-
-// A JSON body: nullopt with `error` set when it is not a JSON object.
-std::optional<nlohmann::json> ParseBodyObject(std::string& text, bool optional_body,
-                                              std::string* error) {
-  if (text.empty() && optional_body) return nlohmann::json::object();
-  nlohmann::json body = nlohmann::json::parse(text, nullptr, false);
-  explicit_bzero(text.data(), text.size());
-  if (body.is_discarded()) {
-    *error = "request body: not valid JSON";
-    return std::nullopt;
-  }
-  if (!body.is_object()) {
-    WipeJson(body);
-    *error = "request body: expected a JSON object";
-    return std::nullopt;
-  }
-  return body;
-}
-
-// Checks the top-level fields of `body` against `allowed`; the first unknown one is named.
-std::optional<std::string> UnknownField(const nlohmann::json& body,
-                                        std::initializer_list<std::string_view> allowed) {
-  for (const auto& [key, value] : body.items()) {
-    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-      return "request body: unknown field \"" + key + "\"";
-    }
-  }
-  return std::nullopt;
-}
-
-std::optional<std::string> PositiveNumber(const nlohmann::json& body, const char* field,
-                                          std::optional<double>* out) {
-  if (!body.contains(field) || body[field].is_null()) return std::nullopt;
-  const nlohmann::json& value = body[field];
-  if (!value.is_number() || !(value.get<double>() > 0) || !std::isfinite(value.get<double>())) {
-    return std::string("request body: \"") + field + "\" must be a number greater than 0";
-  }
-  *out = value.get<double>();
-  return std::nullopt;
-}
-
-std::optional<std::string> PositiveInteger(const nlohmann::json& body, const char* field,
-                                           std::optional<uint64_t>* out) {
-  if (!body.contains(field) || body[field].is_null()) return std::nullopt;
-  const nlohmann::json& value = body[field];
-  if (!value.is_number_integer() || value.get<int64_t>() <= 0) {
-    return std::string("request body: \"") + field + "\" must be an integer greater than 0";
-  }
-  *out = value.get<uint64_t>();
-  return std::nullopt;
-}
-
-std::optional<std::string> OptionalString(const nlohmann::json& body, const char* field,
-                                          std::string* out) {
-  if (!body.contains(field) || body[field].is_null()) return std::nullopt;
-  if (!body[field].is_string())
-    return std::string("request body: \"") + field + "\" must be a string";
-  *out = body[field].get<std::string>();
-  return std::nullopt;
-}
-
-// The body of POST /v1/executions as a RunRequest (secrets moved out of `body`).
-std::optional<std::string> RunRequestFrom(nlohmann::json& body, RunRequest* request) {
-  if (auto unknown = UnknownField(body, {"action_ref", "parameters", "secrets", "timeout_seconds",
-                                         "parameter_texts", "parameters_from_argv"})) {
-    return unknown;
-  }
-  // The client's --param texts, read by the declared types once the action is known, and the
-  // names its command line gave (docs/api.md, "The client").
-  if (body.contains("parameter_texts") && !body["parameter_texts"].is_null()) {
-    const nlohmann::json& texts = body["parameter_texts"];
-    if (!texts.is_array()) return "request body: \"parameter_texts\" must be an array";
-    for (const nlohmann::json& pair : texts) {
-      if (!pair.is_array() || pair.size() != 2 || !pair[0].is_string() || !pair[1].is_string()) {
-        return "request body: \"parameter_texts\" must hold [name, text] pairs of strings";
-      }
-      request->parameter_texts.emplace_back(pair[0].get<std::string>(), pair[1].get<std::string>());
-    }
-  }
-  if (body.contains("parameters_from_argv") && !body["parameters_from_argv"].is_null()) {
-    const nlohmann::json& names = body["parameters_from_argv"];
-    if (!names.is_array()) return "request body: \"parameters_from_argv\" must be an array";
-    for (const nlohmann::json& name : names) {
-      if (!name.is_string()) {
-        return "request body: \"parameters_from_argv\" must hold strings";
-      }
-      request->parameters_from_argv.insert(name.get<std::string>());
-    }
-  }
-  if (!body.contains("action_ref")) return "request body: \"action_ref\" is required";
-  if (!body["action_ref"].is_string()) return "request body: \"action_ref\" must be a string";
-  request->action_ref = body["action_ref"].get<std::string>();
-  for (const char* field : {"parameters", "secrets"}) {
-    if (body.contains(field) && !body[field].is_null() && !body[field].is_object()) {
-      return std::string("request body: \"") + field + "\" must be a JSON object";
-    }
-  }
-  if (body.contains("parameters") && body["parameters"].is_object()) {
-    request->parameters = std::move(body["parameters"]);
-  }
-  if (body.contains("secrets") && body["secrets"].is_object()) {
-    request->secrets = std::move(body["secrets"]);
-  }
-  return PositiveNumber(body, "timeout_seconds", &request->timeout_seconds);
-}
-
-// The body of POST /v1/exec as a RawExecRequest.
-std::optional<std::string> RawRequestFrom(const nlohmann::json& body, RawExecRequest* request) {
-  if (auto unknown = UnknownField(body, {"argv", "pack_dir", "env_dir", "network",
-                                         "timeout_seconds", "memory_mb", "pids", "cpu_percent"})) {
-    return unknown;
-  }
-  if (!body.contains("argv")) return "request body: \"argv\" is required";
-  const nlohmann::json& argv = body["argv"];
-  if (!argv.is_array() || argv.empty()) {
-    return "request body: \"argv\" must be a non-empty array of strings";
-  }
-  for (const nlohmann::json& word : argv) {
-    if (!word.is_string()) return "request body: \"argv\" must be a non-empty array of strings";
-    request->command.push_back(word.get<std::string>());
-  }
-  if (auto e = OptionalString(body, "pack_dir", &request->pack_dir)) return e;
-  if (auto e = OptionalString(body, "env_dir", &request->env_dir)) return e;
-  if (auto e = OptionalString(body, "network", &request->network)) return e;
-  if (request->network != "none" && request->network != "host") {
-    return "request body: \"network\" must be \"none\" or \"host\"";
-  }
-  if (auto e = PositiveNumber(body, "timeout_seconds", &request->timeout_seconds)) return e;
-  if (auto e = PositiveInteger(body, "memory_mb", &request->memory_mb)) return e;
-  if (auto e = PositiveInteger(body, "pids", &request->pids)) return e;
-  return PositiveInteger(body, "cpu_percent", &request->cpu_percent);
 }
 
 std::string NdjsonLine(const nlohmann::json& value) { return Dump(value) + "\n"; }
@@ -641,38 +509,30 @@ void HttpApi::PostExecution(evhttp_request* req, const Peer& peer, bool raw, boo
     explicit_bzero(text.data(), text.size());
     return Reject(req, 503, "draining", "the supervisor is shutting down (draining)");
   }
-  std::string error;
-  std::optional<nlohmann::json> body = ParseBodyObject(text, false, &error);
-  if (!body) return Reject(req, 400, "bad_request", error);
   std::shared_ptr<const ServingContext> context = context_();
   Job job;
   job.submitted_by = peer.uid;
   job.accepted_at = accepted_at;
-  std::optional<std::string> invalid;
+  // Parsed by request_body.h (what fuzz/daemon_request_fuzz.cc fuzzes); a refusal is not logged,
+  // only answered and counted: its text names the field, never a secret.
   if (raw) {
-    RawExecRequest request;
-    invalid = RawRequestFrom(*body, &request);
-    job.request = std::move(request);
+    auto request = ParseExecRequestBody(text);
+    explicit_bzero(text.data(), text.size());
+    if (!request) return Reject(req, 400, "bad_request", request.error().message());
+    job.request = std::move(*request);
   } else {
-    RunRequest request;
-    invalid = RunRequestFrom(*body, &request);
-    if (!invalid) {
-      // 404 (unknown pack or action) and 400 (what `run` would reject) before accepting.
-      RequestCheck check = CheckRunRequest(context->Context(), request);
-      if (check.problem != RequestProblem::kNone) {
-        WipeJson(request.secrets);
-        WipeJson(*body);
-        bool unknown = check.problem == RequestProblem::kUnknownAction;
-        return Reject(req, unknown ? 404 : 400, unknown ? "not_found" : "bad_request",
-                      request.action_ref + ": " + check.message);
-      }
+    auto request = ParseRunRequestBody(text);
+    explicit_bzero(text.data(), text.size());
+    if (!request) return Reject(req, 400, "bad_request", request.error().message());
+    // 404 (unknown pack or action) and 400 (what `run` would reject) before accepting.
+    RequestCheck check = CheckRunRequest(context->Context(), *request);
+    if (check.problem != RequestProblem::kNone) {
+      WipeJson(request->secrets);
+      bool unknown = check.problem == RequestProblem::kUnknownAction;
+      return Reject(req, unknown ? 404 : 400, unknown ? "not_found" : "bad_request",
+                    request->action_ref + ": " + check.message);
     }
-    job.request = std::move(request);
-  }
-  WipeJson(*body);
-  if (invalid) {
-    if (auto* run = std::get_if<RunRequest>(&job.request)) WipeJson(run->secrets);
-    return Reject(req, 400, "bad_request", *invalid);
+    job.request = std::move(*request);
   }
   auto submitted = scheduler_.Submit(std::move(context), std::move(job));
   if (!submitted) {
@@ -823,15 +683,9 @@ void HttpApi::CancelExecution(evhttp_request* req, const std::string& id) {
 void HttpApi::ListExecutions(evhttp_request* req) {
   auto status = QueryValue(req, "status");
   auto action_ref = QueryValue(req, "action_ref");
-  size_t limit = 100;
-  if (auto text = QueryValue(req, "limit")) {
-    char* end = nullptr;
-    long value = std::strtol(text->c_str(), &end, 10);
-    if (text->empty() || *end != '\0' || value < 1 || value > 1000) {
-      return Reject(req, 400, "bad_request", "query: \"limit\" must be an integer from 1 to 1000");
-    }
-    limit = static_cast<size_t>(value);
-  }
+  auto limit_value = ParseListLimit(QueryValue(req, "limit"));
+  if (!limit_value) return Reject(req, 400, "bad_request", limit_value.error().message());
+  size_t limit = *limit_value;
   auto records = store_.List();
   if (!records) {
     spdlog::error("listing executions: {}", records.error().message());
@@ -855,26 +709,11 @@ void HttpApi::ListExecutions(evhttp_request* req) {
 void HttpApi::BuildEnvironments(evhttp_request* req, const std::string& pack_ref) {
   std::string text = TakeBody(req);
   if (draining_) return Reject(req, 503, "draining", "the supervisor is shutting down (draining)");
-  std::string error;
-  std::optional<nlohmann::json> body = ParseBodyObject(text, true, &error);
-  if (!body) return Reject(req, 400, "bad_request", error);
-  if (auto unknown = UnknownField(*body, {"runtime", "force"})) {
-    return Reject(req, 400, "bad_request", *unknown);
-  }
-  std::optional<std::string> runtime;
-  if (body->contains("runtime") && !(*body)["runtime"].is_null()) {
-    if (!(*body)["runtime"].is_string()) {
-      return Reject(req, 400, "bad_request", "request body: \"runtime\" must be a string");
-    }
-    runtime = (*body)["runtime"].get<std::string>();
-  }
-  bool force = false;
-  if (body->contains("force") && !(*body)["force"].is_null()) {
-    if (!(*body)["force"].is_boolean()) {
-      return Reject(req, 400, "bad_request", "request body: \"force\" must be true or false");
-    }
-    force = (*body)["force"].get<bool>();
-  }
+  auto body = ParseEnvBuildBody(text);
+  explicit_bzero(text.data(), text.size());
+  if (!body) return Reject(req, 400, "bad_request", body.error().message());
+  std::optional<std::string> runtime = body->runtime;
+  bool force = body->force;
   std::shared_ptr<Pending> pending = Hold(req);
   std::shared_ptr<const ServingContext> context = context_();
   spdlog::info("building the environments of pack {}", pack_ref);

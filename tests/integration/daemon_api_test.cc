@@ -203,6 +203,29 @@ TEST_F(DaemonApiTest, BadRequestsGet400WithTheField) {
   EXPECT_EQ(list.Json()["executions"].size(), 0u) << list.body;
 }
 
+// nlohmann-json's copies, comparisons and dumps recurse per level, and so did WipeJson over every
+// parsed body: a body of 500,000 nested arrays, under the default max_body_bytes (1 MiB),
+// crashed the daemon (SIGSEGV, stack overflow in WipeJson). The depth is now checked on the text
+// before anything parses it, for every endpoint with a body, and the daemon goes on serving.
+TEST_F(DaemonApiTest, AHundredThousandDeepBodyIs400NotACrash) {
+  DaemonUnderTest daemon(world_, Toml(""));
+  std::string deep = std::string(100'000, '[') + std::string(100'000, ']');
+  std::string in_parameters = R"({"action_ref": "api.echo", "parameters": {"n": )" + deep + "}}";
+  std::string megabyte_argv =
+      R"({"argv": )" + std::string(500'000, '[') + std::string(500'000, ']') + "}";
+  for (const auto& [target, body] :
+       std::vector<std::pair<std::string, std::string>>{{"/v1/executions", in_parameters},
+                                                        {"/v1/exec", deep},
+                                                        {"/v1/exec", megabyte_argv},
+                                                        {"/v1/envs/api", deep}}) {
+    HttpResponse r = HttpRequest(daemon.socket(), "POST", target, body);
+    EXPECT_EQ(r.status, 400) << target << ": " << r.body;
+    EXPECT_EQ(r.body, "{\"error\":\"request body: JSON nested deeper than 64 levels\"}\n");
+  }
+  EXPECT_EQ(HttpGet(daemon.socket(), "/v1/health").status, 200);
+  EXPECT_EQ(HttpGet(daemon.socket(), "/v1/executions").Json()["executions"].size(), 0u);
+}
+
 TEST_F(DaemonApiTest, UnknownActionOrExecutionIs404) {
   DaemonUnderTest daemon(world_, Toml(""));
   HttpResponse r = SubmitAction(daemon.socket(), "api.nope");

@@ -95,6 +95,28 @@ TEST(ResponseParser, RefusesMalformedAndTruncatedResponses) {
   EXPECT_FALSE(too_big.Feed("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789"));
 }
 
+// Found writing fuzz_daemon_response (its whole-vs-pieces invariant; reproducer
+// fuzz/corpus/daemon_response/crash-second-response): a second response in the same read as
+// the end of the first was read into the first (its headers and body appended), while one that
+// came in a later read was refused. Refused however it arrives; line ends after the end are not a
+// message and are ignored both ways.
+TEST(ResponseParser, ASecondResponseIsRefusedHoweverTheBytesArrive) {
+  const std::string first = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+  const std::string second = "HTTP/1.1 200 OK\r\nX-Injected: 1\r\nContent-Length: 3\r\n\r\nabc";
+  for (size_t step : {size_t{1}, size_t{7}, first.size(), size_t{4096}}) {
+    ResponseParser parser;
+    auto fed = FeedInSteps(parser, first + second, step);
+    ASSERT_FALSE(fed) << "step " << step;
+    EXPECT_EQ(fed.error().message(), "bytes after the end of the response") << "step " << step;
+    EXPECT_EQ(parser.response().body, "hello");
+    EXPECT_EQ(parser.response().Header("x-injected"), std::nullopt);
+
+    ResponseParser crlf;
+    ASSERT_TRUE(FeedInSteps(crlf, first + "\r\n", step)) << "step " << step;
+    EXPECT_TRUE(crlf.complete());
+  }
+}
+
 TEST(ResponseParser, ACallbackErrorStopsTheParse) {
   ResponseParser parser(
       [](std::string_view) -> Result<void> { return Failure("print", "stdout", "broken"); });
@@ -120,6 +142,49 @@ TEST(LineSplitter, RefusesALineOverItsLimit) {
   LineSplitter splitter([](std::string_view) -> Result<void> { return Ok{}; }, 4);
   ASSERT_TRUE(splitter.Feed("abc\n"));
   EXPECT_FALSE(splitter.Feed("abcdef"));
+}
+
+// A confused or compromised peer on the daemon's socket: its JSON is depth-checked before
+// nlohmann parses it, and its error text reaches the terminal as one printable line.
+TEST(DaemonAnswers, AHundredThousandDeepAnswerIsRefusedBeforeParsing) {
+  std::string deep = std::string(100'000, '[') + std::string(100'000, ']');
+  auto object = DaemonJsonObject(deep);
+  ASSERT_FALSE(object.ok());
+  EXPECT_EQ(object.error().message(), "JSON nested deeper than 64 levels");
+  std::string deep_result = R"({"result": )" + deep + "}";
+  auto line = ParseOutputLine(deep_result);
+  ASSERT_FALSE(line.ok());
+  EXPECT_EQ(line.error().message(), "a line: JSON nested deeper than 64 levels");
+  std::string text = DaemonErrorText(R"({"error": )" + deep + "}");
+  EXPECT_EQ(text.find('\n'), std::string::npos);
+  EXPECT_LE(text.size(), 1003u);
+}
+
+TEST(DaemonAnswers, TheErrorTextIsOnePrintableLine) {
+  EXPECT_EQ(DaemonErrorText(R"({"error": "draining"})"), "draining");
+  EXPECT_EQ(DaemonErrorText(R"({"error": "a\nb\u001b[2Jc\u007f"})"), "a?b?[2Jc?");
+  EXPECT_EQ(DaemonErrorText("plain text\nsecond line"), "plain text");
+  EXPECT_EQ(DaemonErrorText(""), "no error text");
+  EXPECT_EQ(DaemonErrorText(R"({"error": ")" + std::string(5000, 'e') + "\"}"),
+            std::string(1000, 'e') + "...");
+}
+
+TEST(DaemonAnswers, OutputLines) {
+  auto line = ParseOutputLine(R"({"stream": "stderr", "data": "x\n"})");
+  ASSERT_TRUE(line.ok() && line->has_value());
+  EXPECT_EQ((*line)->kind, OutputLine::Kind::kStderr);
+  EXPECT_EQ((*line)->data, "x\n");
+  line = ParseOutputLine(R"({"result": {"status": "succeeded"}, "result_is_lines": true})");
+  ASSERT_TRUE(line.ok() && line->has_value());
+  EXPECT_EQ((*line)->kind, OutputLine::Kind::kResult);
+  EXPECT_TRUE((*line)->result_is_lines);
+  EXPECT_EQ((*line)->result, nlohmann::json({{"status", "succeeded"}}));
+  EXPECT_FALSE(ParseOutputLine("").value().has_value());
+  EXPECT_EQ(ParseOutputLine("nope").error().message(), "a line: not a JSON object");
+  EXPECT_EQ(ParseOutputLine(R"({"stream": "stdin", "data": ""})").error().message(),
+            "unknown stream (neither stdout nor stderr)");
+  EXPECT_EQ(ParseOutputLine(R"({"data": ""})").error().message(),
+            "a line with neither stream/data nor result");
 }
 
 TEST(UrlEncode, KeepsUnreservedAndEncodesTheRest) {

@@ -162,6 +162,18 @@ TEST_F(SealedSecretsTest, RefusalsNeverHoldPlaintext) {
   }
 }
 
+// Found by fuzz_sealed_secrets (crash-empty-sealed-text): an empty sealed_secrets text gave
+// sodium_base642bin and sodium_memzero the null data() of an empty buffer (undefined behaviour,
+// their pointers are declared nonnull). It is refused like any blob too short to open.
+TEST_F(SealedSecretsTest, AnEmptySealedTextIsRefusedNotUndefinedBehaviour) {
+  MakePair("worker");
+  auto key = LoadPrivateKey(Path("worker.key"));
+  ASSERT_TRUE(key.ok()) << key.error().message();
+  auto opened = OpenSealedSecrets("", *key);
+  ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.error().message(), "sealed_secrets: cannot be opened with this worker's key");
+}
+
 TEST_F(SealedSecretsTest, KeyFileRefusals) {
   MakePair("worker");
   std::string key_line;
