@@ -6,6 +6,8 @@
 #include <cctype>
 #include <vector>
 
+#include "envs/document_limits.h"
+
 namespace packvisor {
 namespace {
 
@@ -80,6 +82,9 @@ std::string ShellIdentifier(const std::string& key) {
 nlohmann::json ParameterValueFromText(const std::optional<ParamType>& declared,
                                       const std::string& text) {
   if (declared == ParamType::kString) return text;
+  // Deeper JSON stays text (which validation then refuses for a structured type): a parsed
+  // value is copied and dumped recursively.
+  if (JsonNestsDeeperThan(text, kMaxParameterDepth)) return text;
   auto parsed = nlohmann::json::parse(text, nullptr, false);
   return parsed.is_discarded() ? nlohmann::json(text) : parsed;
 }

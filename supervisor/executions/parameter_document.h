@@ -18,7 +18,8 @@ std::string FormatParameterDocument(const nlohmann::json& inputs, ParameterForma
 
 // The value of `--param NAME=TEXT` for a parameter of type `declared` (SPEC §8): a `string`
 // parameter takes the raw text (`2` stays "2"); any other type, or none declared, takes the text
-// as JSON when it parses, else the text itself (validation then reports a wrong type).
+// as JSON when it parses, else the text itself (validation then reports a wrong type). JSON
+// nested deeper than kMaxParameterDepth stays text.
 nlohmann::json ParameterValueFromText(const std::optional<ParamType>& declared,
                                       const std::string& text);
 

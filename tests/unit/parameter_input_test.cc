@@ -1,0 +1,51 @@
+// Parameter input others wrote: --params-json and parameter/secrets files (ParseObject), --param
+// texts (ParameterValueFromText) and their validation, on hostile input (docs/fuzzing.md, target
+// parameters): depth, bytes that are not UTF-8, secrets in errors.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "supervisor/cli/run_command.h"
+#include "supervisor/executions/parameter_document.h"
+#include "supervisor/packs/packs.h"
+
+namespace packvisor {
+namespace {
+
+using nlohmann::json;
+
+constexpr int kDeep = 100000;
+
+std::string Repeat(std::string_view piece, int times) {
+  std::string text;
+  for (int i = 0; i < times; ++i) text += piece;
+  return text;
+}
+
+TEST(ParamsJson, HundredThousandDeepObjectIsRefusedWithOneLineNotACrash) {
+  std::string text = Repeat("{\"a\":", kDeep) + "1" + Repeat("}", kDeep);
+  auto parsed = ParseObject(text, "--params-json");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.error().message(), "invalid JSON --params-json: nested deeper than 64 levels");
+  EXPECT_EQ(text.find_first_not_of('\0'), std::string::npos) << "the text is wiped";
+}
+
+TEST(ParamsJson, SixtyFourLevelsAreAccepted) {
+  std::string text = Repeat("{\"a\":", 64) + "1" + Repeat("}", 64);
+  auto parsed = ParseObject(text, "--params-json");
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message();
+}
+
+TEST(ParameterText, HundredThousandDeepTextStaysTextNotACrash) {
+  std::string text = Repeat("[", kDeep) + Repeat("]", kDeep);
+  json value = ParameterValueFromText(ParamType::kArray, text);
+  ASSERT_TRUE(value.is_string());
+  Action action;
+  action.parameters["a"].type = ParamType::kArray;
+  auto validated = ValidateParameters(action, {{"a", value}});
+  ASSERT_FALSE(validated.ok());
+  EXPECT_EQ(validated.error().message(), "parameter \"a\": expected array, got string");
+}
+
+}  // namespace
+}  // namespace packvisor
