@@ -11,6 +11,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 #include <optional>
 #include <regex>
@@ -70,16 +71,24 @@ std::optional<std::vector<std::pair<std::string, std::string>>> ReadDotenv(std::
   return entries;
 }
 
-// Which objects the dotenv document flattens (docs/executions.md): all of them.
-bool Flattens(const json&) { return true; }
+// Which nested objects the dotenv document flattens (docs/executions.md): non-empty ones whose
+// keys are all made of [A-Za-z0-9_-]; any other is one compact JSON value.
+bool Flattens(const json& object) {
+  static const std::regex kKey("[A-Za-z0-9_-]+");
+  if (object.empty()) return false;
+  for (const auto& [key, child] : object.items()) {
+    if (!std::regex_match(key, kKey)) return false;
+  }
+  return true;
+}
 
 // What the dotenv document holds, as docs/executions.md describes it: nested objects flattened
 // with '.', every other value as its ScalarText.
-void Flatten(const json& value, const std::string& prefix,
+void Flatten(const json& value, const std::string& prefix, bool top,
              std::vector<std::pair<std::string, std::string>>* out) {
-  if (value.is_object() && Flattens(value)) {
+  if (value.is_object() && (top || Flattens(value))) {
     for (const auto& [key, child] : value.items()) {
-      Flatten(child, prefix.empty() ? key : prefix + "." + key, out);
+      Flatten(child, prefix.empty() ? key : prefix + "." + key, false, out);
     }
     return;
   }
@@ -152,18 +161,21 @@ void CheckShellHelpers(const json& inputs) {
   PV_FUZZ_CHECK(rest.substr(0, head.size()) == head, script);
   rest.remove_prefix(head.size());
   for (const auto& [key, value] : inputs.items()) {
-    for (int copy = 0; copy < 2; ++copy) {  // PARAM_<UPPER>='...', then <ident>='...'
+    std::string names[2];  // PARAM_<UPPER>='...', then <ident>='...'
+    for (std::string& name : names) {
       size_t eq = rest.find('=');
       PV_FUZZ_CHECK(eq != std::string_view::npos, script);
-      std::string_view name = rest.substr(0, eq);
-      PV_FUZZ_CHECK(IsIdentifier(name), "not a shell identifier: " + std::string(name));
-      PV_FUZZ_CHECK((copy == 0) == (name.substr(0, 6) == "PARAM_"), script);
+      name = std::string(rest.substr(0, eq));
+      PV_FUZZ_CHECK(IsIdentifier(name), "not a shell identifier: " + name);
       rest.remove_prefix(eq + 1);
       std::optional<std::string> read = ReadSingleQuoted(&rest);
       PV_FUZZ_CHECK(read && *read == ScalarText(value), "shell value differs: " + script);
       PV_FUZZ_CHECK(!rest.empty() && rest.front() == '\n', script);
       rest.remove_prefix(1);
     }
+    std::string upper = names[1];
+    for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    PV_FUZZ_CHECK(names[0] == "PARAM_" + upper, "PARAM_ name differs: " + script);
   }
   PV_FUZZ_CHECK(rest == "\n# Action code\n" + code + "\n", script);
 }
@@ -195,11 +207,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     CheckYaml(loaded, inputs, document);
 
-    document = packvisor::FormatParameterDocument(inputs, ParameterFormat::kDotenv);
+    // The top-level keys of a parameter document are parameter names (identifiers): the others
+    // never reach it (ValidateParameters refuses undeclared names).
+    json parameters = json::object();
+    for (const auto& [key, value] : inputs.items()) {
+      if (IsIdentifier(key)) parameters[key] = value;
+    }
+    document = packvisor::FormatParameterDocument(parameters, ParameterFormat::kDotenv);
     auto entries = ReadDotenv(document);
     PV_FUZZ_CHECK(entries.has_value(), "dotenv document does not read back: " + document);
     std::vector<std::pair<std::string, std::string>> expected;
-    Flatten(inputs, "", &expected);
+    Flatten(parameters, "", true, &expected);
     std::sort(expected.begin(), expected.end());
     std::map<std::string, std::string> by_key;
     for (const auto& [key, value] : *entries) {

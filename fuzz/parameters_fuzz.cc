@@ -129,9 +129,16 @@ void Validate(const Action& action, const json& inputs) {
       value = Masked(value);
     }
     auto again = packvisor::ValidateParameters(action, masked);
-    std::string masked_message = again ? std::string() : again.error().message();
+    // Text that may show up in a message by right: names (the schema's and the input's), enum
+    // values, and the message of the masked inputs (masking may change which check fails first).
+    std::string public_text = again ? std::string() : again.error().message();
+    for (const auto& [name, spec] : action.parameters) {
+      public_text += "\n" + name;
+      for (const json& value : spec.enum_values) public_text += "\n" + value.dump();
+    }
+    for (const auto& [name, value] : inputs.items()) public_text += "\n" + name;
     for (const std::string& secret : secrets) {
-      if (masked_message.find(secret) == std::string::npos) CheckSecretAbsent(message, secret);
+      if (public_text.find(secret) == std::string::npos) CheckSecretAbsent(message, secret);
     }
     return;
   }
@@ -141,7 +148,9 @@ void Validate(const Action& action, const json& inputs) {
   for (auto format : {packvisor::ParameterFormat::kJson, packvisor::ParameterFormat::kDotenv,
                       packvisor::ParameterFormat::kYaml}) {
     std::string document = packvisor::FormatParameterDocument(*validated, format);
-    PV_FUZZ_CHECK(!document.empty(), "empty parameter document");
+    PV_FUZZ_CHECK(
+        !document.empty() || (format == packvisor::ParameterFormat::kDotenv && validated->empty()),
+        "empty parameter document");
   }
   (void)packvisor::ShellHelpersScript(*validated, "true");
 }

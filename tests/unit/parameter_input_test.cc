@@ -47,5 +47,26 @@ TEST(ParameterText, HundredThousandDeepTextStaysTextNotACrash) {
   EXPECT_EQ(validated.error().message(), "parameter \"a\": expected array, got string");
 }
 
+// A --param text is raw bytes: invalid UTF-8 used to pass validation and make the JSON document
+// throw (nlohmann type_error 316) when it was written.
+TEST(ParameterText, InvalidUtf8IsRefusedByValidationNotAThrowWhenTheDocumentIsWritten) {
+  Action action;
+  action.parameters["s"].type = ParamType::kString;
+  action.parameters["o"].type = ParamType::kObject;
+  auto text =
+      ValidateParameters(action, {{"s", ParameterValueFromText(ParamType::kString, "\xff")}});
+  ASSERT_FALSE(text.ok());
+  EXPECT_EQ(text.error().message(), "parameter \"s\": not valid UTF-8");
+  auto key = ValidateParameters(action, {{"o", {{"\xed\xa0\x80", 1}}}});
+  ASSERT_FALSE(key.ok());
+  EXPECT_EQ(key.error().message(), "parameter \"o\": not valid UTF-8");
+  auto name = ValidateParameters(action, {{"\xc0\xaf", 1}});
+  ASSERT_FALSE(name.ok());
+  EXPECT_EQ(name.error().message(), "unknown parameter (its name is not valid UTF-8)");
+  auto good = ValidateParameters(action, {{"s", "\xc3\xa9\xf0\x9f\x98\x80"}});
+  ASSERT_TRUE(good.ok()) << good.error().message();
+  EXPECT_NO_THROW(FormatParameterDocument(*good, ParameterFormat::kJson));
+}
+
 }  // namespace
 }  // namespace packvisor
