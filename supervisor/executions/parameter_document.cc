@@ -47,7 +47,11 @@ void EmitYaml(YAML::Emitter& out, const nlohmann::json& value) {
       out << YAML::BeginMap;
       for (const auto& [key, child] : value.items()) {
         // Quoted: a plain key such as `yes`, `1` or `null` is not a string to every loader.
-        out << YAML::Key << YAML::DoubleQuoted << key << YAML::Value;
+        // An implicit key is at most 1024 characters once escaped ("\x01" is 4): a longer one
+        // is written as an explicit "? " key.
+        out << YAML::Key;
+        if (key.size() > 200) out << YAML::LongKey;
+        out << YAML::DoubleQuoted << key << YAML::Value;
         EmitYaml(out, child);
       }
       out << YAML::EndMap;

@@ -28,7 +28,7 @@ std::string Quote(std::string_view text) {
   std::string out = "\"";
   for (char c : text.substr(0, 200)) {
     if (c == '"' || c == '\\') out += '\\';
-    out += (static_cast<unsigned char>(c) < 0x20) ? '?' : c;
+    out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
   }
   return out + (text.size() > 200 ? "...\"" : "\"");
 }

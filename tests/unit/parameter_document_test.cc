@@ -65,6 +65,18 @@ TEST(ParameterDocumentDotenv, ObjectsWithKeysALineCannotCarryAreOneJsonValue) {
             "a='{\"b\":{\"c\":2},\"b.c\":1}'\ne='{}'\nk='{\"x=y\\n\":\"v\"}'\nok.x-1.y_2='true'\n");
 }
 
+// fuzz target parameter_documents (crash-yaml-long-escaped-key): a 600-byte key with control
+// characters passed 1024 characters once escaped, an implicit key no loader accepts.
+TEST(ParameterDocumentYaml, LongKeyWithEscapesIsAnExplicitKeyThatLoads) {
+  std::string key(600, 'k');
+  key[5] = '\x01';
+  json inputs = {{key, 1}, {"a", 2}};
+  ParsedOutput parsed = ParseActionOutput(FormatParameterDocument(inputs, ParameterFormat::kYaml),
+                                          OutputFormat::kYaml);
+  ASSERT_FALSE(parsed.error) << *parsed.error;
+  EXPECT_EQ(parsed.result, inputs);
+}
+
 TEST(ShellHelpers, NonExportedVariablesWithEscaping) {
   json inputs = {{"api-key", "a'b"}, {"9lives", 9}};
   std::string script = ShellHelpersScript(inputs, "echo hi");

@@ -68,5 +68,14 @@ TEST(ParameterText, InvalidUtf8IsRefusedByValidationNotAThrowWhenTheDocumentIsWr
   EXPECT_NO_THROW(FormatParameterDocument(*good, ParameterFormat::kJson));
 }
 
+// fuzz target parameters (crash-param-name-del-byte): an undeclared --param name with a DEL byte
+// came back raw in the one-line error.
+TEST(ParameterText, UnknownNameWithDelByteIsQuotedWithoutControlCharacters) {
+  Action action;
+  auto validated = ValidateParameters(action, {{"a\x7f\x01b", 1}});
+  ASSERT_FALSE(validated.ok());
+  EXPECT_EQ(validated.error().message(), "unknown parameter \"a??b\" (accepted: none)");
+}
+
 }  // namespace
 }  // namespace packvisor
