@@ -72,7 +72,9 @@ TEST(ParameterText, InvalidUtf8IsRefusedByValidationNotAThrowWhenTheDocumentIsWr
 // came back raw in the one-line error.
 TEST(ParameterText, UnknownNameWithDelByteIsQuotedWithoutControlCharacters) {
   Action action;
-  auto validated = ValidateParameters(action, {{"a\x7f\x01b", 1}});
+  auto validated = ValidateParameters(action, {{"a\x7f\x01"
+                                                "b",
+                                                1}});
   ASSERT_FALSE(validated.ok());
   EXPECT_EQ(validated.error().message(), "unknown parameter \"a??b\" (accepted: none)");
 }
