@@ -9,6 +9,7 @@
 #include <memory>
 #include <set>
 
+#include "envs/document_limits.h"
 #include "sandbox/os/syscalls.h"
 #include "sandbox/os/unique_fd.h"
 #include "supervisor/cli/remote_commands.h"
@@ -52,19 +53,6 @@ Result<std::string> ReadBounded(int fd, const std::string& what) {
   return text;
 }
 
-// Parses a JSON object from `text` (which may hold secrets: errors never quote it). `what` names
-// the source in messages; `text` is wiped.
-Result<nlohmann::json> ParseObject(std::string& text, const std::string& what) {
-  auto parsed = nlohmann::json::parse(text, nullptr, false);
-  explicit_bzero(text.data(), text.size());
-  if (parsed.is_discarded()) return Failure("invalid JSON", what, "not valid JSON");
-  if (!parsed.is_object()) {
-    WipeJson(parsed);
-    return Failure("invalid JSON", what, "expected a JSON object");
-  }
-  return parsed;
-}
-
 // The parameters of --params-json into `request->parameters`, the texts of --param into
 // `request->parameter_texts` (read by their declared types once the action is known), and the
 // names that were on the command line itself (not read from a file) into
@@ -100,6 +88,22 @@ Result<void> CollectParameters(const RunOptions& options, RunRequest* request) {
 }
 
 }  // namespace
+
+Result<nlohmann::json> ParseObject(std::string& text, const std::string& what) {
+  if (JsonNestsDeeperThan(text, kMaxParameterDepth)) {
+    explicit_bzero(text.data(), text.size());
+    return Failure("invalid JSON", what,
+                   "nested deeper than " + std::to_string(kMaxParameterDepth) + " levels");
+  }
+  auto parsed = nlohmann::json::parse(text, nullptr, false);
+  explicit_bzero(text.data(), text.size());
+  if (parsed.is_discarded()) return Failure("invalid JSON", what, "not valid JSON");
+  if (!parsed.is_object()) {
+    WipeJson(parsed);
+    return Failure("invalid JSON", what, "expected a JSON object");
+  }
+  return parsed;
+}
 
 Result<nlohmann::json> ReadObjectFile(const std::string& path, const std::string& what) {
   auto text = os::ReadFile(path);

@@ -26,6 +26,12 @@ struct RunOptions {
 
 int RunRunCommand(const Config& config, const RunOptions& options);
 
+// A JSON object from `text` (--params-json, a parameters or secrets file, secrets on stdin),
+// which may hold secrets: errors never quote it, and `text` is wiped. `what` names the source:
+// "invalid JSON --params-json: not valid JSON". Text nested deeper than kMaxParameterDepth is
+// refused before it is parsed.
+Result<nlohmann::json> ParseObject(std::string& text, const std::string& what);
+
 // A JSON object from the file at `path` (8 MiB at most); `what` names it in errors ("--params-json
 // file"). Errors never quote the content.
 Result<nlohmann::json> ReadObjectFile(const std::string& path, const std::string& what);

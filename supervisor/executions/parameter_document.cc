@@ -6,18 +6,39 @@
 #include <cctype>
 #include <vector>
 
+#include "envs/document_limits.h"
+
 namespace packvisor {
 namespace {
 
-void Flatten(const nlohmann::json& value, const std::string& prefix,
+// Nested keys a dotenv line can carry after the '.' that joins them: not empty, no '.', '=',
+// quote, space or newline (so a flattened key reads back unambiguously).
+bool IsDotenvKey(const std::string& key) {
+  return !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  });
+}
+
+void Flatten(const nlohmann::json& value, const std::string& prefix, bool top,
              std::vector<std::pair<std::string, std::string>>& out) {
-  if (value.is_object()) {
+  if (value.is_object() && (top || DotenvFlattens(value))) {
     for (const auto& [key, child] : value.items()) {
-      Flatten(child, prefix.empty() ? key : prefix + "." + key, out);
+      Flatten(child, prefix.empty() ? key : prefix + "." + key, false, out);
     }
     return;
   }
   out.emplace_back(prefix, ScalarText(value));
+}
+
+// A float as nlohmann writes it, with a '.' in the mantissa ("1e+100" -> "1.0e+100"): YAML 1.1
+// loaders (PyYAML) read an exponent without a '.' as a string.
+std::string YamlFloat(const nlohmann::json& value) {
+  std::string text = value.dump();
+  if (text.find('.') == std::string::npos) {
+    size_t exponent = text.find_first_of("eE");
+    text.insert(exponent == std::string::npos ? text.size() : exponent, ".0");
+  }
+  return text;
 }
 
 void EmitYaml(YAML::Emitter& out, const nlohmann::json& value) {
@@ -25,7 +46,12 @@ void EmitYaml(YAML::Emitter& out, const nlohmann::json& value) {
     case nlohmann::json::value_t::object:
       out << YAML::BeginMap;
       for (const auto& [key, child] : value.items()) {
-        out << YAML::Key << key << YAML::Value;
+        // Quoted: a plain key such as `yes`, `1` or `null` is not a string to every loader.
+        // An implicit key is at most 1024 characters once escaped ("\x01" is 4): a longer one
+        // is written as an explicit "? " key.
+        out << YAML::Key;
+        if (key.size() > 200) out << YAML::LongKey;
+        out << YAML::DoubleQuoted << key << YAML::Value;
         EmitYaml(out, child);
       }
       out << YAML::EndMap;
@@ -41,6 +67,9 @@ void EmitYaml(YAML::Emitter& out, const nlohmann::json& value) {
     case nlohmann::json::value_t::null:
       out << YAML::Null;
       break;
+    case nlohmann::json::value_t::number_float:
+      out << YamlFloat(value);
+      break;
     default:
       out << value.dump();
       break;
@@ -48,6 +77,14 @@ void EmitYaml(YAML::Emitter& out, const nlohmann::json& value) {
 }
 
 }  // namespace
+
+bool DotenvFlattens(const nlohmann::json& object) {
+  if (!object.is_object() || object.empty()) return false;
+  for (const auto& [key, child] : object.items()) {
+    if (!IsDotenvKey(key)) return false;
+  }
+  return true;
+}
 
 std::string ScalarText(const nlohmann::json& value) {
   if (value.is_string()) return value.get<std::string>();
@@ -80,6 +117,9 @@ std::string ShellIdentifier(const std::string& key) {
 nlohmann::json ParameterValueFromText(const std::optional<ParamType>& declared,
                                       const std::string& text) {
   if (declared == ParamType::kString) return text;
+  // Deeper JSON stays text (which validation then refuses for a structured type): a parsed
+  // value is copied and dumped recursively.
+  if (JsonNestsDeeperThan(text, kMaxParameterDepth)) return text;
   auto parsed = nlohmann::json::parse(text, nullptr, false);
   return parsed.is_discarded() ? nlohmann::json(text) : parsed;
 }
@@ -90,7 +130,7 @@ std::string FormatParameterDocument(const nlohmann::json& inputs, ParameterForma
       return inputs.dump() + "\n";
     case ParameterFormat::kDotenv: {
       std::vector<std::pair<std::string, std::string>> flat;
-      Flatten(inputs, "", flat);
+      Flatten(inputs, "", true, flat);
       std::sort(flat.begin(), flat.end());
       std::string text;
       for (const auto& [key, value] : flat) text += key + "=" + SingleQuote(value) + "\n";

@@ -11,14 +11,17 @@
 
 namespace packvisor {
 
-// json: one compact line plus "\n". dotenv: sorted key='value' lines, nested keys joined with
-// '.', arrays as compact JSON, null as '' (name=''), "'" escaped as '\'' (plus a final "\n"). yaml:
-// a YAML document.
+// json: one compact line plus "\n". dotenv: sorted key='value' lines, nested objects flattened
+// with their keys joined by '.' (only those DotenvFlattens), any other value as its ScalarText
+// (arrays and other objects as compact JSON, null as ''), "'" escaped as '\'' (plus a final
+// "\n"); the top-level keys are parameter names (identifiers), as ValidateParameters returns them.
+// yaml: a YAML document, keys and strings double-quoted, floats with a '.' (1.0e+100).
 std::string FormatParameterDocument(const nlohmann::json& inputs, ParameterFormat format);
 
 // The value of `--param NAME=TEXT` for a parameter of type `declared` (SPEC §8): a `string`
 // parameter takes the raw text (`2` stays "2"); any other type, or none declared, takes the text
-// as JSON when it parses, else the text itself (validation then reports a wrong type).
+// as JSON when it parses, else the text itself (validation then reports a wrong type). JSON
+// nested deeper than kMaxParameterDepth stays text.
 nlohmann::json ParameterValueFromText(const std::optional<ParamType>& declared,
                                       const std::string& text);
 
@@ -29,6 +32,11 @@ std::string ShellHelpersScript(const nlohmann::json& inputs, const std::string& 
 // A key made into a shell identifier: every character outside [A-Za-z0-9_] and a leading digit
 // become '_'; an empty key becomes "_".
 std::string ShellIdentifier(const std::string& key);
+
+// Whether the dotenv document flattens the (nested) object: it is not empty and each key is
+// made of [A-Za-z0-9_-]. Any other object is one compact JSON value: '{}' stays visible, and a
+// key holding '.', '=', a quote or a newline cannot make two lines with the same key.
+bool DotenvFlattens(const nlohmann::json& object);
 
 // value as the text the shell/dotenv forms use: strings raw, numbers/bools as JSON text, null
 // empty, arrays/objects compact JSON.

@@ -5,6 +5,7 @@
 #include <sstream>
 #include <vector>
 
+#include "envs/document_limits.h"
 #include "sandbox/os/error.h"
 
 namespace packvisor {
@@ -28,8 +29,18 @@ std::vector<std::string> NonEmptyLines(const std::string& text) {
   return lines;
 }
 
-Result<nlohmann::json> YamlToJson(const YAML::Node& node, int depth) {
-  if (depth > 64) return Failure("", "", "nested more than 64 levels deep");
+// Converts a node of a document CheckYamlBudget passed. Aliases are expanded here, so depth and
+// node count are charged again (an alias may point into its own anchor: a cycle).
+Result<nlohmann::json> YamlToJson(const YAML::Node& node, int depth, uint64_t* nodes_left) {
+  auto fail = [&](const std::string& detail) {
+    int line = node.IsDefined() && !node.Mark().is_null() ? node.Mark().line + 1 : 0;
+    return Failure("", line > 0 ? "line " + std::to_string(line) : "", detail);
+  };
+  if (depth > kMaxOutputDepth) {
+    return fail("nested deeper than " + std::to_string(kMaxOutputDepth) + " levels");
+  }
+  if (*nodes_left == 0) return fail("too many nodes once aliases are expanded (refused)");
+  --*nodes_left;
   switch (node.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
@@ -37,23 +48,29 @@ Result<nlohmann::json> YamlToJson(const YAML::Node& node, int depth) {
     case YAML::NodeType::Sequence: {
       nlohmann::json array = nlohmann::json::array();
       for (const auto& child : node) {
-        auto value = YamlToJson(child, depth + 1);
+        auto value = YamlToJson(child, depth + 1, nodes_left);
         if (!value) return value.error();
-        array.push_back(*value);
+        array.push_back(std::move(*value));
       }
       return array;
     }
     case YAML::NodeType::Map: {
       nlohmann::json object = nlohmann::json::object();
+      // Copies: yaml-cpp's iterator->first refers into a temporary.
       for (const auto& entry : node) {
-        auto value = YamlToJson(entry.second, depth + 1);
+        YAML::Node key = entry.first;
+        YAML::Node child = entry.second;
+        if (!key.IsScalar()) return fail("a mapping key is not a string");
+        if (!IsValidUtf8(key.Scalar())) return fail("a mapping key is not valid UTF-8");
+        auto value = YamlToJson(child, depth + 1, nodes_left);
         if (!value) return value.error();
-        object[entry.first.as<std::string>()] = *value;
+        object[key.Scalar()] = std::move(*value);
       }
       return object;
     }
     case YAML::NodeType::Scalar: {
       const std::string& text = node.Scalar();
+      if (!IsValidUtf8(text)) return fail("a string is not valid UTF-8");
       if (node.Tag() == "!") return nlohmann::json(text);  // quoted: a string
       auto parsed = nlohmann::json::parse(text, nullptr, false);
       if (!parsed.is_discarded() && !parsed.is_object() && !parsed.is_array()) return parsed;
@@ -66,6 +83,19 @@ Result<nlohmann::json> YamlToJson(const YAML::Node& node, int depth) {
   return nlohmann::json(nullptr);
 }
 
+// `text` parsed as JSON; nullopt when it does not parse or nests deeper than kMaxOutputDepth
+// (then `*too_deep` is set), checked first: nlohmann-json recurses when it copies, compares,
+// dumps or frees a value.
+std::optional<nlohmann::json> ParseJson(const std::string& text, bool* too_deep) {
+  if (JsonNestsDeeperThan(text, kMaxOutputDepth)) {
+    *too_deep = true;
+    return std::nullopt;
+  }
+  auto value = nlohmann::json::parse(text, nullptr, false);
+  if (value.is_discarded()) return std::nullopt;
+  return value;
+}
+
 }  // namespace
 
 ParsedOutput ParseActionOutput(const std::string& stdout_text, OutputFormat format) {
@@ -75,18 +105,20 @@ ParsedOutput ParseActionOutput(const std::string& stdout_text, OutputFormat form
   if (trimmed.empty()) return parsed;
   switch (format) {
     case OutputFormat::kJson: {
-      auto whole = nlohmann::json::parse(trimmed, nullptr, false);
-      if (!whole.is_discarded()) {
-        parsed.result = std::move(whole);
+      bool too_deep = false;
+      if (auto whole = ParseJson(trimmed, &too_deep)) {
+        parsed.result = std::move(*whole);
         break;
       }
       std::vector<std::string> lines = NonEmptyLines(trimmed);
-      auto last = nlohmann::json::parse(lines.back(), nullptr, false);
-      if (!last.is_discarded()) {
-        parsed.result = std::move(last);
+      if (auto last = ParseJson(lines.back(), &too_deep)) {
+        parsed.result = std::move(*last);
         break;
       }
-      parsed.error = "output_format json: stdout is not valid JSON, nor is its last line";
+      parsed.error =
+          too_deep ? "output_format json: stdout is not valid JSON nested at most " +
+                         std::to_string(kMaxOutputDepth) + " levels deep, nor is its last line"
+                   : "output_format json: stdout is not valid JSON, nor is its last line";
       break;
     }
     case OutputFormat::kJsonl: {
@@ -95,30 +127,41 @@ ParsedOutput ParseActionOutput(const std::string& stdout_text, OutputFormat form
       size_t number = 0;
       size_t bad = 0;
       size_t first_bad = 0;
+      bool too_deep = false;
       std::istringstream in(stdout_text);
       std::string line;
       while (std::getline(in, line)) {
         ++number;
         std::string item = Trim(line);
         if (item.empty()) continue;
-        auto value = nlohmann::json::parse(item, nullptr, false);
-        if (value.is_discarded()) {
+        auto value = ParseJson(item, &too_deep);
+        if (!value) {
           if (bad++ == 0) first_bad = number;
           continue;
         }
-        array.push_back(std::move(value));
+        array.push_back(std::move(*value));
       }
       if (!array.empty()) parsed.result = std::move(array);
       if (bad > 0) {
-        parsed.error = "output_format jsonl: skipped " + std::to_string(bad) +
-                       (bad == 1 ? " line" : " lines") + " that " + (bad == 1 ? "is" : "are") +
-                       " not valid JSON (the first at line " + std::to_string(first_bad) + ")";
+        parsed.error =
+            "output_format jsonl: skipped " + std::to_string(bad) +
+            (bad == 1 ? " line" : " lines") + " that " + (bad == 1 ? "is" : "are") +
+            " not valid JSON" +
+            (too_deep ? " nested at most " + std::to_string(kMaxOutputDepth) + " levels deep"
+                      : "") +
+            " (the first at line " + std::to_string(first_bad) + ")";
       }
       break;
     }
     case OutputFormat::kYaml: {
+      // Aliases may expand the document, but not beyond what its text could hold without them.
+      uint64_t max_nodes = kMaxYamlNodes + trimmed.size();
+      if (auto budget = CheckYamlBudget(trimmed, max_nodes); !budget) {
+        parsed.error = "output_format yaml: " + budget.error().message();
+        break;
+      }
       try {
-        auto value = YamlToJson(YAML::Load(trimmed), 0);
+        auto value = YamlToJson(YAML::Load(trimmed), 0, &max_nodes);
         if (value) {
           parsed.result = std::move(*value);
         } else {

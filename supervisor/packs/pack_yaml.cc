@@ -92,6 +92,7 @@ struct YamlLimitExceeded {
 // Stops (by throwing YamlLimitExceeded, caught in ParseYaml) as soon as a limit is passed.
 class BudgetHandler : public YAML::EventHandler {
  public:
+  explicit BudgetHandler(uint64_t max_nodes = kMaxYamlNodes) : max_nodes_(max_nodes) {}
   int documents() const { return documents_; }
 
   void OnDocumentStart(const YAML::Mark&) override { ++documents_; }
@@ -149,15 +150,16 @@ class BudgetHandler : public YAML::EventHandler {
   // Adds `size` expanded nodes to the innermost open collection (or the document).
   void Add(const YAML::Mark& mark, uint64_t size) {
     uint64_t& target = stack_.empty() ? total_ : stack_.back().size;
-    target = std::min<uint64_t>(target + size, kMaxYamlNodes + 1);
-    if (target > kMaxYamlNodes) {
-      throw YamlLimitExceeded{mark.line + 1, "more than " + std::to_string(kMaxYamlNodes) +
+    target = std::min<uint64_t>(target + size, max_nodes_ + 1);
+    if (target > max_nodes_) {
+      throw YamlLimitExceeded{mark.line + 1, "more than " + std::to_string(max_nodes_) +
                                                  " nodes once aliases are expanded (refused)"};
     }
   }
 
   std::vector<Frame> stack_;
   std::vector<uint64_t> anchor_sizes_;
+  uint64_t max_nodes_;
   uint64_t total_ = 0;
   int documents_ = 0;
 };
@@ -427,3 +429,27 @@ void ReportUnknownKey(const FileContext& ctx, int line, const std::string& full,
 }
 
 }  // namespace packvisor::detail
+
+namespace packvisor {
+
+Result<void> CheckYamlBudget(std::string_view text, uint64_t max_nodes) {
+  auto at = [](int line, const std::string& detail) {
+    return Failure("", line > 0 ? "line " + std::to_string(line) : "", detail);
+  };
+  try {
+    std::istringstream stream{std::string(text)};
+    YAML::Parser parser(stream);
+    detail::BudgetHandler budget(max_nodes);
+    parser.HandleNextDocument(budget);
+    return Ok{};
+  } catch (const detail::YamlLimitExceeded& e) {
+    return at(e.line, e.detail);
+  } catch (const YAML::Exception& e) {
+    // e.msg is not quoted: yaml-cpp may put a piece of the text in it.
+    return at(e.mark.is_null() ? 0 : e.mark.line + 1, "not a valid YAML document");
+  } catch (const std::exception&) {
+    return at(0, "not a valid YAML document");
+  }
+}
+
+}  // namespace packvisor

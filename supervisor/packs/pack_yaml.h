@@ -74,8 +74,8 @@ struct FileContext {
 // The 1-based line of `node`; 0 when it is absent or has no position.
 int LineOf(const YAML::Node& node);
 
-// `text` in double quotes for a message: '"' and '\' escaped, control characters as '?', cut
-// after 200 characters.
+// `text` in double quotes for a message: '"' and '\' escaped, control characters (DEL too) as '?',
+// cut after 200 characters.
 std::string Quote(std::string_view text);
 
 // ---------------------------------------------------------------------------------------------

@@ -40,6 +40,11 @@ namespace packvisor {
 enum class ParamType { kString, kInteger, kNumber, kBoolean, kObject, kArray };
 std::string_view ParamTypeName(ParamType type);  // "string", "integer", ...
 
+// Parameter and secret values nest at most this deep: the JSON texts they come from are checked
+// before nlohmann-json parses them (a parsed value is copied, compared, dumped and freed
+// recursively).
+inline constexpr int kMaxParameterDepth = 64;
+
 struct ParameterSpec {
   std::optional<ParamType> type;  // absent: any JSON value is accepted
   bool required = false;
@@ -126,6 +131,17 @@ struct Pack {
 inline constexpr size_t kMaxYamlBytes = 1 << 20;
 inline constexpr uint64_t kMaxYamlNodes = 10000;
 inline constexpr int kMaxYamlDepth = 64;
+
+// Refuses YAML `text` before a node tree is built (YAML::Load recurses once per level;
+// converting its tree expands every alias): an event-parser pass over its first document (the
+// one YAML::Load returns) that stops at a depth above kMaxYamlDepth, at more than `max_nodes`
+// nodes once aliases are expanded, or at a syntax error. The error is one line, "line N: <what>"
+// (N from 1), and never quotes the text (it may hold secrets).
+Result<void> CheckYamlBudget(std::string_view text, uint64_t max_nodes = kMaxYamlNodes);
+
+// Whether `text` is well-formed UTF-8 (RFC 3629: no overlong form, no surrogate, nothing above
+// U+10FFFF): what nlohmann-json can dump, and so what a parameter document can carry.
+bool IsValidUtf8(std::string_view text);
 
 // The keys packvisor reads at the top of an action YAML file; any other key is ignored (a note, or
 // a "did you mean" warning when it is close to one of these).

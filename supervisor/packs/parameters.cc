@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <set>
+#include <vector>
 
 #include "envs/names.h"
 
@@ -52,6 +53,26 @@ std::string_view JsonTypeName(const json& value) {
 std::string FormatNumber(double d) {
   if (std::floor(d) == d && std::fabs(d) < 1e15) return std::to_string(static_cast<int64_t>(d));
   return json(d).dump();
+}
+
+// Whether every string and key in `value` is valid UTF-8. Iterative: the value may nest deeply.
+bool AllTextIsUtf8(const json& value) {
+  std::vector<const json*> pending = {&value};
+  while (!pending.empty()) {
+    const json* next = pending.back();
+    pending.pop_back();
+    if (next->is_string()) {
+      if (!IsValidUtf8(next->get_ref<const std::string&>())) return false;
+    } else if (next->is_object()) {
+      for (const auto& [key, child] : next->items()) {
+        if (!IsValidUtf8(key)) return false;
+        pending.push_back(&child);
+      }
+    } else if (next->is_array()) {
+      for (const json& child : *next) pending.push_back(&child);
+    }
+  }
+  return true;
 }
 
 // Checks `value` against `spec`; an integer-valued float becomes an integer for an integer
@@ -293,6 +314,31 @@ bool IsValidParameterName(const std::string& name) {
 
 }  // namespace detail
 
+bool IsValidUtf8(std::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+    unsigned char lead = byte(i);
+    size_t length = lead < 0x80             ? 1
+                    : (lead & 0xE0) == 0xC0 ? 2
+                    : (lead & 0xF0) == 0xE0 ? 3
+                    : (lead & 0xF8) == 0xF0 ? 4
+                                            : 0;
+    if (length == 0 || i + length > text.size()) return false;
+    uint32_t code = length == 1 ? lead : lead & (0x7F >> length);
+    for (size_t k = 1; k < length; ++k) {
+      if ((byte(i + k) & 0xC0) != 0x80) return false;
+      code = (code << 6) | (byte(i + k) & 0x3F);
+    }
+    static constexpr uint32_t kSmallest[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (code < kSmallest[length] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) {
+      return false;
+    }
+    i += length;
+  }
+  return true;
+}
+
 Result<json> ValidateParameters(const Action& action, const json& params) {
   // The action is not named: the caller's context (the result's action_ref) does that.
   auto fail = [&](const std::string& detail) { return Failure("", "", detail); };
@@ -303,6 +349,7 @@ Result<json> ValidateParameters(const Action& action, const json& params) {
   for (const auto& [name, value] : params.items()) {
     auto spec = action.parameters.find(name);
     if (spec == action.parameters.end()) {
+      if (!IsValidUtf8(name)) return fail("unknown parameter (its name is not valid UTF-8)");
       std::string accepted;
       for (const auto& [known, unused] : action.parameters) {
         accepted += (accepted.empty() ? "" : ", ") + known;
@@ -316,6 +363,8 @@ Result<json> ValidateParameters(const Action& action, const json& params) {
       if (!spec->second.default_value && !spec->second.required) out[name] = nullptr;
       continue;
     }
+    // A --param text is raw bytes; no parameter document (JSON, YAML) can carry invalid UTF-8.
+    if (!AllTextIsUtf8(value)) return fail("parameter " + Quote(name) + ": not valid UTF-8");
     json checked = value;
     if (std::optional<std::string> bad = CheckValue(spec->second, &checked)) {
       return fail("parameter " + Quote(name) + ": " + *bad);

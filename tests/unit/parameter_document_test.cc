@@ -31,6 +31,52 @@ TEST(ParameterDocument, YamlRoundTrips) {
   EXPECT_EQ(parsed.result, inputs);
 }
 
+// fuzz target parameter_documents: a plain YAML key such as `yes`, `1` or `null` is no string to
+// YAML 1.1 loaders (PyYAML); every key is double-quoted.
+TEST(ParameterDocumentYaml, PlainKeysThatLoadersReadAsNonStringsAreQuoted) {
+  json inputs = {{"o", {{"yes", 1}, {"1", 2}, {"null", 3}, {"", 4}}}};
+  std::string doc = FormatParameterDocument(inputs, ParameterFormat::kYaml);
+  for (const char* key : {"\"yes\": 1", "\"1\": 2", "\"null\": 3", "\"\": 4", "\"o\":"}) {
+    EXPECT_NE(doc.find(key), std::string::npos) << key << " in " << doc;
+  }
+}
+
+// fuzz target parameter_documents: nlohmann writes 1e100 as 1e+100, which YAML 1.1 loaders read
+// as a string; the YAML document writes 1.0e+100.
+TEST(ParameterDocumentYaml, FloatsWithoutADotGetOneSoYaml11LoadersReadNumbers) {
+  json inputs = {{"big", 1e100}, {"small", 1e-7}, {"plain", 1.5}};
+  std::string doc = FormatParameterDocument(inputs, ParameterFormat::kYaml);
+  EXPECT_NE(doc.find("\"big\": 1.0e+100"), std::string::npos) << doc;
+  EXPECT_NE(doc.find("\"small\": 1.0e-07"), std::string::npos) << doc;
+  EXPECT_NE(doc.find("\"plain\": 1.5"), std::string::npos) << doc;
+  ParsedOutput parsed = ParseActionOutput(doc, OutputFormat::kYaml);
+  EXPECT_EQ(parsed.result, inputs);
+}
+
+// fuzz target parameter_documents: nested keys holding '.', '=', a quote or a newline made lines
+// that read back as other keys (or two lines with one key), and an empty object vanished. Such
+// objects are one compact JSON value.
+TEST(ParameterDocumentDotenv, ObjectsWithKeysALineCannotCarryAreOneJsonValue) {
+  json inputs = {{"a", {{"b.c", 1}, {"b", {{"c", 2}}}}},
+                 {"e", json::object()},
+                 {"k", {{"x=y\n", "v"}}},
+                 {"ok", {{"x-1", {{"y_2", true}}}}}};
+  EXPECT_EQ(FormatParameterDocument(inputs, ParameterFormat::kDotenv),
+            "a='{\"b\":{\"c\":2},\"b.c\":1}'\ne='{}'\nk='{\"x=y\\n\":\"v\"}'\nok.x-1.y_2='true'\n");
+}
+
+// fuzz target parameter_documents (crash-yaml-long-escaped-key): a 600-byte key with control
+// characters passed 1024 characters once escaped, an implicit key no loader accepts.
+TEST(ParameterDocumentYaml, LongKeyWithEscapesIsAnExplicitKeyThatLoads) {
+  std::string key(600, 'k');
+  key[5] = '\x01';
+  json inputs = {{key, 1}, {"a", 2}};
+  ParsedOutput parsed = ParseActionOutput(FormatParameterDocument(inputs, ParameterFormat::kYaml),
+                                          OutputFormat::kYaml);
+  ASSERT_FALSE(parsed.error) << *parsed.error;
+  EXPECT_EQ(parsed.result, inputs);
+}
+
 TEST(ShellHelpers, NonExportedVariablesWithEscaping) {
   json inputs = {{"api-key", "a'b"}, {"9lives", 9}};
   std::string script = ShellHelpersScript(inputs, "echo hi");
