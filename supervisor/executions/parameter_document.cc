@@ -137,7 +137,11 @@ std::string FormatParameterDocument(const nlohmann::json& inputs, ParameterForma
       return text;
     }
     case ParameterFormat::kYaml: {
+      // Every non-ASCII character as a \u or \U escape: a noncharacter (U+FFFE) did not read
+      // back through yaml-cpp, and YAML 1.1 loaders fold U+0085 and U+2028 in a double-quoted
+      // string as line breaks. An ASCII document reads back the same in every loader.
       YAML::Emitter out;
+      out.SetOutputCharset(YAML::EscapeNonAscii);
       EmitYaml(out, inputs);
       return std::string(out.c_str()) + "\n";
     }

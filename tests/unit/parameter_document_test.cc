@@ -77,6 +77,21 @@ TEST(ParameterDocumentYaml, LongKeyWithEscapesIsAnExplicitKeyThatLoads) {
   EXPECT_EQ(parsed.result, inputs);
 }
 
+// fuzz target parameter_documents (crash-yaml-noncharacter-string): the string "\ufffe" did not
+// read back from the YAML document through yaml-cpp; U+0085 and U+2028 are line breaks to YAML
+// 1.1 loaders. The document escapes every non-ASCII character.
+TEST(ParameterDocumentYaml, NoncharacterAndLineSeparatorStringsReadBackBecauseNonAsciiIsEscaped) {
+  json inputs = {{"u", "\u00e9\u4e2d\U0001F600"},  // C++ escapes: UTF-8 in the strings
+                 {"nonchar", "\uFFFE\uFFFF"},
+                 {"breaks", "a\u0085b\u2028c"},
+                 {"k\u00e9y", 1}};
+  std::string doc = FormatParameterDocument(inputs, ParameterFormat::kYaml);
+  for (unsigned char c : doc) EXPECT_LT(c, 0x80) << doc;
+  ParsedOutput parsed = ParseActionOutput(doc, OutputFormat::kYaml);
+  ASSERT_FALSE(parsed.error) << *parsed.error;
+  EXPECT_EQ(parsed.result, inputs) << doc;
+}
+
 TEST(ShellHelpers, NonExportedVariablesWithEscaping) {
   json inputs = {{"api-key", "a'b"}, {"9lives", 9}};
   std::string script = ShellHelpersScript(inputs, "echo hi");
