@@ -486,11 +486,13 @@ TEST(AllowedUnderPolicy, ThreadsCanBeCreatedDespiteClone3Enosys) {
 }
 
 TEST(AllowedUnderPolicy, UnixInetAndRouteNetlinkSocketsCanBeCreated) {
-  for (auto [family, type, protocol] :
+  for (auto [family_value, type_value, protocol_value] :
        std::vector<std::array<int, 3>>{{AF_UNIX, SOCK_STREAM, 0},
                                        {AF_INET, SOCK_DGRAM, 0},
                                        {AF_INET6, SOCK_DGRAM, 0},
                                        {AF_NETLINK, SOCK_RAW, NETLINK_ROUTE}}) {
+    // Copies: clang 14 (the sanitizer build) refuses structured bindings captured by a lambda.
+    int family = family_value, type = type_value, protocol = protocol_value;
     ProbeResult result = Probe(&Policy(), -1, [&] {
       return static_cast<long>(socket(family, type | SOCK_CLOEXEC, protocol));
     });
