@@ -14,20 +14,9 @@
 namespace {
 
 using nlohmann::json;
+using packvisor::fuzz::ChangeStrings;
 using packvisor::fuzz::CheckOneLineMessage;
-
-std::string Dump(const json& value) {
-  return value.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-// Every string under `value` with each byte changed (same length, still UTF-8).
-void ChangeStrings(json& value) {
-  if (value.is_string()) {
-    for (char& c : value.get_ref<std::string&>()) c = c == 'x' ? 'y' : 'x';
-  } else if (value.is_structured()) {
-    for (auto& child : value) ChangeStrings(child);
-  }
-}
+using packvisor::fuzz::Dump;
 
 bool SameRunRequest(const packvisor::RunRequest& a, const packvisor::RunRequest& b) {
   return a.action_ref == b.action_ref && a.parameters == b.parameters && a.secrets == b.secrets &&

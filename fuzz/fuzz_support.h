@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
@@ -63,6 +64,21 @@ void NoThrow(std::string_view api, Body&& body) {
     Fail(std::string(api) + " threw", e.what());
   } catch (...) {
     Fail(std::string(api) + " threw", "a non-std exception");
+  }
+}
+
+// Compact JSON text; bytes that are not UTF-8 replaced instead of throwing.
+inline std::string Dump(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// Every string under `value` with each byte changed (same length, still UTF-8): a text that is
+// the same before and after cannot hold any of those strings.
+inline void ChangeStrings(nlohmann::json& value) {
+  if (value.is_string()) {
+    for (char& c : value.get_ref<std::string&>()) c = c == 'x' ? 'y' : 'x';
+  } else if (value.is_structured()) {
+    for (auto& child : value) ChangeStrings(child);
   }
 }
 

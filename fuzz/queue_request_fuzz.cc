@@ -15,26 +15,15 @@
 namespace {
 
 using nlohmann::json;
+using packvisor::fuzz::ChangeStrings;
 using packvisor::fuzz::CheckOneLineMessage;
+using packvisor::fuzz::Dump;
 using packvisor::queue::QueueRequest;
 using packvisor::queue::RequestRefusal;
 
 // ParseQueueRequest's limits (protocol.cc): bodies beyond them are never parsed.
 constexpr size_t kMaxBodyBytes = 1 << 20;
 constexpr int kMaxDepth = 64;
-
-std::string Dump(const json& value) {
-  return value.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-// Every string under `value` with each byte changed (same length, still UTF-8).
-void ChangeStrings(json& value) {
-  if (value.is_string()) {
-    for (char& c : value.get_ref<std::string&>()) c = c == 'x' ? 'y' : 'x';
-  } else if (value.is_structured()) {
-    for (auto& child : value) ChangeStrings(child);
-  }
-}
 
 bool Same(const QueueRequest& a, const QueueRequest& b) {
   return a.execution_id == b.execution_id && a.action_ref == b.action_ref &&

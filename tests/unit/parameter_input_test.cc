@@ -8,19 +8,15 @@
 #include "supervisor/cli/run_command.h"
 #include "supervisor/executions/parameter_document.h"
 #include "supervisor/packs/packs.h"
+#include "tests/support/text.h"
 
 namespace packvisor {
 namespace {
 
 using nlohmann::json;
+using packvisor::testing::Repeat;
 
 constexpr int kDeep = 100000;
-
-std::string Repeat(std::string_view piece, int times) {
-  std::string text;
-  for (int i = 0; i < times; ++i) text += piece;
-  return text;
-}
 
 TEST(ParamsJson, HundredThousandDeepObjectIsRefusedWithOneLineNotACrash) {
   std::string text = Repeat("{\"a\":", kDeep) + "1" + Repeat("}", kDeep);

@@ -6,19 +6,15 @@
 
 #include <string>
 
+#include "tests/support/text.h"
+
 namespace packvisor {
 namespace {
 
 using nlohmann::json;
+using packvisor::testing::Repeat;
 
 constexpr int kDeep = 100000;
-
-std::string Repeat(std::string_view piece, int times) {
-  std::string text;
-  text.reserve(piece.size() * static_cast<size_t>(times));
-  for (int i = 0; i < times; ++i) text += piece;
-  return text;
-}
 
 void ExpectOneLine(const std::optional<std::string>& error) {
   ASSERT_TRUE(error.has_value());
