@@ -193,6 +193,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (packvisor::JsonNestsDeeperThan(raw, packvisor::kMaxParameterDepth)) return;
     json inputs = json::parse(raw, nullptr, false);
     if (inputs.is_discarded() || !inputs.is_object()) return;
+    // Documents are written for validated parameters only: ValidateParameters refuses text no
+    // document can carry (a noncharacter such as U+FFFE in the yaml one).
+    if (packvisor::ParameterTextProblem(inputs)) return;
 
     std::string document = packvisor::FormatParameterDocument(inputs, ParameterFormat::kJson);
     PV_FUZZ_CHECK(document.find('\n') == document.size() - 1, "JSON document is not one line");

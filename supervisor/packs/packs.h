@@ -143,6 +143,11 @@ Result<void> CheckYamlBudget(std::string_view text, uint64_t max_nodes = kMaxYam
 // U+10FFFF): what nlohmann-json can dump, and so what a parameter document can carry.
 bool IsValidUtf8(std::string_view text);
 
+// Why a parameter value's strings and keys cannot go into every parameter document: "not valid
+// UTF-8", or a Unicode noncharacter (U+FDD0..U+FDEF, U+xFFFE, U+xFFFF: yaml-cpp's emitter writes
+// U+FFFD in its place); nullopt when they can. ValidateParameters refuses such values.
+std::optional<std::string> ParameterTextProblem(const nlohmann::json& value);
+
 // The keys packvisor reads at the top of an action YAML file; any other key is ignored (a note, or
 // a "did you mean" warning when it is close to one of these).
 const std::vector<std::string_view>& ActionYamlKeys();

@@ -55,24 +55,19 @@ std::string FormatNumber(double d) {
   return json(d).dump();
 }
 
-// Whether every string and key in `value` is valid UTF-8. Iterative: the value may nest deeply.
-bool AllTextIsUtf8(const json& value) {
-  std::vector<const json*> pending = {&value};
-  while (!pending.empty()) {
-    const json* next = pending.back();
-    pending.pop_back();
-    if (next->is_string()) {
-      if (!IsValidUtf8(next->get_ref<const std::string&>())) return false;
-    } else if (next->is_object()) {
-      for (const auto& [key, child] : next->items()) {
-        if (!IsValidUtf8(key)) return false;
-        pending.push_back(&child);
-      }
-    } else if (next->is_array()) {
-      for (const json& child : *next) pending.push_back(&child);
+// Whether valid UTF-8 `text` holds a Unicode noncharacter (U+FDD0..U+FDEF, U+xFFFE, U+xFFFF).
+bool HoldsNoncharacter(std::string_view text) {
+  for (size_t i = 0; i < text.size();) {
+    auto lead = static_cast<unsigned char>(text[i]);
+    size_t length = lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
+    uint32_t code = length == 1 ? lead : lead & (0x7F >> length);
+    for (size_t k = 1; k < length && i + k < text.size(); ++k) {
+      code = (code << 6) | (static_cast<unsigned char>(text[i + k]) & 0x3F);
     }
+    if ((code >= 0xFDD0 && code <= 0xFDEF) || (code & 0xFFFE) == 0xFFFE) return true;
+    i += length;
   }
-  return true;
+  return false;
 }
 
 // Checks `value` against `spec`; an integer-valued float becomes an integer for an integer
@@ -339,6 +334,32 @@ bool IsValidUtf8(std::string_view text) {
   return true;
 }
 
+std::optional<std::string> ParameterTextProblem(const json& value) {
+  std::vector<const json*> pending = {&value};  // iterative: the value may nest deeply
+  auto problem = [](std::string_view text) -> std::optional<std::string> {
+    if (!IsValidUtf8(text)) return "not valid UTF-8";
+    if (HoldsNoncharacter(text)) {
+      return "holds a Unicode noncharacter (such as U+FFFE), which the yaml document cannot carry";
+    }
+    return std::nullopt;
+  };
+  while (!pending.empty()) {
+    const json* next = pending.back();
+    pending.pop_back();
+    if (next->is_string()) {
+      if (auto found = problem(next->get_ref<const std::string&>())) return found;
+    } else if (next->is_object()) {
+      for (const auto& [key, child] : next->items()) {
+        if (auto found = problem(key)) return found;
+        pending.push_back(&child);
+      }
+    } else if (next->is_array()) {
+      for (const json& child : *next) pending.push_back(&child);
+    }
+  }
+  return std::nullopt;
+}
+
 Result<json> ValidateParameters(const Action& action, const json& params) {
   // The action is not named: the caller's context (the result's action_ref) does that.
   auto fail = [&](const std::string& detail) { return Failure("", "", detail); };
@@ -364,7 +385,9 @@ Result<json> ValidateParameters(const Action& action, const json& params) {
       continue;
     }
     // A --param text is raw bytes; no parameter document (JSON, YAML) can carry invalid UTF-8.
-    if (!AllTextIsUtf8(value)) return fail("parameter " + Quote(name) + ": not valid UTF-8");
+    if (auto problem = ParameterTextProblem(value)) {
+      return fail("parameter " + Quote(name) + ": " + *problem);
+    }
     json checked = value;
     if (std::optional<std::string> bad = CheckValue(spec->second, &checked)) {
       return fail("parameter " + Quote(name) + ": " + *bad);

@@ -78,11 +78,11 @@ TEST(ParameterDocumentYaml, LongKeyWithEscapesIsAnExplicitKeyThatLoads) {
 }
 
 // fuzz target parameter_documents (crash-yaml-noncharacter-string): the string "\ufffe" did not
-// read back from the YAML document through yaml-cpp; U+0085 and U+2028 are line breaks to YAML
-// 1.1 loaders. The document escapes every non-ASCII character.
-TEST(ParameterDocumentYaml, NoncharacterAndLineSeparatorStringsReadBackBecauseNonAsciiIsEscaped) {
+// read back from the YAML document (yaml-cpp's emitter writes U+FFFD for a noncharacter):
+// ValidateParameters refuses noncharacters. U+0085 and U+2028 are line breaks to YAML 1.1
+// loaders: the document escapes every non-ASCII character.
+TEST(ParameterDocumentYaml, NoncharacterIsRefusedByValidationAndNonAsciiIsEscaped) {
   json inputs = {{"u", "\u00e9\u4e2d\U0001F600"},  // C++ escapes: UTF-8 in the strings
-                 {"nonchar", "\uFFFE\uFFFF"},
                  {"breaks", "a\u0085b\u2028c"},
                  {"k\u00e9y", 1}};
   std::string doc = FormatParameterDocument(inputs, ParameterFormat::kYaml);
@@ -90,6 +90,18 @@ TEST(ParameterDocumentYaml, NoncharacterAndLineSeparatorStringsReadBackBecauseNo
   ParsedOutput parsed = ParseActionOutput(doc, OutputFormat::kYaml);
   ASSERT_FALSE(parsed.error) << *parsed.error;
   EXPECT_EQ(parsed.result, inputs) << doc;
+
+  Action action;
+  action.parameters["s"].type = ParamType::kString;
+  action.parameters["o"].type = ParamType::kObject;
+  for (json params : {json{{"s", "x\uFFFEy"}}, json{{"s", "\uFFFF"}}, json{{"s", "\U0010FFFE"}},
+                      json{{"o", {{"\uFDD0", 1}}}}}) {
+    auto refused = ValidateParameters(action, params);
+    ASSERT_FALSE(refused.ok()) << params.dump();
+    EXPECT_NE(refused.error().message().find("noncharacter"), std::string::npos)
+        << refused.error().message();
+  }
+  EXPECT_TRUE(ValidateParameters(action, {{"s", "\uFFFD\uFDCF\uFDF0"}}).ok());
 }
 
 TEST(ShellHelpers, NonExportedVariablesWithEscaping) {
