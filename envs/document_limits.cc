@@ -167,7 +167,11 @@ int TomlUnsafeCharacterLine(std::string_view body) {
     // Strings are scanned (a '#' in one is no comment), and hold no non-ASCII byte either.
     size_t end = c == '"' || c == '\'' ? SkipTomlString(body, i) : i + 1;
     for (size_t j = i; j < end; ++j) {
-      if (static_cast<unsigned char>(body[j]) >= 0x80) return line;
+      auto byte = static_cast<unsigned char>(body[j]);
+      // TOML allows no control character but tab (and CR before LF) anywhere; toml++ asserts
+      // on some (an escape character in a [table] header).
+      bool control = (byte < 0x20 && byte != '\t' && byte != '\n' && byte != '\r') || byte == 0x7f;
+      if (byte >= 0x80 || control) return line;
       line += body[j] == '\n';
     }
     i = end - 1;

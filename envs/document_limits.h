@@ -40,8 +40,8 @@ namespace packvisor {
 // error. Rather than model those paths, packvisor's TOML files hold non-ASCII characters only in
 // comments (TOML's \uXXXX escapes write any character in a "basic string"); comments are safe,
 // toml++ only checks them for control characters. Returns the 1-based line of the first non-ASCII
-// byte outside a comment (a leading byte order mark aside), or 0: the caller refuses the text
-// before toml++ sees it.
+// byte or control character (but tab, CR and LF: TOML allows no other) outside a comment (a
+// leading byte order mark aside), or 0: the caller refuses the text before toml++ sees it.
 int TomlUnsafeCharacterLine(std::string_view body);
 
 }  // namespace packvisor

@@ -463,7 +463,8 @@ Result<RuntimeDefinition> ParseRuntimeDefinition(std::string_view toml_text,
   }
   if (int line = TomlUnsafeCharacterLine(toml_text)) {
     return ctx.AtLine(static_cast<uint32_t>(line), "syntax",
-                      "a non-ASCII character outside a comment (write it as a \\uXXXX escape in "
+                      "a control or non-ASCII character outside a comment (write the latter as a "
+                      "\\uXXXX escape in "
                       "a \"basic string\"; refused before parsing: the TOML library mishandles "
                       "some)");
   }

@@ -1144,7 +1144,8 @@ Result<Config> ParseConfigText(std::string_view text, const std::string& source)
   }
   if (int line = TomlUnsafeCharacterLine(text)) {
     return Failure(kInvalid, source + ":" + std::to_string(line),
-                   "a non-ASCII character outside a comment (write it as a \\uXXXX escape in a "
+                   "a control or non-ASCII character outside a comment (write the latter as a "
+                   "\\uXXXX escape in a "
                    "\"basic string\"; refused before parsing: the TOML library mishandles some)");
   }
   try {

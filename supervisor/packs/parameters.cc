@@ -397,6 +397,11 @@ Result<json> ValidateParameters(const Action& action, const json& params) {
   for (const auto& [name, spec] : action.parameters) {
     if (out.contains(name)) continue;
     if (spec.default_value) {
+      // A pack's default is held to what a given value is (fuzz target pack_yaml: a default that
+      // is not UTF-8 was filled in, and writing the JSON document would have thrown).
+      if (auto problem = ParameterTextProblem(*spec.default_value)) {
+        return fail("parameter " + Quote(name) + ": its default " + *problem);
+      }
       out[name] = *spec.default_value;
     } else if (spec.required && spec.secret) {
       return fail("missing required secret " + Quote(name) +

@@ -594,8 +594,9 @@ TEST_F(ConfigTest, DuplicateKeyIsASyntaxError) {
 
 // Refused before toml++ sees it, as every non-ASCII byte outside a comment (docs/fuzzing.md).
 TEST_F(ConfigTest, InvalidUtf8IsRefusedAsANonAsciiCharacter) {
-  EXPECT_THAT(ErrorOf("state_dir = \"/x\xff\"\n"),
-              StartsWith("invalid configuration " + File() + ":1: a non-ASCII character "));
+  EXPECT_THAT(
+      ErrorOf("state_dir = \"/x\xff\"\n"),
+      StartsWith("invalid configuration " + File() + ":1: a control or non-ASCII character "));
 }
 
 TEST_F(ConfigTest, ErrorMessagesStayOnOneLine) {

@@ -64,6 +64,20 @@ TEST(ParameterText, InvalidUtf8IsRefusedByValidationNotAThrowWhenTheDocumentIsWr
   EXPECT_NO_THROW(FormatParameterDocument(*good, ParameterFormat::kJson));
 }
 
+// fuzz target pack_yaml (crash-default-not-utf8, CI's first 30 s run): a pack's default that is
+// not UTF-8 was filled in, so that the same value given was refused and the JSON document of the
+// defaults would have thrown. The default is held to the same rule.
+TEST(ParameterText, PackDefaultThatIsNotUtf8IsRefusedNotFilledIn) {
+  Action action;
+  action.parameters["text"].type = ParamType::kString;
+  action.parameters["text"].default_value = json(std::string("th\x9c quick brown fox"));
+  auto filled = ValidateParameters(action, json::object());
+  ASSERT_FALSE(filled.ok());
+  EXPECT_EQ(filled.error().message(), "parameter \"text\": its default not valid UTF-8");
+  auto given = ValidateParameters(action, {{"text", "fine"}});
+  ASSERT_TRUE(given.ok()) << given.error().message();
+}
+
 // fuzz target parameters (crash-param-name-del-byte): an undeclared --param name with a DEL byte
 // came back raw in the one-line error.
 TEST(ParameterText, UnknownNameWithDelByteIsQuotedWithoutControlCharacters) {
