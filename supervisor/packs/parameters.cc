@@ -400,7 +400,7 @@ Result<json> ValidateParameters(const Action& action, const json& params) {
       // A pack's default is held to what a given value is (fuzz target pack_yaml: a default that
       // is not UTF-8 was filled in, and writing the JSON document would have thrown).
       if (auto problem = ParameterTextProblem(*spec.default_value)) {
-        return fail("parameter " + Quote(name) + ": its default " + *problem);
+        return fail("parameter " + Quote(name) + ": its default: " + *problem);
       }
       out[name] = *spec.default_value;
     } else if (spec.required && spec.secret) {

@@ -73,7 +73,7 @@ TEST(ParameterText, PackDefaultThatIsNotUtf8IsRefusedNotFilledIn) {
   action.parameters["text"].default_value = json(std::string("th\x9c quick brown fox"));
   auto filled = ValidateParameters(action, json::object());
   ASSERT_FALSE(filled.ok());
-  EXPECT_EQ(filled.error().message(), "parameter \"text\": its default not valid UTF-8");
+  EXPECT_EQ(filled.error().message(), "parameter \"text\": its default: not valid UTF-8");
   auto given = ValidateParameters(action, {{"text", "fine"}});
   ASSERT_TRUE(given.ok()) << given.error().message();
 }
