@@ -148,8 +148,11 @@ std::string Render(const Config& c) {
                                     {"heartbeat_seconds", w.heartbeat_seconds},
                                     {"name", w.name},
                                     {"broker_password_file", w.broker_password_file}});
+  // Non-ASCII characters written as \u escapes: the configuration accepts them only that way
+  // (TomlUnsafeCharacterLine), and the formatter's default writes them raw.
   std::ostringstream out;
-  out << toml::toml_formatter(root);
+  out << toml::toml_formatter(
+      root, toml::toml_formatter::default_flags & ~toml::format_flags::allow_unicode_strings);
   return out.str();
 }
 
