@@ -140,6 +140,7 @@ class Monitor {
   void ReadReports();
   void HandleMessage(const ChildMessage& message);
   void Kill(int signal);
+  bool CancelArrived();
   std::string DescribeDetail(const ChildMessage& message) const;
 
   const SandboxSpec& spec_;
@@ -227,7 +228,7 @@ void Monitor::HandleMessage(const ChildMessage& message) {
     case MessageKind::kActionReady: {
       // A stopped execution is never released: its action may already be dying of the forwarded
       // SIGTERM, which is the stop's doing, not a failed verification.
-      if (stop_requested_) {
+      if (stop_requested_ || CancelArrived()) {
         Kill(SIGKILL);
         break;
       }
@@ -294,6 +295,17 @@ void Monitor::ReadReports() {
 
 void Monitor::Kill(int signal) { os::PidfdSendSignal(pidfd_, signal); }
 
+// A cancel signalled since the last poll (the eventfd is only polled, never read): the execution
+// becomes a cancelled one.
+bool Monitor::CancelArrived() {
+  if (io_.cancel_fd < 0) return false;
+  struct pollfd cancel = {io_.cancel_fd, POLLIN, 0};
+  if (poll(&cancel, 1, 0) != 1 || (cancel.revents & POLLIN) == 0) return false;
+  stop_requested_ = true;
+  stop_outcome_ = Outcome::kCancelled;
+  return true;
+}
+
 Result<SandboxResult> Monitor::Run(Clock::time_point start) {
   if (stdin_) fcntl(stdin_.get(), F_SETFL, O_NONBLOCK);
   if (io_.stdin_data.empty()) stdin_.reset();
@@ -333,12 +345,14 @@ Result<SandboxResult> Monitor::Run(Clock::time_point start) {
     if (stdin_index >= 0 && fds[stdin_index].revents != 0) FeedStdin();
     if (stdout_index >= 0 && fds[stdout_index].revents != 0) Drain(stdout_, io_.stdout_sink);
     if (stderr_index >= 0 && fds[stderr_index].revents != 0) Drain(stderr_, io_.stderr_sink);
-    if (report_index >= 0 && fds[report_index].revents != 0) ReadReports();
+    // The cancel before the reports: an action that reports ready in the same wake-up as a
+    // cancel is not released.
     if (cancel_index >= 0 && fds[cancel_index].revents != 0) {
       stop_requested_ = true;
       stop_outcome_ = Outcome::kCancelled;
       deadline = Clock::now();
     }
+    if (report_index >= 0 && fds[report_index].revents != 0) ReadReports();
     if (pidfd_index >= 0 && fds[pidfd_index].revents != 0) {
       auto status = ReapInit(pidfd_, &usage);
       if (!status) return status.error();
