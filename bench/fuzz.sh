@@ -8,6 +8,7 @@
 #   BUILD_DIR=build-fuzz                  configured and built here when missing or stale
 #   JOBS=$(nproc)                         targets run in parallel
 #   MERGE=1                               fold the new inputs that add coverage into fuzz/corpus/
+#   RUNS=N                                stop a target after N executions (SECONDS still caps it)
 #
 # The checked-in corpus is read only: new inputs go to a scratch directory.
 set -euo pipefail
@@ -41,7 +42,9 @@ run_one() {
   mkdir -p "$work/new" "$work/artifacts"
   local status=0
   # -rss_limit_mb: a parser that balloons is a finding too. -timeout: one input, 10 s.
-  "$binary" -max_total_time="$seconds" -print_final_stats=1 -rss_limit_mb=2048 -timeout=10 \
+  local runs=()
+  [[ -n ${RUNS:-} ]] && runs=(-runs="$RUNS")
+  "$binary" -max_total_time="$seconds" "${runs[@]}" -print_final_stats=1 -rss_limit_mb=2048 -timeout=10 \
     -artifact_prefix="$work/artifacts/" "$work/new" "fuzz/corpus/$name" >"$work/log" 2>&1 ||
     status=$?
   echo "$status" >"$work/status"

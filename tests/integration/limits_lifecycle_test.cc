@@ -314,10 +314,16 @@ TEST_F(LimitsLifecycleTest, SupervisorKilledMidExecutionTakesTheSandboxAndNextSt
   const std::string marker = UniqueMarker("pv-limits-killed");
   pid_t supervisor = SpawnPackvisor(WithConfig(
       {"exec", "--timeout", "60", "--", "/bin/sh", "-c", SpreadingScript(marker), marker}));
-  // init, main, child and the detached grandchild, all in the execution's cgroup.
-  bool running = WaitUntil([&] { return cgroups_.Members().size() >= 4; }, 10000);
+  // init, main, child and the detached grandchild, all in the execution's cgroup, and the three
+  // marked shells started (a forked shell that has not exec'd yet is a member without the mark).
+  size_t sandbox_processes = 0;
+  bool running = WaitUntil(
+      [&] {
+        sandbox_processes = SandboxProcesses(marker).size();
+        return cgroups_.Members().size() >= 4 && sandbox_processes >= 3;
+      },
+      10000);
   std::vector<std::string> dirs = cgroups_.Children();
-  size_t sandbox_processes = SandboxProcesses(marker).size();
   ASSERT_EQ(kill(supervisor, SIGKILL), 0);
   int status = 0;
   waitpid(supervisor, &status, 0);
