@@ -98,13 +98,21 @@ TEST_F(ResourcesTest, E47_cpu_burners_held_to_cpu_max) {
     EXPECT_EQ(Field(result, "status"), "timed_out");
     return result["usage"]["cpu_ms"].get<int64_t>();
   };
-  // 20 % of one core for about 2 s of wall time is about 400 ms of CPU (cgroup accounting);
-  // tolerance 150..800 ms. The control at 100 % uses at least twice as much.
-  int64_t limited = burn("20");
-  int64_t control = burn("100");
-  EXPECT_GE(limited, 150);
-  EXPECT_LE(limited, 800);
-  EXPECT_GE(control, 2 * limited) << "limited " << limited << " ms, control " << control << " ms";
+  // 20 % of one core for about 2 s of wall time is about 400 ms of CPU (cgroup accounting): never
+  // more than 800 ms. The control at 100 % uses at least twice as much, and the limited burner at
+  // least 150 ms; on a host too loaded to give either its share (CI at load 10) the pair is run
+  // again, up to three times, the ceiling checked on every run.
+  std::string figures;
+  bool compared = false;
+  for (int attempt = 0; attempt < 3 && !compared; ++attempt) {
+    int64_t limited = burn("20");
+    EXPECT_LE(limited, 800) << "the 20 % burner got more than the limit allows";
+    int64_t control = burn("100");
+    figures += " limited " + std::to_string(limited) + " ms, control " + std::to_string(control) +
+               " ms;";
+    compared = limited >= 150 && control >= 2 * limited;
+  }
+  EXPECT_TRUE(compared) << "the limit was not told from no limit:" << figures;
 }
 
 // --- E48: output flooding
