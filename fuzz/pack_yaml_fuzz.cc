@@ -68,9 +68,16 @@ bool IsAlnum(const std::string& text) {
   return true;
 }
 
-void CollectScalars(const YAML::Node& node, std::vector<std::string>* out) {
+// A scalar of a secret default and the byte offset in the action text where its node starts.
+struct SecretScalar {
+  std::string text;
+  size_t at = 0;
+};
+
+void CollectScalars(const YAML::Node& node, std::vector<SecretScalar>* out) {
   if (node.IsScalar()) {
-    out->push_back(node.Scalar());
+    int at = node.Mark().pos;
+    if (at >= 0) out->push_back({node.Scalar(), static_cast<size_t>(at)});
   } else if (node.IsSequence() || node.IsMap()) {
     for (const auto& entry : node) {
       if (node.IsMap()) {
@@ -83,11 +90,11 @@ void CollectScalars(const YAML::Node& node, std::vector<std::string>* out) {
 }
 
 // The scalars of the defaults of `secret: true` parameters, in either form of `parameters:`,
-// read from YAML that ParseYaml accepts (bounded depth and size). Only alphanumeric ones of 4
-// characters or more are kept: they can be replaced in the text to tell a leak from a chance
-// match.
-std::vector<std::string> SecretDefaults(const std::string& action_text) {
-  std::vector<std::string> out;
+// read from YAML that ParseYaml accepts (bounded depth and size), with where each starts. Only
+// alphanumeric ones of 4 characters or more are kept: they can be replaced in the text to tell a
+// leak from a chance match.
+std::vector<SecretScalar> SecretDefaults(const std::string& action_text) {
+  std::vector<SecretScalar> out;
   packvisor::detail::Problems problems;
   std::optional<YAML::Node> root =
       packvisor::detail::ParseYaml("/fuzz/secret-scan.yaml", action_text, &problems);
@@ -103,10 +110,10 @@ std::vector<std::string> SecretDefaults(const std::string& action_text) {
       if (!spec.IsMap() || !spec["secret"] || !spec["secret"].IsScalar()) continue;
       std::optional<bool> secret = packvisor::detail::ParseLenientBool(spec["secret"].Scalar());
       if (!secret || !*secret || !spec["default"]) continue;
-      std::vector<std::string> scalars;
+      std::vector<SecretScalar> scalars;
       CollectScalars(spec["default"], &scalars);
-      for (std::string& scalar : scalars) {
-        if (scalar.size() >= 4 && IsAlnum(scalar)) out.push_back(std::move(scalar));
+      for (SecretScalar& scalar : scalars) {
+        if (scalar.text.size() >= 4 && IsAlnum(scalar.text)) out.push_back(std::move(scalar));
       }
     }
   } catch (const YAML::Exception&) {
@@ -138,6 +145,47 @@ PackInspection Inspect(const std::string& pack_yaml, const std::string& stem,
   return packvisor::detail::InspectPackText(kPackDir, pack_yaml, {{stem, action}}, Runtimes());
 }
 
+// The letters that replace a secret's copies: one the secret does not hold.
+char ReplacementFor(const std::string& secret) {
+  for (char c : {'Z', 'Q', 'X', 'J'}) {
+    if (secret.find(c) == std::string::npos) return c;
+  }
+  return '_';
+}
+
+void ReplaceEvery(std::string* text, const std::string& secret) {
+  for (size_t at = text->find(secret); at != std::string::npos;
+       at = text->find(secret, at + secret.size())) {
+    text->replace(at, secret.size(), std::string(secret.size(), ReplacementFor(secret)));
+  }
+}
+
+// `action` with every occurrence of the secret's letters replaced but the default's own: the first
+// one after the node's start past quotes, block-scalar indicators and white space. Nothing when
+// there is no such occurrence (an alias, an escape).
+std::optional<std::string> WithoutPublicCopies(const std::string& action,
+                                               const SecretScalar& secret) {
+  size_t own = std::string::npos;
+  for (size_t at = secret.at; at < action.size() && at < secret.at + 64; ++at) {
+    if (action.compare(at, secret.text.size(), secret.text) == 0) {
+      own = at;
+      break;
+    }
+    if (std::string_view("\"' |>-+0123456789\r\n\t").find(action[at]) == std::string_view::npos)
+      break;
+  }
+  if (own == std::string::npos) return std::nullopt;
+  std::string out = action;
+  for (size_t at = out.find(secret.text); at != std::string::npos;
+       at = out.find(secret.text, at + secret.text.size())) {
+    if (at != own) {
+      out.replace(at, secret.text.size(),
+                  std::string(secret.text.size(), ReplacementFor(secret.text)));
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -166,7 +214,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       for (const auto& bad : inspection.pack->bad_actions) CheckOneLineMessage(bad.reason);
     }
 
-    const std::vector<std::string> secrets = SecretDefaults(action);
+    const std::vector<SecretScalar> secrets = SecretDefaults(action);
     std::string said = AllText(inspection, stem);
     const packvisor::Action* loaded = inspection.pack ? inspection.pack->FindAction(stem) : nullptr;
     if (loaded) {
@@ -179,20 +227,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                       "the filled-in defaults do not validate as themselves: " + filled->dump());
       }
     }
-    for (const std::string& secret : secrets) {
-      if (said.find(secret) == std::string::npos) continue;
-      // A chance match stays when the secret is replaced by other letters of its length.
-      std::string other_action = action;
+    for (const SecretScalar& secret : secrets) {
+      if (said.find(secret.text) == std::string::npos) continue;
+      // Where else the input writes the same letters is public text (a type, a key) that a
+      // diagnostic may quote: every occurrence but the default's own is replaced by other letters
+      // of its length. The letters still said can only come from the default: a leak.
+      std::optional<std::string> other_action = WithoutPublicCopies(action, secret);
+      if (!other_action) continue;  // the default's own occurrence not found: cannot tell
       std::string other_pack = pack_yaml;
-      for (std::string* text : {&other_action, &other_pack}) {
-        for (size_t at = text->find(secret); at != std::string::npos;
-             at = text->find(secret, at + secret.size())) {
-          text->replace(at, secret.size(), std::string(secret.size(), 'Z'));
-        }
-      }
-      std::string other_said = AllText(Inspect(other_pack, stem, other_action), stem);
-      if (other_said.find(secret) != std::string::npos) continue;
-      packvisor::fuzz::CheckSecretAbsent(said, secret);
+      ReplaceEvery(&other_pack, secret.text);
+      std::string other_said = AllText(Inspect(other_pack, stem, *other_action), stem);
+      if (other_said.find(secret.text) == std::string::npos) continue;
+      packvisor::fuzz::CheckSecretAbsent(other_said, secret.text);
     }
   });
   return 0;
