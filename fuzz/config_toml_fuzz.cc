@@ -148,11 +148,15 @@ std::string Render(const Config& c) {
                                     {"heartbeat_seconds", w.heartbeat_seconds},
                                     {"name", w.name},
                                     {"broker_password_file", w.broker_password_file}});
-  // Non-ASCII characters written as \u escapes: the configuration accepts them only that way
-  // (TomlUnsafeCharacterLine), and the formatter's default writes them raw.
+  // Every string a "basic string" with escapes: the configuration accepts non-ASCII characters
+  // only as \u escapes (TomlUnsafeCharacterLine), which the formatter's default writes raw, and
+  // toml++ 3.3 writes a value holding a newline and ''' as a '''literal''' string that ends there
+  // (it does not read back).
   std::ostringstream out;
   out << toml::toml_formatter(
-      root, toml::toml_formatter::default_flags & ~toml::format_flags::allow_unicode_strings);
+      root, toml::toml_formatter::default_flags & ~(toml::format_flags::allow_unicode_strings |
+                                                    toml::format_flags::allow_literal_strings |
+                                                    toml::format_flags::allow_multi_line_strings));
   return out.str();
 }
 
