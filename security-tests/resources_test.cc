@@ -108,8 +108,8 @@ TEST_F(ResourcesTest, E47_cpu_burners_held_to_cpu_max) {
     int64_t limited = burn("20");
     EXPECT_LE(limited, 800) << "the 20 % burner got more than the limit allows";
     int64_t control = burn("100");
-    figures += " limited " + std::to_string(limited) + " ms, control " + std::to_string(control) +
-               " ms;";
+    figures +=
+        " limited " + std::to_string(limited) + " ms, control " + std::to_string(control) + " ms;";
     compared = limited >= 150 && control >= 2 * limited;
   }
   EXPECT_TRUE(compared) << "the limit was not told from no limit:" << figures;
