@@ -229,16 +229,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     for (const SecretScalar& secret : secrets) {
       if (said.find(secret.text) == std::string::npos) continue;
-      // Where else the input writes the same letters is public text (a type, a key) that a
-      // diagnostic may quote: every occurrence but the default's own is replaced by other letters
-      // of its length. The letters still said can only come from the default: a leak.
-      std::optional<std::string> other_action = WithoutPublicCopies(action, secret);
-      if (!other_action) continue;  // the default's own occurrence not found: cannot tell
+      // The messages' own words ("string", "default"): still said when every copy of the letters
+      // is replaced by others of its length.
       std::string other_pack = pack_yaml;
       ReplaceEvery(&other_pack, secret.text);
-      std::string other_said = AllText(Inspect(other_pack, stem, *other_action), stem);
-      if (other_said.find(secret.text) == std::string::npos) continue;
-      packvisor::fuzz::CheckSecretAbsent(other_said, secret.text);
+      std::string none_action = action;
+      ReplaceEvery(&none_action, secret.text);
+      if (AllText(Inspect(other_pack, stem, none_action), stem).find(secret.text) !=
+          std::string::npos) {
+        continue;
+      }
+      // Where else the input writes the same letters is public text (a type, a key) that a
+      // diagnostic may quote: every copy but the default's own is replaced. The letters still
+      // said can only come from the default: a leak.
+      std::optional<std::string> own_action = WithoutPublicCopies(action, secret);
+      if (!own_action) continue;  // the default's own occurrence not found: cannot tell
+      std::string own_said = AllText(Inspect(other_pack, stem, *own_action), stem);
+      if (own_said.find(secret.text) == std::string::npos) continue;
+      packvisor::fuzz::CheckSecretAbsent(own_said, secret.text);
     }
   });
   return 0;
