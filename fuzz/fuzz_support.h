@@ -82,4 +82,27 @@ inline void ChangeStrings(nlohmann::json& value) {
   }
 }
 
+// `text` with every copy of `secret` replaced by as many letters it does not hold, except the copy
+// that starts at `keep` (npos: every copy). Telling a leak from chance: letters still said when
+// every copy is replaced are the messages' own words; when every copy but the secret's own is
+// replaced (the others are public text: a type, a name, which an error may quote), they can only
+// come from the secret.
+inline std::string ReplaceCopies(std::string_view text, std::string_view secret,
+                                 size_t keep = std::string_view::npos) {
+  char other = '_';
+  for (char c : {'Z', 'Q', 'X', 'J'}) {
+    if (secret.find(c) == std::string_view::npos) {
+      other = c;
+      break;
+    }
+  }
+  std::string out(text);
+  if (secret.empty()) return out;
+  for (size_t at = out.find(secret); at != std::string::npos;
+       at = out.find(secret, at + secret.size())) {
+    if (at != keep) out.replace(at, secret.size(), std::string(secret.size(), other));
+  }
+  return out;
+}
+
 }  // namespace packvisor::fuzz

@@ -145,21 +145,6 @@ PackInspection Inspect(const std::string& pack_yaml, const std::string& stem,
   return packvisor::detail::InspectPackText(kPackDir, pack_yaml, {{stem, action}}, Runtimes());
 }
 
-// The letters that replace a secret's copies: one the secret does not hold.
-char ReplacementFor(const std::string& secret) {
-  for (char c : {'Z', 'Q', 'X', 'J'}) {
-    if (secret.find(c) == std::string::npos) return c;
-  }
-  return '_';
-}
-
-void ReplaceEvery(std::string* text, const std::string& secret) {
-  for (size_t at = text->find(secret); at != std::string::npos;
-       at = text->find(secret, at + secret.size())) {
-    text->replace(at, secret.size(), std::string(secret.size(), ReplacementFor(secret)));
-  }
-}
-
 // `action` with every occurrence of the secret's letters replaced but the default's own: the first
 // one after the node's start past quotes, block-scalar indicators and white space. Nothing when
 // there is no such occurrence (an alias, an escape).
@@ -175,15 +160,7 @@ std::optional<std::string> WithoutPublicCopies(const std::string& action,
       break;
   }
   if (own == std::string::npos) return std::nullopt;
-  std::string out = action;
-  for (size_t at = out.find(secret.text); at != std::string::npos;
-       at = out.find(secret.text, at + secret.text.size())) {
-    if (at != own) {
-      out.replace(at, secret.text.size(),
-                  std::string(secret.text.size(), ReplacementFor(secret.text)));
-    }
-  }
-  return out;
+  return packvisor::fuzz::ReplaceCopies(action, secret.text, own);
 }
 
 }  // namespace
@@ -231,10 +208,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (said.find(secret.text) == std::string::npos) continue;
       // The messages' own words ("string", "default"): still said when every copy of the letters
       // is replaced by others of its length.
-      std::string other_pack = pack_yaml;
-      ReplaceEvery(&other_pack, secret.text);
-      std::string none_action = action;
-      ReplaceEvery(&none_action, secret.text);
+      std::string other_pack = packvisor::fuzz::ReplaceCopies(pack_yaml, secret.text);
+      std::string none_action = packvisor::fuzz::ReplaceCopies(action, secret.text);
       if (AllText(Inspect(other_pack, stem, none_action), stem).find(secret.text) !=
           std::string::npos) {
         continue;
