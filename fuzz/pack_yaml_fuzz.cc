@@ -74,17 +74,19 @@ struct SecretScalar {
   size_t at = 0;
 };
 
-void CollectScalars(const YAML::Node& node, std::vector<SecretScalar>* out) {
+// Bounded (64 levels, 10,000 nodes): an alias inside its own anchor's node (`&a [x, *a, *a]`)
+// makes yaml-cpp's node graph a cycle that unrolls exponentially (the loader refuses such a
+// default as nested too deeply).
+void CollectScalars(const YAML::Node& node, std::vector<SecretScalar>* out, int depth,
+                    int* nodes_left) {
+  if (depth > 64 || --*nodes_left < 0) return;
   if (node.IsScalar()) {
     int at = node.Mark().pos;
     if (at >= 0) out->push_back({node.Scalar(), static_cast<size_t>(at)});
   } else if (node.IsSequence() || node.IsMap()) {
     for (const auto& entry : node) {
-      if (node.IsMap()) {
-        CollectScalars(entry.second, out);
-      } else {
-        CollectScalars(entry, out);
-      }
+      CollectScalars(node.IsMap() ? entry.second : entry, out, depth + 1, nodes_left);
+      if (*nodes_left < 0) return;
     }
   }
 }
@@ -111,7 +113,8 @@ std::vector<SecretScalar> SecretDefaults(const std::string& action_text) {
       std::optional<bool> secret = packvisor::detail::ParseLenientBool(spec["secret"].Scalar());
       if (!secret || !*secret || !spec["default"]) continue;
       std::vector<SecretScalar> scalars;
-      CollectScalars(spec["default"], &scalars);
+      int nodes_left = 10000;
+      CollectScalars(spec["default"], &scalars, 0, &nodes_left);
       for (SecretScalar& scalar : scalars) {
         if (scalar.text.size() >= 4 && IsAlnum(scalar.text)) out.push_back(std::move(scalar));
       }
