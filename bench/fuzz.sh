@@ -44,8 +44,8 @@ run_one() {
   # -rss_limit_mb: a parser that balloons is a finding too. -timeout: one input, 10 s.
   local runs=()
   [[ -n ${RUNS:-} ]] && runs=(-runs="$RUNS")
-  "$binary" -max_total_time="$seconds" "${runs[@]}" -print_final_stats=1 -rss_limit_mb=2048 -timeout=10 \
-    -artifact_prefix="$work/artifacts/" "$work/new" "fuzz/corpus/$name" >"$work/log" 2>&1 ||
+  "$binary" -max_total_time="$seconds" "${runs[@]}" -print_final_stats=1 -rss_limit_mb=2048 \
+    -timeout=10 -artifact_prefix="$work/artifacts/" "$work/new" "fuzz/corpus/$name" >"$work/log" 2>&1 ||
     status=$?
   echo "$status" >"$work/status"
   if [[ ${MERGE:-0} == 1 && $status == 0 ]]; then
