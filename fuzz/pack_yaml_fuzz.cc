@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "fuzz/fuzz_support.h"
@@ -122,21 +123,39 @@ std::vector<SecretScalar> SecretDefaults(const std::string& action_text) {
   } catch (const YAML::Exception&) {
     // A shape this scan does not follow: no secret to look for.
   }
+  // An alias repeats its anchor's scalars (a cycle, thousands of times): each is checked once.
+  std::sort(out.begin(), out.end(), [](const SecretScalar& a, const SecretScalar& b) {
+    return std::tie(a.text, a.at) < std::tie(b.text, b.at);
+  });
+  out.erase(std::unique(out.begin(), out.end(),
+                        [](const SecretScalar& a, const SecretScalar& b) {
+                          return a.text == b.text && a.at == b.at;
+                        }),
+            out.end());
   return out;
 }
 
-// Everything the loader says about the files, and what ValidateParameters says about an empty
-// request to the action when it loaded.
-std::string AllText(const PackInspection& inspection, const std::string& stem) {
+// What ValidateParameters makes of an empty request to the action, when it loaded.
+std::optional<packvisor::Result<nlohmann::json>> FillDefaults(const PackInspection& inspection,
+                                                              const std::string& stem) {
+  const packvisor::Action* action = inspection.pack ? inspection.pack->FindAction(stem) : nullptr;
+  if (!action) return std::nullopt;
+  return packvisor::ValidateParameters(*action, nlohmann::json::object());
+}
+
+// Everything the loader says about the files, and the refusal of `filled` when there is one.
+std::string AllText(const PackInspection& inspection,
+                    const std::optional<packvisor::Result<nlohmann::json>>& filled) {
   std::string text;
   for (const Diagnostic& d : inspection.diagnostics) text += d.TextWithSeverity() + "\n";
   if (!inspection.pack) return text;
   for (const auto& bad : inspection.pack->bad_actions) text += bad.reason + "\n";
-  if (const packvisor::Action* action = inspection.pack->FindAction(stem)) {
-    auto filled = packvisor::ValidateParameters(*action, nlohmann::json::object());
-    if (!filled) text += filled.error().message() + "\n";
-  }
+  if (filled && !filled->ok()) text += filled->error().message() + "\n";
   return text;
+}
+
+std::string AllText(const PackInspection& inspection, const std::string& stem) {
+  return AllText(inspection, FillDefaults(inspection, stem));
 }
 
 size_t Lines(std::string_view text) {
@@ -148,22 +167,16 @@ PackInspection Inspect(const std::string& pack_yaml, const std::string& stem,
   return packvisor::detail::InspectPackText(kPackDir, pack_yaml, {{stem, action}}, Runtimes());
 }
 
-// `action` with every occurrence of the secret's letters replaced but the default's own: the first
-// one after the node's start past quotes, block-scalar indicators and white space. Nothing when
-// there is no such occurrence (an alias, an escape).
-std::optional<std::string> WithoutPublicCopies(const std::string& action,
-                                               const SecretScalar& secret) {
-  size_t own = std::string::npos;
+// Where the default's own copy of the secret's letters is: the first one after the node's start
+// past quotes, block-scalar indicators and white space. Nothing when there is no such occurrence
+// (an alias, an escape).
+std::optional<size_t> OwnCopy(const std::string& action, const SecretScalar& secret) {
   for (size_t at = secret.at; at < action.size() && at < secret.at + 64; ++at) {
-    if (action.compare(at, secret.text.size(), secret.text) == 0) {
-      own = at;
-      break;
-    }
+    if (action.compare(at, secret.text.size(), secret.text) == 0) return at;
     if (std::string_view("\"' |>-+0123456789\r\n\t").find(action[at]) == std::string_view::npos)
       break;
   }
-  if (own == std::string::npos) return std::nullopt;
-  return packvisor::fuzz::ReplaceCopies(action, secret.text, own);
+  return std::nullopt;
 }
 
 }  // namespace
@@ -194,35 +207,41 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       for (const auto& bad : inspection.pack->bad_actions) CheckOneLineMessage(bad.reason);
     }
 
-    const std::vector<SecretScalar> secrets = SecretDefaults(action);
-    std::string said = AllText(inspection, stem);
-    const packvisor::Action* loaded = inspection.pack ? inspection.pack->FindAction(stem) : nullptr;
-    if (loaded) {
-      auto filled = packvisor::ValidateParameters(*loaded, nlohmann::json::object());
-      if (!filled) {
-        CheckOneLineMessage(filled.error().message());
-      } else {
-        auto again = packvisor::ValidateParameters(*loaded, *filled);
-        PV_FUZZ_CHECK(again.ok() && *again == *filled,
-                      "the filled-in defaults do not validate as themselves: " + filled->dump());
-      }
+    const std::optional<packvisor::Result<nlohmann::json>> filled = FillDefaults(inspection, stem);
+    if (filled && !filled->ok()) {
+      CheckOneLineMessage(filled->error().message());
+    } else if (filled) {
+      auto again = packvisor::ValidateParameters(*inspection.pack->FindAction(stem), **filled);
+      PV_FUZZ_CHECK(again.ok() && *again == **filled,
+                    "the filled-in defaults do not validate as themselves: " + (*filled)->dump());
     }
+    const std::string said = AllText(inspection, filled);
+    const std::vector<SecretScalar> secrets = SecretDefaults(action);
+    // Sorted by letters: the first check is made once per letters, the second once per own copy.
+    std::string_view letters;
+    bool said_by_chance = false;
+    size_t last_own = std::string::npos;
     for (const SecretScalar& secret : secrets) {
       if (said.find(secret.text) == std::string::npos) continue;
-      // The messages' own words ("string", "default"): still said when every copy of the letters
-      // is replaced by others of its length.
-      std::string other_pack = packvisor::fuzz::ReplaceCopies(pack_yaml, secret.text);
-      std::string none_action = packvisor::fuzz::ReplaceCopies(action, secret.text);
-      if (AllText(Inspect(other_pack, stem, none_action), stem).find(secret.text) !=
-          std::string::npos) {
-        continue;
+      const std::string other_pack = packvisor::fuzz::ReplaceCopies(pack_yaml, secret.text);
+      if (secret.text != letters) {
+        letters = secret.text;
+        last_own = std::string::npos;
+        // The messages' own words ("string", "default"): still said when every copy of the
+        // letters is replaced by others of its length.
+        std::string none_action = packvisor::fuzz::ReplaceCopies(action, secret.text);
+        said_by_chance = AllText(Inspect(other_pack, stem, none_action), stem).find(secret.text) !=
+                         std::string::npos;
       }
+      if (said_by_chance) continue;
       // Where else the input writes the same letters is public text (a type, a key) that a
       // diagnostic may quote: every copy but the default's own is replaced. The letters still
       // said can only come from the default: a leak.
-      std::optional<std::string> own_action = WithoutPublicCopies(action, secret);
-      if (!own_action) continue;  // the default's own occurrence not found: cannot tell
-      packvisor::fuzz::CheckSecretAbsent(AllText(Inspect(other_pack, stem, *own_action), stem),
+      std::optional<size_t> own = OwnCopy(action, secret);
+      if (!own || *own == last_own) continue;  // not found (an alias, an escape), or checked
+      last_own = *own;
+      std::string own_action = packvisor::fuzz::ReplaceCopies(action, secret.text, *own);
+      packvisor::fuzz::CheckSecretAbsent(AllText(Inspect(other_pack, stem, own_action), stem),
                                          secret.text);
     }
   });
