@@ -177,12 +177,16 @@ void ForEachKeyWith(UnknownKeys policy, const FileContext& ctx, const YAML::Node
                     const std::string& prefix, const std::vector<std::string_view>& known,
                     Visit visit) {
   std::set<std::string> seen;
+  // Once per line: `{,,,}` has as many empty keys as commas, and one line says it.
+  std::set<int> lines_with_non_string_keys;
   for (const auto& entry : map) {
     // Copies: yaml-cpp's iterator->first refers into a temporary (a dangling reference otherwise).
     YAML::Node key_node = entry.first;
     YAML::Node value = entry.second;
     if (!key_node.IsScalar()) {
-      ctx.Add(LineOf(key_node), prefix, "mapping keys must be strings");
+      if (lines_with_non_string_keys.insert(LineOf(key_node)).second) {
+        ctx.Add(LineOf(key_node), prefix, "mapping keys must be strings");
+      }
       continue;
     }
     const std::string& key = key_node.Scalar();

@@ -449,6 +449,26 @@ TEST(ValidatePackDir, ReportsEveryProblemOnePerLine) {
   EXPECT_TRUE(Contains(pack.error().message(), "(and 2 more problems)")) << pack.error().message();
 }
 
+TEST(ValidatePackDir, NonStringKeysAreReportedOncePerLine) {
+  PackBuilder p;
+  p.Action(
+      "name: run\nentry_point: run.sh\nparameters:\n  a: {type: string, ,,,,,,,,}\n"
+      "  b:\n    ? [x]\n    : 1\n    ? [y]\n    : 2\n");
+  std::vector<Diagnostic> problems = ValidatePackDir(p.dir(), &Runtimes());
+  std::string all = Joined(problems);
+  size_t reports = 0;
+  for (const Diagnostic& d : problems) {
+    if (Contains(d.Text(), "mapping keys must be strings")) ++reports;
+  }
+  EXPECT_EQ(reports, 3u) << all;
+  EXPECT_TRUE(Contains(all, "run.yaml:4: error: parameters.a: mapping keys must be strings"))
+      << all;
+  EXPECT_TRUE(Contains(all, "run.yaml:6: error: parameters.b: mapping keys must be strings"))
+      << all;
+  EXPECT_TRUE(Contains(all, "run.yaml:8: error: parameters.b: mapping keys must be strings"))
+      << all;
+}
+
 TEST(ValidatePackDir, MissingPiecesAreReported) {
   TempDir base;
   EXPECT_TRUE(
