@@ -4,6 +4,7 @@
 // the input saved.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace packvisor::fuzz {
 
@@ -82,13 +84,13 @@ inline void ChangeStrings(nlohmann::json& value) {
   }
 }
 
-// `text` with every copy of `secret` replaced by as many letters it does not hold, except the copy
-// that starts at `keep` (npos: every copy). Telling a leak from chance: letters still said when
-// every copy is replaced are the messages' own words; when every copy but the secret's own is
-// replaced (the others are public text: a type, a name, which an error may quote), they can only
-// come from the secret.
+// `text` with every copy of `secret` replaced by as many letters it does not hold, except the
+// copies that start at one of `keep`. Telling a leak from chance: letters still said when every
+// copy is replaced are the messages' own words; when every copy but the secret's own is replaced
+// (the others are public text: a type, a name, which an error may quote), they can only come from
+// the secret.
 inline std::string ReplaceCopies(std::string_view text, std::string_view secret,
-                                 size_t keep = std::string_view::npos) {
+                                 const std::vector<size_t>& keep) {
   char other = '_';
   for (char c : {'Z', 'Q', 'X', 'J'}) {
     if (secret.find(c) == std::string_view::npos) {
@@ -100,9 +102,19 @@ inline std::string ReplaceCopies(std::string_view text, std::string_view secret,
   if (secret.empty()) return out;
   for (size_t at = out.find(secret); at != std::string::npos;
        at = out.find(secret, at + secret.size())) {
-    if (at != keep) out.replace(at, secret.size(), std::string(secret.size(), other));
+    if (std::find(keep.begin(), keep.end(), at) == keep.end()) {
+      out.replace(at, secret.size(), std::string(secret.size(), other));
+    }
   }
   return out;
+}
+
+// The same with one copy kept (npos: none).
+inline std::string ReplaceCopies(std::string_view text, std::string_view secret,
+                                 size_t keep = std::string_view::npos) {
+  return ReplaceCopies(
+      text, secret,
+      keep == std::string_view::npos ? std::vector<size_t>{} : std::vector<size_t>{keep});
 }
 
 }  // namespace packvisor::fuzz

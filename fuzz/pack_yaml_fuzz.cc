@@ -10,8 +10,10 @@
 
 #include <algorithm>
 #include <optional>
+#include <set>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "fuzz/fuzz_support.h"
@@ -75,18 +77,19 @@ struct SecretScalar {
   size_t at = 0;
 };
 
-// Bounded (64 levels, 10,000 nodes): an alias inside its own anchor's node (`&a [x, *a, *a]`)
-// makes yaml-cpp's node graph a cycle that unrolls exponentially (the loader refuses such a
-// default as nested too deeply).
-void CollectScalars(const YAML::Node& node, std::vector<SecretScalar>* out, int depth,
-                    int* nodes_left) {
+// Each node once, by where it starts (an alias is its anchor's node: `&a [x, *a, *a]` is a cycle
+// in yaml-cpp's graph, which the loader refuses as nested too deeply), and bounded: 64 levels,
+// 10,000 nodes.
+void CollectScalars(const YAML::Node& node, std::vector<SecretScalar>* out,
+                    std::set<std::pair<int, int>>* seen, int depth, int* nodes_left) {
   if (depth > 64 || --*nodes_left < 0) return;
+  int at = node.Mark().pos;
+  if (at >= 0 && !seen->insert({at, static_cast<int>(node.Type())}).second) return;
   if (node.IsScalar()) {
-    int at = node.Mark().pos;
     if (at >= 0) out->push_back({node.Scalar(), static_cast<size_t>(at)});
   } else if (node.IsSequence() || node.IsMap()) {
     for (const auto& entry : node) {
-      CollectScalars(node.IsMap() ? entry.second : entry, out, depth + 1, nodes_left);
+      CollectScalars(node.IsMap() ? entry.second : entry, out, seen, depth + 1, nodes_left);
       if (*nodes_left < 0) return;
     }
   }
@@ -114,8 +117,9 @@ std::vector<SecretScalar> SecretDefaults(const std::string& action_text) {
       std::optional<bool> secret = packvisor::detail::ParseLenientBool(spec["secret"].Scalar());
       if (!secret || !*secret || !spec["default"]) continue;
       std::vector<SecretScalar> scalars;
+      std::set<std::pair<int, int>> seen;
       int nodes_left = 10000;
-      CollectScalars(spec["default"], &scalars, 0, &nodes_left);
+      CollectScalars(spec["default"], &scalars, &seen, 0, &nodes_left);
       for (SecretScalar& scalar : scalars) {
         if (scalar.text.size() >= 4 && IsAlnum(scalar.text)) out.push_back(std::move(scalar));
       }
@@ -123,7 +127,7 @@ std::vector<SecretScalar> SecretDefaults(const std::string& action_text) {
   } catch (const YAML::Exception&) {
     // A shape this scan does not follow: no secret to look for.
   }
-  // An alias repeats its anchor's scalars (a cycle, thousands of times): each is checked once.
+  // Sorted by letters, each (letters, start) once: two parameters may share an anchor.
   std::sort(out.begin(), out.end(), [](const SecretScalar& a, const SecretScalar& b) {
     return std::tie(a.text, a.at) < std::tie(b.text, b.at);
   });
@@ -217,32 +221,33 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     const std::string said = AllText(inspection, filled);
     const std::vector<SecretScalar> secrets = SecretDefaults(action);
-    // Sorted by letters: the first check is made once per letters, the second once per own copy.
-    std::string_view letters;
-    bool said_by_chance = false;
-    size_t last_own = std::string::npos;
-    for (const SecretScalar& secret : secrets) {
-      if (said.find(secret.text) == std::string::npos) continue;
-      const std::string other_pack = packvisor::fuzz::ReplaceCopies(pack_yaml, secret.text);
-      if (secret.text != letters) {
-        letters = secret.text;
-        last_own = std::string::npos;
-        // The messages' own words ("string", "default"): still said when every copy of the
-        // letters is replaced by others of its length.
-        std::string none_action = packvisor::fuzz::ReplaceCopies(action, secret.text);
-        said_by_chance = AllText(Inspect(other_pack, stem, none_action), stem).find(secret.text) !=
-                         std::string::npos;
+    // Per letters (the secrets are sorted by them), two loads at most.
+    for (size_t first = 0; first < secrets.size();) {
+      const std::string& letters = secrets[first].text;
+      size_t end = first;
+      std::vector<size_t> own_copies;
+      for (; end < secrets.size() && secrets[end].text == letters; ++end) {
+        // Not found: an alias, an escape. Such a copy cannot be told from the others.
+        if (std::optional<size_t> own = OwnCopy(action, secrets[end])) {
+          own_copies.push_back(*own);
+        }
       }
-      if (said_by_chance) continue;
+      first = end;
+      if (own_copies.empty() || said.find(letters) == std::string::npos) continue;
+      // The messages' own words ("string", "default"): still said when every copy of the letters
+      // is replaced by others of its length.
+      const std::string other_pack = packvisor::fuzz::ReplaceCopies(pack_yaml, letters);
+      const std::string none_action = packvisor::fuzz::ReplaceCopies(action, letters);
+      if (AllText(Inspect(other_pack, stem, none_action), stem).find(letters) !=
+          std::string::npos) {
+        continue;
+      }
       // Where else the input writes the same letters is public text (a type, a key) that a
-      // diagnostic may quote: every copy but the default's own is replaced. The letters still
-      // said can only come from the default: a leak.
-      std::optional<size_t> own = OwnCopy(action, secret);
-      if (!own || *own == last_own) continue;  // not found (an alias, an escape), or checked
-      last_own = *own;
-      std::string own_action = packvisor::fuzz::ReplaceCopies(action, secret.text, *own);
+      // diagnostic may quote: every copy but the secret defaults' own is replaced. The letters
+      // still said can only come from a secret default: a leak.
+      const std::string own_action = packvisor::fuzz::ReplaceCopies(action, letters, own_copies);
       packvisor::fuzz::CheckSecretAbsent(AllText(Inspect(other_pack, stem, own_action), stem),
-                                         secret.text);
+                                         letters);
     }
   });
   return 0;
