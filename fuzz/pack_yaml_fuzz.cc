@@ -95,6 +95,41 @@ void CollectScalars(const YAML::Node& node, std::vector<SecretScalar>* out,
   }
 }
 
+// Where the document's public scalars start: every scalar reachable from the root but through
+// the `default` of a secret parameter's spec (`secret_specs`, by start and type). An alias to a
+// public node inside a secret default (`a: &a {type: x, secret: true, default: [*a]}`) reaches
+// public text that the loader may quote as such. False when the walk could not finish (1,024
+// levels of aliases, 20,000 nodes): the positions are then incomplete.
+bool CollectPublic(const YAML::Node& node, const std::set<std::pair<int, int>>& secret_specs,
+                   std::set<int>* public_at, std::set<std::pair<int, int>>* seen, int depth,
+                   int* nodes_left) {
+  if (depth > 1024 || --*nodes_left < 0) return false;
+  int at = node.Mark().pos;
+  std::pair<int, int> id{at, static_cast<int>(node.Type())};
+  if (at >= 0 && !seen->insert(id).second) return true;
+  if (node.IsScalar()) {
+    if (at >= 0) public_at->insert(at);
+  } else if (node.IsSequence()) {
+    for (const auto& element : node) {
+      if (!CollectPublic(element, secret_specs, public_at, seen, depth + 1, nodes_left)) {
+        return false;
+      }
+    }
+  } else if (node.IsMap()) {
+    const bool secret_spec = at >= 0 && secret_specs.count(id) > 0;
+    for (const auto& entry : node) {
+      if (!CollectPublic(entry.first, secret_specs, public_at, seen, depth + 1, nodes_left)) {
+        return false;
+      }
+      if (secret_spec && entry.first.IsScalar() && entry.first.Scalar() == "default") continue;
+      if (!CollectPublic(entry.second, secret_specs, public_at, seen, depth + 1, nodes_left)) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
 // The scalars of the defaults of `secret: true` parameters, in either form of `parameters:`,
 // read from YAML that ParseYaml accepts (bounded depth and size), with where each starts. Only
 // alphanumeric ones of 4 characters or more are kept: they can be replaced in the text to tell a
@@ -111,11 +146,13 @@ std::vector<SecretScalar> SecretDefaults(const std::string& action_text) {
     if (parameters["properties"] && parameters["properties"].IsMap()) {
       parameters = parameters["properties"];
     }
+    std::set<std::pair<int, int>> secret_specs;
     for (const auto& entry : parameters) {
       YAML::Node spec = entry.second;
       if (!spec.IsMap() || !spec["secret"] || !spec["secret"].IsScalar()) continue;
       std::optional<bool> secret = packvisor::detail::ParseLenientBool(spec["secret"].Scalar());
       if (!secret || !*secret || !spec["default"]) continue;
+      secret_specs.insert({spec.Mark().pos, static_cast<int>(spec.Type())});
       std::vector<SecretScalar> scalars;
       std::set<std::pair<int, int>> seen;
       int nodes_left = 10000;
@@ -124,8 +161,17 @@ std::vector<SecretScalar> SecretDefaults(const std::string& action_text) {
         if (scalar.text.size() >= 4 && IsAlnum(scalar.text)) out.push_back(std::move(scalar));
       }
     }
+    if (out.empty()) return out;
+    std::set<int> public_at;
+    std::set<std::pair<int, int>> seen;
+    int nodes_left = 20000;
+    if (!CollectPublic(*root, secret_specs, &public_at, &seen, 0, &nodes_left)) return {};
+    std::erase_if(out, [&](const SecretScalar& scalar) {
+      return public_at.count(static_cast<int>(scalar.at)) > 0;
+    });
   } catch (const YAML::Exception&) {
     // A shape this scan does not follow: no secret to look for.
+    return {};
   }
   // Sorted by letters, each (letters, start) once: two parameters may share an anchor.
   std::sort(out.begin(), out.end(), [](const SecretScalar& a, const SecretScalar& b) {
