@@ -9,6 +9,8 @@
 #   JOBS=$(nproc)                         targets run in parallel
 #   MERGE=1                               fold the new inputs that add coverage into fuzz/corpus/
 #   RUNS=N                                stop a target after N executions (SECONDS still caps it)
+#   FORK=N                                one target's run in N processes (libFuzzer -fork=N: one
+#                                         corpus, one count); for long runs of one slow target
 #
 # The checked-in corpus is read only: new inputs go to a scratch directory.
 set -euo pipefail
@@ -44,6 +46,7 @@ run_one() {
   # -rss_limit_mb: a parser that balloons is a finding too. -timeout: one input, 10 s.
   local runs=()
   [[ -n ${RUNS:-} ]] && runs=(-runs="$RUNS")
+  [[ -n ${FORK:-} ]] && runs+=(-fork="$FORK")
   "$binary" -max_total_time="$seconds" "${runs[@]}" -print_final_stats=1 -rss_limit_mb=2048 \
     -timeout=10 -artifact_prefix="$work/artifacts/" "$work/new" "fuzz/corpus/$name" >"$work/log" 2>&1 ||
     status=$?
@@ -67,6 +70,11 @@ for name in "${targets[@]}"; do
   log=$work/log
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+  if [[ -z $execs ]]; then # -fork: the parent's last "#N: ... time: Ts" line
+    execs=$(sed -n 's/^#\([0-9]*\): .*/\1/p' "$log" | tail -1)
+    elapsed=$(sed -n 's/^#[0-9]*: .* time: \([0-9]*\)s .*/\1/p' "$log" | tail -1)
+    [[ -n $execs && ${elapsed:-0} -gt 0 ]] && rate=$((execs / elapsed))
+  fi
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
   ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
   corpus=$(grep -o 'corp: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
