@@ -62,7 +62,7 @@ void CheckNoPassword(std::string_view text, const std::string& message) {
         Message(packvisor::ParseConfigText(packvisor::fuzz::ReplaceCopies(text, secret), kSource));
     if (none.find(secret) != std::string::npos) continue;
     std::string own = Message(packvisor::ParseConfigText(
-        packvisor::fuzz::ReplaceCopies(text, secret, password.at), kSource));
+        packvisor::fuzz::ReplaceCopies(text, secret, {password.at}), kSource));
     packvisor::fuzz::CheckSecretAbsent(own, secret);
   }
 }

@@ -85,12 +85,12 @@ inline void ChangeStrings(nlohmann::json& value) {
 }
 
 // `text` with every copy of `secret` replaced by as many letters it does not hold, except the
-// copies that start at one of `keep`. Telling a leak from chance: letters still said when every
-// copy is replaced are the messages' own words; when every copy but the secret's own is replaced
-// (the others are public text: a type, a name, which an error may quote), they can only come from
-// the secret.
+// copies that start at one of `keep` (none: every copy). Telling a leak from chance: letters still
+// said when every copy is replaced are the messages' own words; when every copy but the secret's
+// own is replaced (the others are public text: a type, a name, which an error may quote), they can
+// only come from the secret.
 inline std::string ReplaceCopies(std::string_view text, std::string_view secret,
-                                 const std::vector<size_t>& keep) {
+                                 const std::vector<size_t>& keep = {}) {
   char other = '_';
   for (char c : {'Z', 'Q', 'X', 'J'}) {
     if (secret.find(c) == std::string_view::npos) {
@@ -107,14 +107,6 @@ inline std::string ReplaceCopies(std::string_view text, std::string_view secret,
     }
   }
   return out;
-}
-
-// The same with one copy kept (npos: none).
-inline std::string ReplaceCopies(std::string_view text, std::string_view secret,
-                                 size_t keep = std::string_view::npos) {
-  return ReplaceCopies(
-      text, secret,
-      keep == std::string_view::npos ? std::vector<size_t>{} : std::vector<size_t>{keep});
 }
 
 }  // namespace packvisor::fuzz
